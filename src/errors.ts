@@ -1,0 +1,105 @@
+/**
+ * Every error the gateway makes, defined once with its code and HTTP status
+ * (after fastify's lib/errors.js). Responses use the shape
+ * `{statusCode, error, code, message}`; docs/errors.md lists every code and a
+ * test keeps the two in step.
+ */
+import { STATUS_CODES } from 'node:http'
+
+export interface ErrorDefinition {
+  readonly status: number
+  /** Default message; a throw site may give a more precise one. */
+  readonly message: string
+}
+
+export const ERRORS = {
+  IPDR_GW_MISSING_CREDENTIALS: { status: 401, message: 'Credentials are required' },
+  IPDR_GW_MALFORMED_CREDENTIALS: { status: 401, message: 'Malformed credentials' },
+  IPDR_GW_BODY_CREDENTIALS_DISABLED: {
+    status: 401,
+    message: 'Credentials in the request body are not accepted; use the Authorization header',
+  },
+  IPDR_GW_NO_CONSUMER: { status: 403, message: 'No consumer of the policy matches these credentials' },
+  IPDR_GW_ADDRESS_FORBIDDEN: { status: 403, message: 'Requests from this address are not allowed' },
+  IPDR_GW_OPERATION_FORBIDDEN: { status: 403, message: 'This operation is not allowed by the policy' },
+  IPDR_GW_RATE_LIMITED: { status: 429, message: 'Rate limit exceeded' },
+  IPDR_GW_AUTH_RATE_LIMITED: { status: 429, message: 'Too many failed authentications from this address' },
+  IPDR_GW_VALIDATION: { status: 400, message: 'Invalid request body' },
+  IPDR_GW_INVALID_JSON: { status: 400, message: 'Malformed JSON body' },
+  IPDR_GW_INVALID_USER_ID: { status: 400, message: 'Invalid UserID in path' },
+  IPDR_GW_USER_ID_MISMATCH: { status: 400, message: 'The body UserID differs from the path' },
+  IPDR_GW_INVALID_QUERY: { status: 400, message: 'Invalid query parameter' },
+  IPDR_GW_INVALID_HEADER: { status: 400, message: 'Invalid header' },
+  IPDR_GW_BODY_TOO_LARGE: { status: 413, message: 'Request body too large' },
+  IPDR_GW_UNSUPPORTED_MEDIA_TYPE: { status: 415, message: 'Request body must be application/json' },
+  IPDR_GW_NOT_FOUND: { status: 404, message: 'Not found' },
+  IPDR_GW_RECORD_NOT_FOUND: { status: 404, message: 'No record with this UserID' },
+  IPDR_GW_METRICS_UNAUTHORIZED: { status: 401, message: 'A scrape token is required' },
+  // Upstream envelopes, normalized (shared/SPEC.md 3.3); the upstream message is kept.
+  IPDR_GW_UPSTREAM_INVALID_TOKEN: { status: 401, message: 'Invalid API token' },
+  IPDR_GW_UPSTREAM_CONTEXT_FORBIDDEN: {
+    status: 403,
+    message: 'The user is not allowed to access the context',
+  },
+  IPDR_GW_UPSTREAM_INVALID_CONTEXT: { status: 400, message: 'Invalid context name' },
+  IPDR_GW_UPSTREAM_NOT_FOUND: { status: 404, message: 'Not found upstream' },
+  IPDR_GW_UPSTREAM_CONFLICT: { status: 409, message: 'Conflict upstream' },
+  IPDR_GW_UPSTREAM_REJECTED: { status: 422, message: 'The upstream rejected the request' },
+  // Upstream failures.
+  IPDR_GW_UPSTREAM_UNAVAILABLE: { status: 502, message: 'The upstream is unavailable' },
+  IPDR_GW_UPSTREAM_BAD_RESPONSE: { status: 502, message: 'The upstream sent an invalid response' },
+  IPDR_GW_UPSTREAM_TIMEOUT: { status: 504, message: 'The upstream did not answer in time' },
+  IPDR_GW_CIRCUIT_OPEN: { status: 503, message: 'The upstream is failing; requests are paused' },
+  IPDR_GW_SHUTTING_DOWN: { status: 503, message: 'The gateway is shutting down' },
+  IPDR_GW_INTERNAL: { status: 500, message: 'Internal error' },
+} as const satisfies Record<string, ErrorDefinition>
+
+export type ErrorCode = keyof typeof ERRORS
+
+export interface ErrorBody {
+  statusCode: number
+  error: string
+  code: ErrorCode
+  message: string
+}
+
+/** An error the gateway answers with; `cause` is logged, never sent. */
+export class GatewayError extends Error {
+  readonly code: ErrorCode
+  readonly statusCode: number
+  /** Extra response headers (`Retry-After`, `WWW-Authenticate`, …). */
+  readonly headers: Readonly<Record<string, string>>
+
+  constructor(
+    code: ErrorCode,
+    message?: string,
+    options: { cause?: unknown; headers?: Record<string, string> } = {},
+  ) {
+    super(message ?? ERRORS[code].message, { cause: options.cause })
+    this.name = 'GatewayError'
+    this.code = code
+    this.statusCode = ERRORS[code].status
+    this.headers = options.headers ?? {}
+  }
+
+  toBody(): ErrorBody {
+    return errorBody(this.code, this.message)
+  }
+}
+
+export function errorBody(code: ErrorCode, message?: string): ErrorBody {
+  const status = ERRORS[code].status
+  return {
+    statusCode: status,
+    error: STATUS_CODES[status] ?? 'Error',
+    code,
+    message: message ?? ERRORS[code].message,
+  }
+}
+
+export function isGatewayError(err: unknown): err is GatewayError {
+  return err instanceof GatewayError
+}
+
+/** The challenge sent with every 401 (shared/SPEC.md 3.1). */
+export const WWW_AUTHENTICATE = 'Bearer realm="ipdr-gateway"'
