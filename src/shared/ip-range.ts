@@ -31,7 +31,8 @@ export function parseIpRange(text: string): IpRange | null {
   if (trimmed !== text) return null
   const slash = text.indexOf('/')
   const addrText = slash === -1 ? text : text.slice(0, slash)
-  if (!ipaddr.isValid(addrText)) return null
+  // Zone ids (`fe80::1%eth0`) name an interface, not an address.
+  if (addrText.includes('%') || !ipaddr.isValid(addrText)) return null
   let addr: ipaddr.IPv4 | ipaddr.IPv6
   try {
     addr = ipaddr.parse(addrText)
@@ -39,7 +40,8 @@ export function parseIpRange(text: string): IpRange | null {
     return null
   }
   // ipaddr.js accepts some legacy IPv4 forms (`1`, `0x1.2.3.4`, `010.1.1.1`); insist on dotted quads.
-  if (addr.kind() === 'ipv4' && !/^\d{1,3}(\.\d{1,3}){3}$/.test(addrText)) return null
+  // A leading zero would be read as octal (`010.0.0.1` is 8.0.0.1): refuse it.
+  if (addr.kind() === 'ipv4' && !/^(?:0|[1-9]\d{0,2})(?:\.(?:0|[1-9]\d{0,2})){3}$/.test(addrText)) return null
   if (addr.kind() === 'ipv6' && (addr as ipaddr.IPv6).isIPv4MappedAddress()) {
     addr = (addr as ipaddr.IPv6).toIPv4Address()
   }

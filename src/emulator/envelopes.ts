@@ -1,0 +1,99 @@
+/**
+ * Every error envelope the emulator answers with, defined once (after
+ * fastify's lib/errors.js). The documented ones copy Trisul's wording to the
+ * letter (shared/SPEC.md sections 2 and 7); the undocumented ones follow the
+ * same `Thing : value` style and are listed in docs/emulator.md.
+ */
+
+export type EmulatorResource = 'customers' | 'mappings'
+
+/** Trisul writes `ERROR` only for a bad token; every other envelope says `Error`. */
+export type EnvelopeStatus = 'ERROR' | 'Error'
+
+export interface Envelope {
+  status: EnvelopeStatus
+  message: string
+}
+
+/** Values echoed in messages are cut here so a huge input never comes back whole. */
+const ECHO_MAX = 64
+
+/** Makes a client-supplied value safe to echo: bounded and free of control characters. */
+export function echo(value: unknown): string {
+  let text: string
+  if (typeof value === 'string') text = value
+  else if (value === undefined) text = ''
+  else text = String(JSON.stringify(value))
+  // biome-ignore lint/suspicious/noControlCharactersInRegex: stripping control characters is the point
+  text = text.replace(/[\u0000-\u001f\u007f]/g, '?')
+  return text.length > ECHO_MAX ? `${text.slice(0, ECHO_MAX)}...` : text
+}
+
+/**
+ * An answer that is not a record: thrown by the pure cores, turned into an
+ * envelope by the Fastify error handler. `contextForbidden` marks the one
+ * mapping-API envelope Trisul sends with HTTP 200 instead of 422.
+ */
+export class EnvelopeError extends Error {
+  readonly status: EnvelopeStatus
+  readonly contextForbidden: boolean
+
+  constructor(message: string, status: EnvelopeStatus = 'Error', contextForbidden = false) {
+    super(message)
+    this.name = 'EnvelopeError'
+    this.status = status
+    this.contextForbidden = contextForbidden
+  }
+
+  toEnvelope(): Envelope {
+    return { status: this.status, message: this.message }
+  }
+}
+
+/**
+ * The HTTP status of an envelope: always 200 on the customers API; on the
+ * mapping API 422, except "not allowed to access the context" (200), as
+ * Trisul documents it.
+ */
+export function envelopeHttpStatus(resource: EmulatorResource, err: EnvelopeError): number {
+  if (resource === 'customers' || err.contextForbidden) return 200
+  return 422
+}
+
+/** The envelope constructors; one per situation, documented in docs/emulator.md. */
+export const ENVELOPES = {
+  // Documented by Trisul.
+  invalidToken: () => new EnvelopeError('Invalid API token', 'ERROR'),
+  invalidContext: (name: unknown) => new EnvelopeError(`Invalid Context name - ${echo(name)}`),
+  contextForbidden: (user: string, context: string) =>
+    new EnvelopeError(
+      `The user (${echo(user)}) is not allowed to access the context ${echo(context)}`,
+      'Error',
+      true,
+    ),
+  customerNotFound: () => new EnvelopeError('IPDR Customer not found'),
+  duplicateMapping: (userId: string) => new EnvelopeError(`Duplicate Mapping for UserID : ${echo(userId)}`),
+  // Fixed by shared/SPEC.md section 7.
+  duplicateUserId: (userId: string) => new EnvelopeError(`Duplicate UserID : ${echo(userId)}`),
+  missingField: (field: string) => new EnvelopeError(`Missing field : ${field}`),
+  invalidJson: () => new EnvelopeError('Invalid JSON'),
+  // Chosen by the emulator (docs/emulator.md, "Undocumented envelopes").
+  unknownField: (field: string) => new EnvelopeError(`Unknown field : ${echo(field)}`),
+  notAString: (field: string) => new EnvelopeError(`Invalid field : ${field} must be a string`),
+  tooLong: (field: string, max: number) =>
+    new EnvelopeError(`Invalid field : ${field} is longer than ${max} characters`),
+  invalidUserId: (value: unknown) => new EnvelopeError(`Invalid UserID : ${echo(value)}`),
+  invalidSubnet: (value: unknown) => new EnvelopeError(`Invalid ipsubnet : ${echo(value)}`),
+  invalidTime: (field: string, value: unknown) =>
+    new EnvelopeError(`Invalid ${field} : ${echo(value)} (expected Unix seconds)`),
+  endBeforeStart: () => new EnvelopeError('Invalid endtime : endtime must be greater than starttime'),
+  userIdMismatch: (pathUserId: string) =>
+    new EnvelopeError(`Invalid UserID : the body UserID differs from the path UserID ${echo(pathUserId)}`),
+  nothingToUpdate: () => new EnvelopeError('Nothing to update'),
+  mappingNotFound: (subnet: string) => new EnvelopeError(`Mapping not found for ipsubnet : ${echo(subnet)}`),
+  bodyTooLarge: (limit: number) => new EnvelopeError(`Request body too large (limit ${limit} bytes)`),
+  invalidContentType: () => new EnvelopeError('Invalid Content-Type'),
+  badRequest: () => new EnvelopeError('Bad request'),
+  routeNotFound: () => new EnvelopeError('Route not found'),
+  internal: () => new EnvelopeError('Internal server error'),
+} as const
