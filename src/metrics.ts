@@ -1,0 +1,366 @@
+/**
+ * The gateway's Prometheus metrics (shared/SPEC.md section 5), after prom-client's
+ * own advice: one `Registry` per app (never the global one, so a second
+ * `buildApp()` in one test process works), `snake_case` names with unit
+ * suffixes, counters ending in `_total`, point-in-time values computed in
+ * `collect()` at scrape time. No Fastify import: the label helpers and
+ * `recordHttp` are pure and the route plugin lives in `http/metrics-route.ts`.
+ */
+import { Counter, collectDefaultMetrics, Gauge, Histogram, Registry } from 'prom-client'
+import type { ResourceName } from './resources.js'
+
+export type UpstreamOutcome =
+  | 'ok'
+  | 'envelope_error'
+  | 'http_error'
+  | 'timeout'
+  | 'connect_error'
+  | 'invalid_response'
+export type CacheResult = 'hit' | 'miss' | 'stale' | 'coalesced'
+
+export const UPSTREAM_OUTCOMES: readonly UpstreamOutcome[] = [
+  'ok',
+  'envelope_error',
+  'http_error',
+  'timeout',
+  'connect_error',
+  'invalid_response',
+]
+export const CACHE_RESULTS: readonly CacheResult[] = ['hit', 'miss', 'stale', 'coalesced']
+export const METRIC_RESOURCES: readonly ResourceName[] = ['customers', 'mappings']
+/** The methods the gateway sends upstream (SPEC section 2). */
+export const UPSTREAM_METHODS = ['GET', 'POST', 'PUT', 'PATCH', 'DELETE'] as const
+export const POLICY_RELOAD_RESULTS = ['ok', 'invalid'] as const
+
+/**
+ * Latency buckets in seconds, about 1 ms (a cache hit) to 10 s (the default
+ * upstream timeout). Shared by the gateway and upstream histograms so their
+ * quantiles can be compared side by side on the dashboard.
+ */
+export const DURATION_BUCKETS: readonly number[] = [
+  0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10,
+]
+
+/** Label value for requests that matched no route (404s, unknown methods). */
+export const UNMATCHED_ROUTE = 'unmatched'
+/** Label value for a method outside {@link HTTP_METHODS}. */
+export const OTHER_METHOD = 'OTHER'
+/** Label value when no consumer was resolved (or the name is not a policy name). */
+export const UNKNOWN_CONSUMER = 'unknown'
+
+/** Methods kept as their own label value; anything else is `OTHER`. */
+export const HTTP_METHODS: ReadonlySet<string> = new Set([
+  'GET',
+  'HEAD',
+  'POST',
+  'PUT',
+  'PATCH',
+  'DELETE',
+  'OPTIONS',
+])
+
+export interface CacheFigures {
+  entries: number
+  bytes: number
+}
+
+export interface MetricsSources {
+  /** Called at scrape time (collect()): per-resource cache entries and bytes. */
+  cache?: () => Partial<Record<'customers' | 'mappings', CacheFigures>>
+  /** Called at scrape time: 1 when the upstream is reachable, else 0. */
+  upstreamUp?: () => 0 | 1
+}
+
+export interface GatewayMetrics {
+  readonly registry: Registry
+  /** `ipdr_gateway_http_requests_total` */
+  readonly httpRequests: Counter<'method' | 'route' | 'status_code' | 'consumer'>
+  /** `ipdr_gateway_http_request_duration_seconds` */
+  readonly httpDuration: Histogram<'method' | 'route' | 'status_code'>
+  /** `ipdr_gateway_upstream_requests_total` */
+  readonly upstreamRequests: Counter<'method' | 'resource' | 'outcome'>
+  /** `ipdr_gateway_upstream_request_duration_seconds` */
+  readonly upstreamDuration: Histogram<'method' | 'resource'>
+  /** `ipdr_gateway_cache_lookups_total` */
+  readonly cacheLookups: Counter<'resource' | 'result'>
+  /** `ipdr_gateway_cache_invalidations_total` */
+  readonly cacheInvalidations: Counter<'resource'>
+  /** `ipdr_gateway_rate_limited_total` */
+  readonly rateLimited: Counter<'consumer'>
+  /** `ipdr_gateway_policy_denials_total` */
+  readonly policyDenials: Counter<'consumer' | 'operation'>
+  /** `ipdr_gateway_policy_reloads_total` */
+  readonly policyReloads: Counter<'result'>
+  // Gauges ipdr_gateway_cache_entries{resource}, ipdr_gateway_cache_bytes{resource} and
+  // ipdr_gateway_upstream_up are computed in collect() from MetricsSources.
+  /** Replace the sources (the app sets them once its cache and upstream client exist). */
+  setSources(sources: MetricsSources): void
+}
+
+export interface CreateMetricsOptions {
+  /** Register prom-client's default process and Node.js metrics on the registry. Default `true`. */
+  defaultMetrics?: boolean
+  /** Scrape-time sources of the gauges; replaceable later with `setSources`. Default none (gauges read 0). */
+  sources?: MetricsSources
+}
+
+/** Every `ipdr_gateway_*` family with its type and label names, as SPEC section 5 lists them. */
+export const METRIC_FAMILIES = {
+  ipdr_gateway_http_requests_total: {
+    type: 'counter',
+    labels: ['method', 'route', 'status_code', 'consumer'],
+  },
+  ipdr_gateway_http_request_duration_seconds: {
+    type: 'histogram',
+    labels: ['method', 'route', 'status_code'],
+  },
+  ipdr_gateway_upstream_requests_total: { type: 'counter', labels: ['method', 'resource', 'outcome'] },
+  ipdr_gateway_upstream_request_duration_seconds: { type: 'histogram', labels: ['method', 'resource'] },
+  ipdr_gateway_cache_lookups_total: { type: 'counter', labels: ['resource', 'result'] },
+  ipdr_gateway_cache_entries: { type: 'gauge', labels: ['resource'] },
+  ipdr_gateway_cache_bytes: { type: 'gauge', labels: ['resource'] },
+  ipdr_gateway_cache_invalidations_total: { type: 'counter', labels: ['resource'] },
+  ipdr_gateway_rate_limited_total: { type: 'counter', labels: ['consumer'] },
+  ipdr_gateway_policy_denials_total: { type: 'counter', labels: ['consumer', 'operation'] },
+  ipdr_gateway_policy_reloads_total: { type: 'counter', labels: ['result'] },
+  ipdr_gateway_upstream_up: { type: 'gauge', labels: [] },
+} as const satisfies Record<string, { type: 'counter' | 'gauge' | 'histogram'; labels: readonly string[] }>
+
+/**
+ * Builds the metrics of one gateway instance on a fresh registry.
+ *
+ * Bounded, known label combinations are pre-initialised to 0 (upstream
+ * method × resource × outcome, cache resource × result, invalidations per
+ * resource, reload results) so that `rate()`/`increase()` see the first event
+ * and dashboards show zeros instead of "no data". Histograms are not
+ * pre-initialised: each series costs a line per bucket and a quantile of
+ * nothing is not a useful zero.
+ */
+export function createMetrics(options: CreateMetricsOptions = {}): GatewayMetrics {
+  const registry = new Registry()
+  let sources: MetricsSources = options.sources ?? {}
+  const registers = [registry]
+
+  const httpRequests = new Counter({
+    name: 'ipdr_gateway_http_requests_total',
+    help: 'Requests answered by the gateway, by method, route pattern, status code and policy consumer.',
+    labelNames: ['method', 'route', 'status_code', 'consumer'] as const,
+    registers,
+  })
+  const httpDuration = new Histogram({
+    name: 'ipdr_gateway_http_request_duration_seconds',
+    help: 'Time from receiving a request to sending its response, in seconds.',
+    labelNames: ['method', 'route', 'status_code'] as const,
+    buckets: [...DURATION_BUCKETS],
+    registers,
+  })
+  const upstreamRequests = new Counter({
+    name: 'ipdr_gateway_upstream_requests_total',
+    help: 'Requests sent to the Trisul upstream, by method, resource and outcome.',
+    labelNames: ['method', 'resource', 'outcome'] as const,
+    registers,
+  })
+  const upstreamDuration = new Histogram({
+    name: 'ipdr_gateway_upstream_request_duration_seconds',
+    help: 'Duration of requests to the Trisul upstream, in seconds.',
+    labelNames: ['method', 'resource'] as const,
+    buckets: [...DURATION_BUCKETS],
+    registers,
+  })
+  const cacheLookups = new Counter({
+    name: 'ipdr_gateway_cache_lookups_total',
+    help: 'Listing cache lookups, by resource and result (hit, miss, stale, coalesced).',
+    labelNames: ['resource', 'result'] as const,
+    registers,
+  })
+  const cacheInvalidations = new Counter({
+    name: 'ipdr_gateway_cache_invalidations_total',
+    help: 'Cached listings dropped because a write went through the gateway, by resource.',
+    labelNames: ['resource'] as const,
+    registers,
+  })
+  const rateLimited = new Counter({
+    name: 'ipdr_gateway_rate_limited_total',
+    help: 'Requests refused with 429 by the rate limiter, by policy consumer.',
+    labelNames: ['consumer'] as const,
+    registers,
+  })
+  const policyDenials = new Counter({
+    name: 'ipdr_gateway_policy_denials_total',
+    help: 'Requests refused by the policy, by consumer and operation.',
+    labelNames: ['consumer', 'operation'] as const,
+    registers,
+  })
+  const policyReloads = new Counter({
+    name: 'ipdr_gateway_policy_reloads_total',
+    help: 'Policy reloads, by result (ok: swapped in; invalid: rejected, the old policy kept).',
+    labelNames: ['result'] as const,
+    registers,
+  })
+
+  new Gauge({
+    name: 'ipdr_gateway_cache_entries',
+    help: 'Listings currently held in the cache, by resource.',
+    labelNames: ['resource'] as const,
+    registers,
+    collect() {
+      const figures = readCache(sources)
+      for (const resource of METRIC_RESOURCES) this.set({ resource }, figures[resource].entries)
+    },
+  })
+  new Gauge({
+    name: 'ipdr_gateway_cache_bytes',
+    help: 'Bytes of the listings currently held in the cache, by resource.',
+    labelNames: ['resource'] as const,
+    registers,
+    collect() {
+      const figures = readCache(sources)
+      for (const resource of METRIC_RESOURCES) this.set({ resource }, figures[resource].bytes)
+    },
+  })
+  new Gauge({
+    name: 'ipdr_gateway_upstream_up',
+    help: '1 when the Trisul upstream is reachable (last probe or response), else 0.',
+    registers,
+    collect() {
+      this.set(readUpstreamUp(sources))
+    },
+  })
+
+  for (const resource of METRIC_RESOURCES) {
+    cacheInvalidations.inc({ resource }, 0)
+    for (const result of CACHE_RESULTS) cacheLookups.inc({ resource, result }, 0)
+    for (const method of UPSTREAM_METHODS) {
+      for (const outcome of UPSTREAM_OUTCOMES) upstreamRequests.inc({ method, resource, outcome }, 0)
+    }
+  }
+  for (const result of POLICY_RELOAD_RESULTS) policyReloads.inc({ result }, 0)
+
+  if (options.defaultMetrics !== false) collectDefaultMetrics({ register: registry })
+
+  return {
+    registry,
+    httpRequests,
+    httpDuration,
+    upstreamRequests,
+    upstreamDuration,
+    cacheLookups,
+    cacheInvalidations,
+    rateLimited,
+    policyDenials,
+    policyReloads,
+    setSources(next: MetricsSources) {
+      sources = next ?? {}
+    },
+  }
+}
+
+/** A gauge value we can publish: finite and not negative, else 0. */
+function figure(value: unknown): number {
+  return typeof value === 'number' && Number.isFinite(value) && value >= 0 ? value : 0
+}
+
+/**
+ * Reads the cache source. A source that throws or returns garbage must not
+ * break the whole scrape (Prometheus would lose every other metric with it),
+ * so such a resource reads 0.
+ */
+function readCache(sources: MetricsSources): Record<ResourceName, CacheFigures> {
+  let raw: Partial<Record<string, CacheFigures>> | undefined
+  try {
+    raw = sources.cache?.()
+  } catch {
+    raw = undefined
+  }
+  const out = {} as Record<ResourceName, CacheFigures>
+  for (const resource of METRIC_RESOURCES) {
+    const entry: unknown = raw && typeof raw === 'object' ? raw[resource] : undefined
+    const fig = entry && typeof entry === 'object' ? (entry as Partial<CacheFigures>) : {}
+    out[resource] = { entries: figure(fig.entries), bytes: figure(fig.bytes) }
+  }
+  return out
+}
+
+/** Unknown (no source yet, or a failing one) reads 0: "not known to be reachable", like /readyz. */
+function readUpstreamUp(sources: MetricsSources): 0 | 1 {
+  try {
+    return sources.upstreamUp?.() === 1 ? 1 : 0
+  } catch {
+    return 0
+  }
+}
+
+// --- Bounded labels -------------------------------------------------------------------------
+
+/** Known methods upper-cased; anything else (WebDAV verbs, garbage) is `OTHER`. */
+export function methodLabel(method: unknown): string {
+  if (typeof method !== 'string' || method.length > 16) return OTHER_METHOD
+  const upper = method.toUpperCase()
+  return HTTP_METHODS.has(upper) ? upper : OTHER_METHOD
+}
+
+/** A route pattern is short printable ASCII starting with `/`; anything else is not a pattern. */
+const ROUTE_PATTERN = /^\/[\x21-\x7e]{0,199}$/
+
+/**
+ * The route *pattern* (Fastify's `request.routeOptions.url`, e.g.
+ * `/api/ipdrcustomers/:UserID`), or `unmatched` when there is none: the 404
+ * handler has no pattern. Callers must pass the pattern, never `request.url`:
+ * this check cannot tell a raw path from a pattern, it only rejects what can
+ * be neither (empty, not starting with `/`, control or non-ASCII characters,
+ * over 200 characters).
+ */
+export function routeLabel(route: unknown): string {
+  return typeof route === 'string' && ROUTE_PATTERN.test(route) ? route : UNMATCHED_ROUTE
+}
+
+/** An HTTP status code 100-599 as a string; anything else `0`. */
+export function statusLabel(statusCode: unknown): string {
+  return typeof statusCode === 'number' &&
+    Number.isInteger(statusCode) &&
+    statusCode >= 100 &&
+    statusCode <= 599
+    ? String(statusCode)
+    : '0'
+}
+
+/** A policy consumer name is a file stem: letters, digits, `.`, `_`, `-`, at most 64 characters. */
+const CONSUMER_NAME = /^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$/
+
+/**
+ * The consumer label: the name of a policy consumer (or `default`), else
+ * `unknown`. Callers pass the *resolved consumer's name*, never a username or a
+ * token; this check only keeps a caller's mistake from writing arbitrary text.
+ */
+export function consumerLabel(consumer: unknown): string {
+  return typeof consumer === 'string' && CONSUMER_NAME.test(consumer) ? consumer : UNKNOWN_CONSUMER
+}
+
+export interface HttpObservation {
+  /** The request method as received. */
+  method: string
+  /** The route pattern (`request.routeOptions.url`); undefined/null for unmatched requests. */
+  route: string | undefined | null
+  statusCode: number
+  /** The resolved policy consumer's name; undefined/null before or without resolution. */
+  consumer: string | undefined | null
+  /** Response time in seconds (e.g. `reply.elapsedTime / 1000`). */
+  seconds: number
+}
+
+/**
+ * Records one answered request. Meant for an `onResponse` hook; every label is
+ * passed through the bounding helpers above, so whatever a client sends the
+ * number of series stays bounded. A non-finite or negative duration counts the
+ * request but is not observed.
+ */
+export function recordHttp(metrics: GatewayMetrics, observation: HttpObservation): void {
+  const method = methodLabel(observation.method)
+  const route = routeLabel(observation.route)
+  const status_code = statusLabel(observation.statusCode)
+  metrics.httpRequests.inc({ method, route, status_code, consumer: consumerLabel(observation.consumer) })
+  const seconds = observation.seconds
+  if (typeof seconds === 'number' && Number.isFinite(seconds) && seconds >= 0) {
+    metrics.httpDuration.observe({ method, route, status_code }, seconds)
+  }
+}
