@@ -69,17 +69,27 @@ export class GatewayError extends Error {
   readonly statusCode: number
   /** Extra response headers (`Retry-After`, `WWW-Authenticate`, …). */
   readonly headers: Readonly<Record<string, string>>
+  /**
+   * The upstream envelope as received, for `upstream.normalizeErrors: false`
+   * (legacy clients get it untouched instead of this error).
+   */
+  readonly passthrough: { readonly statusCode: number; readonly body: Buffer } | null
 
   constructor(
     code: ErrorCode,
     message?: string,
-    options: { cause?: unknown; headers?: Record<string, string> } = {},
+    options: {
+      cause?: unknown
+      headers?: Record<string, string>
+      passthrough?: { statusCode: number; body: Buffer }
+    } = {},
   ) {
     super(message ?? ERRORS[code].message, { cause: options.cause })
     this.name = 'GatewayError'
     this.code = code
     this.statusCode = ERRORS[code].status
     this.headers = options.headers ?? {}
+    this.passthrough = options.passthrough ?? null
   }
 
   toBody(): ErrorBody {

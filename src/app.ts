@@ -1,0 +1,241 @@
+/**
+ * `buildApp(options)` assembles the gateway; it never listens (src/server.ts
+ * does). Each call builds its own upstream pool, cache, readiness probe and
+ * metrics registry, all closed in `onClose`.
+ */
+import { randomUUID } from 'node:crypto'
+import type { IncomingMessage } from 'node:http'
+import Fastify, { type FastifyError, type FastifyInstance, type FastifyServerOptions } from 'fastify'
+import { ListingCache } from './cache/listing-cache.js'
+import { ERRORS, errorBody, GatewayError, WWW_AUTHENTICATE } from './errors.js'
+import { registerApiRoutes } from './http/api-routes.js'
+import { registerCors } from './http/cors.js'
+import { registerHealthRoutes } from './http/health-routes.js'
+import { CachedListings } from './http/listings.js'
+import { registerMetricsRoute } from './http/metrics-route.js'
+import { apiRouteRateLimitConfig, registerAuthFailureLimiter, registerRateLimits } from './http/rate-limit.js'
+import type { RequestContext } from './http/request-context.js'
+import { LOG_REDACT_PATHS } from './logging.js'
+import { createMetrics, type GatewayMetrics, recordHttp } from './metrics.js'
+import type { Policy } from './policy/types.js'
+import { UpstreamClient } from './upstream/client.js'
+import { Readiness } from './upstream/readiness.js'
+
+export interface PolicySource {
+  readonly current: Policy
+}
+
+export interface AppOptions {
+  /** The policy, or a store whose `current` may be swapped by a reload. */
+  readonly policy: Policy | PolicySource
+  /** Overrides `upstream.url` of the policy (`--upstream` / `UPSTREAM_URL`). */
+  readonly upstreamUrl?: string
+  /** Fastify/pino logger options; `false` for none. Default: info level JSON on stdout. */
+  readonly logger?: FastifyServerOptions['logger']
+  /** A metrics set to use (tests); default: a new one with its own registry. */
+  readonly metrics?: GatewayMetrics
+  /** Bearer token required on /metrics; default none. */
+  readonly metricsToken?: string | null
+  /** Serve /metrics on the main port. Default true (false when a separate metrics port is used). */
+  readonly metricsOnMainPort?: boolean
+  /** Start the readiness probe. Default true. */
+  readonly probe?: boolean
+  /** Clock for cache TTLs and the circuit breaker (tests). */
+  readonly now?: () => number
+}
+
+// Accept a client's request id only when it is short and plain (shared/SPEC.md 3.6).
+const SANE_REQUEST_ID = /^[A-Za-z0-9._:-]{1,128}$/
+
+function requestIdOf(req: IncomingMessage): string {
+  const v = req.headers['x-request-id']
+  return typeof v === 'string' && SANE_REQUEST_ID.test(v) ? v : randomUUID()
+}
+
+function isPolicySource(p: Policy | PolicySource): p is PolicySource {
+  return 'current' in p
+}
+
+/** Maps anything thrown during a request to a gateway error (5xx details stay in the log). */
+export function toGatewayError(err: unknown): GatewayError {
+  if (err instanceof GatewayError) return err
+  const e = err as Partial<FastifyError> & { statusCode?: number }
+  switch (e?.code) {
+    case 'FST_ERR_CTP_INVALID_JSON_BODY':
+    case 'FST_ERR_CTP_EMPTY_JSON_BODY':
+      return new GatewayError('IPDR_GW_INVALID_JSON', undefined, { cause: err })
+    case 'FST_ERR_CTP_BODY_TOO_LARGE':
+      return new GatewayError('IPDR_GW_BODY_TOO_LARGE', undefined, { cause: err })
+    case 'FST_ERR_CTP_INVALID_MEDIA_TYPE':
+      return new GatewayError('IPDR_GW_UNSUPPORTED_MEDIA_TYPE', undefined, { cause: err })
+    case 'FST_ERR_CTP_INVALID_CONTENT_LENGTH':
+      return new GatewayError('IPDR_GW_INVALID_JSON', 'Content-Length does not match the body', { cause: err })
+  }
+  if (err instanceof SyntaxError) return new GatewayError('IPDR_GW_INVALID_JSON', undefined, { cause: err })
+  const status = typeof e?.statusCode === 'number' ? e.statusCode : 500
+  if (status === 413) return new GatewayError('IPDR_GW_BODY_TOO_LARGE', undefined, { cause: err })
+  if (status === 415) return new GatewayError('IPDR_GW_UNSUPPORTED_MEDIA_TYPE', undefined, { cause: err })
+  if (status === 404) return new GatewayError('IPDR_GW_NOT_FOUND', undefined, { cause: err })
+  if (status >= 400 && status < 500) return new GatewayError('IPDR_GW_VALIDATION', undefined, { cause: err })
+  return new GatewayError('IPDR_GW_INTERNAL', undefined, { cause: err })
+}
+
+export async function buildApp(options: AppOptions): Promise<FastifyInstance> {
+  const source: PolicySource = isPolicySource(options.policy) ? options.policy : { current: options.policy }
+  const initial = source.current
+  const upstreamPolicy = initial.gateway.upstream
+  const metrics = options.metrics ?? createMetrics()
+
+  const app = Fastify({
+    logger:
+      options.logger === undefined
+        ? { level: 'info', redact: { paths: LOG_REDACT_PATHS, censor: '[redacted]' } }
+        : options.logger,
+    genReqId: requestIdOf,
+    requestIdLogLabel: 'reqId',
+    bodyLimit: initial.gateway.limits.bodyBytes,
+    // Proxies are not trusted unless configured: request.ip is the socket peer.
+    trustProxy: false,
+    return503OnClosing: true,
+    forceCloseConnections: 'idle',
+    routerOptions: { maxParamLength: 256, ignoreTrailingSlash: false, caseSensitive: true },
+  })
+
+  const upstreamUrl = options.upstreamUrl ?? upstreamPolicy.url
+  const readiness = new Readiness({
+    url: new URL(upstreamUrl),
+    intervalMs: upstreamPolicy.probeIntervalSeconds * 1000,
+    connectTimeoutMs: upstreamPolicy.connectTimeoutMs,
+  })
+  const upstream = new UpstreamClient({
+    url: upstreamUrl,
+    timeoutMs: upstreamPolicy.timeoutMs,
+    connectTimeoutMs: upstreamPolicy.connectTimeoutMs,
+    caFile: upstreamPolicy.caFile,
+    circuit: upstreamPolicy.circuit,
+    ...(options.now ? { now: options.now } : {}),
+    onResponse: () => readiness.markResponse(),
+    onAttempt: ({ method, resource, outcome, seconds }) => {
+      metrics.upstreamRequests.inc({ method, resource, outcome })
+      metrics.upstreamDuration.observe({ method, resource }, seconds)
+    },
+  })
+  const cache = new ListingCache({
+    maxBytes: initial.gateway.cache.maxBytes,
+    ttlMs: initial.gateway.cache.ttlSeconds * 1000,
+    staleIfErrorMs: initial.gateway.cache.staleIfErrorSeconds * 1000,
+    ...(options.now ? { now: options.now } : {}),
+    onLookup: (resource, result) => metrics.cacheLookups.inc({ resource, result }),
+    onInvalidate: (resource, count) => metrics.cacheInvalidations.inc({ resource }, count),
+  })
+  const listings = new CachedListings({ cache, upstream, policy: () => source.current })
+  metrics.setSources({ cache: () => cache.stats(), upstreamUp: () => (readiness.up ? 1 : 0) })
+
+  let limitsOf = initial
+  app.decorateRequest('gw', null as unknown as RequestContext)
+  app.decorateRequest('upstreamAuth', null)
+  app.addHook('onRequest', async (request, reply) => {
+    const policy = source.current
+    // A request keeps the policy it started under, even across a reload.
+    request.gw = { policy, resource: null, operation: null, consumer: null, consumerName: 'unknown', rateKey: null }
+    request.upstreamAuth = null
+    reply.header('x-request-id', request.id)
+    if (policy !== limitsOf) {
+      // A reload swapped the policy: the cache follows its TTL and budget.
+      limitsOf = policy
+      const limits = policy.gateway.cache
+      cache.setLimits({
+        maxBytes: limits.maxBytes,
+        ttlMs: limits.ttlSeconds * 1000,
+        staleIfErrorMs: limits.staleIfErrorSeconds * 1000,
+      })
+    }
+  })
+  app.addHook('onResponse', async (request, reply) => {
+    recordHttp(metrics, {
+      method: request.method,
+      route: request.routeOptions.url,
+      statusCode: reply.statusCode,
+      consumer: request.gw?.consumerName ?? 'unknown',
+      seconds: reply.elapsedTime / 1000,
+    })
+  })
+
+  // JSON only, and an empty body is "no body" (clients send DELETE with a
+  // Content-Type and nothing else). Prototype poisoning is refused.
+  const parseJson = app.getDefaultJsonParser('error', 'error')
+  app.removeAllContentTypeParsers()
+  app.addContentTypeParser('application/json', { parseAs: 'string' }, (request, body, done) => {
+    if ((body as string).trim().length === 0) {
+      done(null, undefined)
+      return
+    }
+    parseJson(request, body as string, done)
+  })
+  const parseJsonText = (text: string): unknown => {
+    let out: unknown
+    let error: Error | null = null
+    parseJson({} as never, text, (err, value) => {
+      error = err
+      out = value
+    })
+    if (error) throw error
+    return out
+  }
+
+  app.setErrorHandler((err, request, reply) => {
+    const ge = toGatewayError(err)
+    if (ge.passthrough && request.gw?.policy.gateway.upstream.normalizeErrors === false) {
+      // Legacy clients asked for Trisul's envelopes as they are.
+      reply.code(ge.passthrough.statusCode).type('application/json; charset=utf-8').send(ge.passthrough.body)
+      return
+    }
+    if (ge.statusCode >= 500) request.log.error({ err: ge.cause ?? ge, code: ge.code }, ge.message)
+    else request.log.info({ code: ge.code, statusCode: ge.statusCode }, ge.message)
+    for (const [k, v] of Object.entries(ge.headers)) reply.header(k, v)
+    if (ge.statusCode === 401 && !reply.hasHeader('www-authenticate')) {
+      reply.header('www-authenticate', WWW_AUTHENTICATE)
+    }
+    reply.code(ge.statusCode).type('application/json; charset=utf-8').send(ge.toBody())
+  })
+  app.setNotFoundHandler((_request, reply) => {
+    reply.code(ERRORS.IPDR_GW_NOT_FOUND.status).send(errorBody('IPDR_GW_NOT_FOUND'))
+  })
+
+  await registerCors(app, { store: source })
+  await registerAuthFailureLimiter(app, { store: source })
+  await registerRateLimits(app, { store: source, onLimited: (consumer) => metrics.rateLimited.inc({ consumer }) })
+
+  registerHealthRoutes(app, { readiness })
+  if (options.metricsOnMainPort !== false) {
+    await registerMetricsRoute(app, { metrics, token: options.metricsToken ?? null })
+  }
+  registerApiRoutes(app, {
+    policy: () => source.current,
+    upstream,
+    listings,
+    parseJson: parseJsonText,
+    rateLimitConfig: apiRouteRateLimitConfig,
+    onDenied: (consumer, operation) => metrics.policyDenials.inc({ consumer, operation }),
+  })
+
+  if (options.probe !== false) {
+    app.addHook('onReady', async () => {
+      void readiness.start()
+    })
+  }
+  app.addHook('onClose', async () => {
+    readiness.stop()
+    await upstream.close()
+  })
+  app.decorate('gatewayMetrics', metrics)
+  app.decorate('readiness', readiness)
+  return app
+}
+
+declare module 'fastify' {
+  interface FastifyInstance {
+    gatewayMetrics: GatewayMetrics
+    readiness: Readiness
+  }
+}

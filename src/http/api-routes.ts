@@ -1,0 +1,162 @@
+/**
+ * The client-facing API (shared/SPEC.md 3.2): for each resource of the table,
+ * list, read, create, replace, update and delete, all on one code path. Only
+ * these routes reach the upstream, and only at the two API paths.
+ */
+import type { FastifyInstance, FastifyReply, FastifyRequest, RouteOptions } from 'fastify'
+import { redactRecord } from '../cache/redaction.js'
+import { GatewayError } from '../errors.js'
+import type { Policy } from '../policy/types.js'
+import { type Operation, RESOURCES, type ResourceFacts } from '../resources.js'
+import { upstreamBody } from '../upstream/body.js'
+import type { UpstreamClient, UpstreamMethod } from '../upstream/client.js'
+import { interpretResponse, outcomeOf } from '../upstream/interpret.js'
+import { makeAuthenticate } from './authenticate.js'
+import type { ListingSource } from './listings.js'
+import { sendListing, sendRead } from './listing-replies.js'
+import {
+  bodySchema,
+  bodyValidators,
+  DEFAULT_VALIDATION,
+  describeSchemaError,
+  timeOrderProblem,
+  userIdProblem,
+  type WriteOperation,
+} from './request-schema.js'
+
+export interface ApiRouteDeps {
+  readonly policy: () => Policy
+  readonly upstream: UpstreamClient
+  readonly listings: ListingSource
+  readonly parseJson: (text: string) => unknown
+  /** Per-route `config.rateLimit` (the policy layer's rate limiter reads it). */
+  readonly rateLimitConfig?: () => object
+  readonly onDenied?: (consumer: string, operation: Operation) => void
+}
+
+const METHOD: Record<WriteOperation, UpstreamMethod> = {
+  create: 'POST',
+  replace: 'PUT',
+  update: 'PATCH',
+  delete: 'DELETE',
+}
+
+const patternCache = new Map<string, RegExp>()
+function compiled(pattern: string): RegExp {
+  let re = patternCache.get(pattern)
+  if (!re) {
+    re = new RegExp(pattern, 'u')
+    if (patternCache.size > 64) patternCache.clear()
+    patternCache.set(pattern, re)
+  }
+  return re
+}
+
+function pathUserId(request: FastifyRequest): string | null {
+  const params = request.params as { UserID?: string } | undefined
+  return params?.UserID ?? null
+}
+
+export function registerApiRoutes(app: FastifyInstance, deps: ApiRouteDeps): void {
+  for (const facts of RESOURCES) {
+    const route = (operation: Operation, method: RouteOptions['method'], withKey: boolean) => {
+      const url = withKey ? `${facts.path}/:UserID` : facts.path
+      const authenticate = makeAuthenticate(facts, operation, deps)
+      const isWrite = operation !== 'list' && operation !== 'read'
+      const opts: RouteOptions = {
+        method,
+        url,
+        config: { resource: facts.name, operation, ...(deps.rateLimitConfig ? { rateLimit: deps.rateLimitConfig() } : {}) },
+        preValidation: [
+          async (request) => {
+            const id = pathUserId(request)
+            if (id !== null) {
+              const problem = userIdProblem(id, request.url, compiled(request.gw.policy.gateway.validation.userIdPattern))
+              if (problem) throw new GatewayError('IPDR_GW_INVALID_USER_ID', problem)
+            }
+          },
+          authenticate,
+        ],
+        handler: isWrite
+          ? (request, reply) => handleWrite(request, reply, facts, operation as WriteOperation, deps)
+          : operation === 'list'
+            ? (request, reply) => sendListing(request, reply, facts, deps.listings)
+            : (request, reply) => sendRead(request, reply, facts, deps.listings),
+      }
+      if (isWrite) {
+        const op = operation as WriteOperation
+        // The documented schema uses the default rules; the validator that runs
+        // uses the rules of the policy in force (a reload may change them).
+        opts.schema = { body: bodySchema(facts, op, DEFAULT_VALIDATION) }
+        opts.validatorCompiler = () => (data: unknown) => {
+          const validate = bodyValidators(deps.policy().gateway.validation).get(`${facts.name}:${op}`)
+          const value = data ?? {}
+          if (validate?.(value)) return { value }
+          return { error: new GatewayError('IPDR_GW_VALIDATION', describeSchemaError(validate?.errors)) }
+        }
+      }
+      app.route(opts)
+    }
+    route('list', 'GET', false)
+    route('read', 'GET', true)
+    route('create', 'POST', false)
+    route('replace', 'PUT', true)
+    route('update', 'PATCH', true)
+    route('delete', 'DELETE', true)
+  }
+}
+
+async function handleWrite(
+  request: FastifyRequest,
+  reply: FastifyReply,
+  facts: ResourceFacts,
+  op: WriteOperation,
+  deps: ApiRouteDeps,
+): Promise<void> {
+  const auth = request.upstreamAuth
+  if (!auth) throw new GatewayError('IPDR_GW_MISSING_CREDENTIALS')
+  const policy = request.gw.policy
+  const fields = (request.body ?? {}) as Record<string, unknown>
+  const userId = pathUserId(request)
+  if (userId !== null && fields.UserID !== undefined && fields.UserID !== userId) {
+    throw new GatewayError('IPDR_GW_USER_ID_MISMATCH')
+  }
+  const order = timeOrderProblem(fields)
+  if (order) throw new GatewayError('IPDR_GW_VALIDATION', order)
+
+  const method = METHOD[op]
+  const path = userId === null ? facts.path : `${facts.path}/${encodeURIComponent(userId)}`
+  let res: Awaited<ReturnType<UpstreamClient['request']>>
+  try {
+    // Writes are never retried: a retry could duplicate a record.
+    res = await deps.upstream.request({
+      method,
+      path,
+      resource: facts.name,
+      body: upstreamBody(facts, policy.gateway.upstream.dialect, auth, fields),
+      requestId: String(request.id),
+    })
+  } finally {
+    // Invalidate before answering, whatever happened: even a timed-out write may
+    // have landed, and any client that reads after this response must see it.
+    deps.listings.invalidate(auth.context)
+  }
+  const meaning = interpretResponse(res, 'object')
+  deps.upstream.report(method, facts.name, outcomeOf(meaning), res.seconds)
+  switch (meaning.kind) {
+    case 'object': {
+      const redact = request.gw.consumer?.redact ?? []
+      reply.header('cache-control', 'no-store')
+      reply.send(redact.length > 0 ? redactRecord(meaning.value, redact) : meaning.value)
+      return
+    }
+    case 'envelope':
+      throw new GatewayError(meaning.code, meaning.envelope.message || undefined, {
+        passthrough: { statusCode: res.statusCode, body: res.body },
+      })
+    case 'http_error':
+      throw new GatewayError('IPDR_GW_UPSTREAM_UNAVAILABLE', `The upstream answered HTTP ${meaning.statusCode}`)
+    default:
+      throw new GatewayError('IPDR_GW_UPSTREAM_BAD_RESPONSE')
+  }
+}

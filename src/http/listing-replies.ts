@@ -1,0 +1,109 @@
+/**
+ * Replies served from a cached listing (shared/SPEC.md 3.2, 3.4): the plain
+ * listing (the upstream bytes as they are, or their memoized gzip/brotli
+ * variant), filtered and paged listings, and single reads. Each carries the
+ * `X-Cache` of the listing it came from, an ETag and `Cache-Control: private`;
+ * `If-None-Match` gets `304`.
+ */
+import type { FastifyReply, FastifyRequest } from 'fastify'
+import { ifNoneMatchMatches, negotiateEncoding } from '../cache/encoding.js'
+import { strongEtag } from '../cache/etag.js'
+import type { LookupStatus } from '../cache/listing-cache.js'
+import type { ListingRepresentation } from '../cache/listing-body.js'
+import { applyListingQuery, parseListingQuery } from '../cache/listing-query.js'
+import { redactRecord } from '../cache/redaction.js'
+import { GatewayError } from '../errors.js'
+import { RESOURCE_BY_NAME, type ResourceFacts } from '../resources.js'
+import type { ListingSource } from './listings.js'
+
+const JSON_TYPE = 'application/json; charset=utf-8'
+
+function cacheHeaders(reply: FastifyReply, status: LookupStatus): void {
+  // A request that waited on another's fetch is a MISS (shared/SPEC.md 3.4).
+  reply.header('x-cache', status === 'hit' ? 'HIT' : status === 'stale' ? 'STALE' : 'MISS')
+  reply.header('cache-control', 'private')
+  reply.header('vary', 'Accept-Encoding, Authorization, X-Trisul-Username, X-Trisul-Context')
+}
+
+function notModified(request: FastifyRequest, reply: FastifyReply, etag: string): boolean {
+  reply.header('etag', etag)
+  if (!ifNoneMatchMatches(request.headers['if-none-match'], etag)) return false
+  reply.code(304).send()
+  return true
+}
+
+async function sendRepresentation(
+  request: FastifyRequest,
+  reply: FastifyReply,
+  rep: ListingRepresentation,
+): Promise<void> {
+  const encoding = negotiateEncoding(request.headers['accept-encoding'])
+  if (notModified(request, reply, rep.etagFor(encoding))) return
+  const body = rep.peekEncoded(encoding) ?? (await rep.encoded(encoding))
+  if (encoding !== 'identity') reply.header('content-encoding', encoding)
+  reply.type(JSON_TYPE).send(body)
+}
+
+function sendJson(request: FastifyRequest, reply: FastifyReply, body: Buffer): void {
+  if (notModified(request, reply, strongEtag(body))) return
+  reply.type(JSON_TYPE).send(body)
+}
+
+function redactFields(request: FastifyRequest): readonly string[] {
+  return request.gw.consumer?.redact ?? []
+}
+
+export async function sendListing(
+  request: FastifyRequest,
+  reply: FastifyReply,
+  facts: ResourceFacts,
+  listings: ListingSource,
+): Promise<void> {
+  const raw = request.query as Record<string, unknown>
+  // Check the query before touching the upstream: a bad one costs nothing.
+  const parsed = parseListingQuery(facts, raw)
+  if (!parsed.ok) throw new GatewayError('IPDR_GW_INVALID_QUERY', parsed.message)
+  const { entry, status } = await listings.get(request, facts)
+  cacheHeaders(reply, status)
+  const redact = redactFields(request)
+  if (parsed.query.plain) {
+    await sendRepresentation(request, reply, entry.redacted(redact))
+    return
+  }
+  const result = applyListingQuery(entry, parsed.query)
+  reply.header('x-total-count', String(result.total))
+  sendJson(request, reply, result.body(redact))
+}
+
+export async function sendRead(
+  request: FastifyRequest,
+  reply: FastifyReply,
+  facts: ResourceFacts,
+  listings: ListingSource,
+): Promise<void> {
+  const userId = (request.params as { UserID: string }).UserID
+  const redact = redactFields(request)
+  if (facts.name === 'customers') {
+    const { entry, status } = await listings.get(request, facts)
+    cacheHeaders(reply, status)
+    const pos = entry.lookup(userId)[0]
+    if (pos === undefined) throw new GatewayError('IPDR_GW_RECORD_NOT_FOUND')
+    const body = redact.length > 0 ? Buffer.from(JSON.stringify(redactRecord(entry.record(pos), redact))) : entry.recordRaw(pos)
+    sendJson(request, reply, body)
+    return
+  }
+  // Mappings carry ipdr_customer_id, not UserID: resolve it through the
+  // customers listing of the same credentials, then answer that customer's mappings.
+  const customers = await listings.get(request, RESOURCE_BY_NAME.customers)
+  const pos = customers.entry.lookup(userId)[0]
+  if (pos === undefined) throw new GatewayError('IPDR_GW_RECORD_NOT_FOUND')
+  const id = customers.entry.record(pos).id
+  const { entry, status } = await listings.get(request, facts)
+  cacheHeaders(reply, status)
+  const positions = typeof id === 'number' || typeof id === 'string' ? entry.lookup(id) : []
+  const body =
+    redact.length > 0
+      ? Buffer.from(JSON.stringify(positions.map((p) => redactRecord(entry.record(p), redact))))
+      : entry.recordsBody(positions)
+  sendJson(request, reply, body)
+}

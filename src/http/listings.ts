@@ -1,0 +1,97 @@
+/**
+ * Listings as the routes see them: a cached entry per (resource, upstream
+ * username, token hash, context), filled from the upstream on a miss. Only a
+ * JSON array becomes an entry; envelopes and failures are thrown, never cached,
+ * and only upstream failures (not answers such as "Invalid API token") may be
+ * covered by a stale entry.
+ */
+import type { FastifyRequest } from 'fastify'
+import type { ListingCache, LookupStatus } from '../cache/listing-cache.js'
+import { buildListingEntry, InvalidListingError, type ListingEntry } from '../cache/listing-entry.js'
+import { GatewayError } from '../errors.js'
+import type { Policy } from '../policy/types.js'
+import type { ResourceFacts } from '../resources.js'
+import { upstreamBody } from '../upstream/body.js'
+import type { UpstreamClient } from '../upstream/client.js'
+import { interpretResponse, outcomeOf } from '../upstream/interpret.js'
+import type { UpstreamAuth } from './authenticate.js'
+
+export interface Listing {
+  readonly entry: ListingEntry
+  readonly status: LookupStatus
+}
+
+export interface ListingSource {
+  get(request: FastifyRequest, facts: ResourceFacts): Promise<Listing>
+  invalidate(context: string): void
+}
+
+export interface CachedListingsOptions {
+  readonly cache: ListingCache
+  readonly upstream: UpstreamClient
+  readonly policy: () => Policy
+}
+
+export class CachedListings implements ListingSource {
+  readonly #cache: ListingCache
+  readonly #upstream: UpstreamClient
+
+  constructor(opts: CachedListingsOptions) {
+    this.#cache = opts.cache
+    this.#upstream = opts.upstream
+  }
+
+  get(request: FastifyRequest, facts: ResourceFacts): Promise<Listing> {
+    const auth = request.upstreamAuth
+    if (!auth) return Promise.reject(new GatewayError('IPDR_GW_MISSING_CREDENTIALS'))
+    const policy = request.gw.policy
+    return this.#cache.get(
+      { resource: facts.name, username: auth.username, tokenHash: auth.tokenHash, context: auth.context },
+      () => this.#fill(facts, auth, policy, String(request.id)),
+    )
+  }
+
+  invalidate(context: string): void {
+    this.#cache.invalidateContext(context)
+  }
+
+  async #fill(facts: ResourceFacts, auth: UpstreamAuth, policy: Policy, requestId: string): Promise<ListingEntry> {
+    const res = await this.#upstream.request({
+      method: 'GET',
+      path: facts.path,
+      resource: facts.name,
+      body: upstreamBody(facts, policy.gateway.upstream.dialect, auth),
+      requestId,
+      retryOnConnectError: true,
+    })
+    const meaning = interpretResponse(res, 'array')
+    if (meaning.kind === 'array') {
+      try {
+        const entry = buildListingEntry(meaning.raw, facts)
+        this.#upstream.report('GET', facts.name, 'ok', res.seconds)
+        return entry
+      } catch (err) {
+        this.#upstream.report('GET', facts.name, 'invalid_response', res.seconds)
+        if (err instanceof InvalidListingError) throw err
+        throw new GatewayError('IPDR_GW_UPSTREAM_BAD_RESPONSE', undefined, { cause: err })
+      }
+    }
+    this.#upstream.report('GET', facts.name, outcomeOf(meaning), res.seconds)
+    switch (meaning.kind) {
+      case 'envelope':
+        throw new GatewayError(meaning.code, meaning.envelope.message || undefined, {
+          passthrough: { statusCode: res.statusCode, body: res.body },
+        })
+      case 'http_error':
+        throw new GatewayError('IPDR_GW_UPSTREAM_UNAVAILABLE', `The upstream answered HTTP ${meaning.statusCode}`)
+      default:
+        throw new GatewayError('IPDR_GW_UPSTREAM_BAD_RESPONSE')
+    }
+  }
+}
+
+/** Upstream failures that a stale entry may cover; an envelope is an answer and never is. */
+export function staleMayCover(err: unknown): boolean {
+  if (!(err instanceof GatewayError)) return true
+  return err.statusCode >= 500
+}

@@ -1,0 +1,94 @@
+/**
+ * The only place the gateway listens, watches its policy and handles signals
+ * (after fastify/demo's server.ts). SIGTERM/SIGINT: stop accepting, let
+ * in-flight requests finish within `shutdownTimeoutMs`, exit 0. SIGHUP: reload
+ * the policy.
+ */
+import type { FastifyInstance } from 'fastify'
+import { buildApp } from './app.js'
+import type { RuntimeConfig } from './config.js'
+import { startMetricsListener } from './http/metrics-route.js'
+import { LOG_REDACT_PATHS } from './logging.js'
+import { createMetrics } from './metrics.js'
+import { PolicyStore } from './policy/store.js'
+import type { Policy } from './policy/types.js'
+
+export interface RunServerOptions {
+  readonly config: RuntimeConfig
+  readonly policy: Policy
+  readonly env: Readonly<Record<string, string | undefined>>
+  /** Overrides the policy's upstream.url (the flag, or the embedded emulator). */
+  readonly upstreamUrl?: string
+  /** Runs after the gateway has closed (the embedded emulator). */
+  readonly afterClose?: () => Promise<void>
+  /** Install signal handlers. Default true. */
+  readonly handleSignals?: boolean
+}
+
+export interface RunningServer {
+  readonly app: FastifyInstance
+  readonly address: string
+  close(): Promise<void>
+}
+
+export async function runServer(opts: RunServerOptions): Promise<RunningServer> {
+  const { config } = opts
+  const metrics = createMetrics()
+  let app: FastifyInstance | null = null
+  const log = {
+    info: (o: object, m?: string) => app?.log.info(o, m),
+    warn: (o: object, m?: string) => app?.log.warn(o, m),
+    error: (o: object, m?: string) => app?.log.error(o, m),
+  }
+  const store = new PolicyStore({
+    dir: config.policiesDir,
+    env: opts.env,
+    initial: opts.policy,
+    logger: log,
+    onReload: (result) => metrics.policyReloads.inc({ result }),
+  })
+  const metricsPort = config.metricsPort ?? opts.policy.gateway.metrics.port
+  const metricsToken = opts.policy.metricsToken
+  app = await buildApp({
+    policy: store,
+    ...(opts.upstreamUrl ? { upstreamUrl: opts.upstreamUrl } : {}),
+    logger: { level: config.logLevel, redact: { paths: LOG_REDACT_PATHS, censor: '[redacted]' } },
+    metrics,
+    metricsToken,
+    metricsOnMainPort: metricsPort === null,
+  })
+  const address = await app.listen({ host: config.host, port: config.port })
+  const metricsListener =
+    metricsPort === null
+      ? null
+      : await startMetricsListener({ metrics, host: config.host, port: metricsPort, token: metricsToken })
+  store.watch()
+  const running = app
+  running.log.info({ address, upstream: opts.upstreamUrl ?? opts.policy.gateway.upstream.url, policy: opts.policy.version }, 'gateway listening')
+
+  let closing: Promise<void> | null = null
+  const close = (): Promise<void> => {
+    closing ??= (async () => {
+      store.close()
+      const bounded = new Promise<void>((resolve) => setTimeout(resolve, config.shutdownTimeoutMs).unref())
+      await Promise.race([running.close(), bounded])
+      await metricsListener?.close()
+      await opts.afterClose?.()
+    })()
+    return closing
+  }
+
+  if (opts.handleSignals !== false) {
+    const onStop = (signal: string) => {
+      running.log.info({ signal }, 'shutting down')
+      void close().then(() => process.exit(0))
+    }
+    process.once('SIGTERM', onStop)
+    process.once('SIGINT', onStop)
+    process.on('SIGHUP', () => {
+      running.log.info('SIGHUP: reloading the policy')
+      void store.reload()
+    })
+  }
+  return { app: running, address, close }
+}

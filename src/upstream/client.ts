@@ -1,0 +1,240 @@
+/**
+ * The one way the gateway talks to Trisul: undici's `Pool.request`, which sends a
+ * JSON body on GET and DELETE (fetch and @fastify/reply-from refuse to; see
+ * docs/decisions.md). The client owns timeouts, the circuit breaker and the
+ * single retry of listing GETs on a connect error. It never forwards a client
+ * header: the upstream request is built from scratch.
+ */
+import { readFileSync } from 'node:fs'
+import { Pool, errors as undiciErrors } from 'undici'
+import { GatewayError } from '../errors.js'
+import type { ResourceName } from '../resources.js'
+import { CircuitBreaker, type CircuitState } from './circuit-breaker.js'
+
+export type UpstreamMethod = 'GET' | 'POST' | 'PUT' | 'PATCH' | 'DELETE'
+export type UpstreamOutcome = 'ok' | 'envelope_error' | 'http_error' | 'timeout' | 'connect_error' | 'invalid_response'
+
+/** Largest upstream body read into memory (a 100,000-customer listing is about 25 MB). */
+export const MAX_UPSTREAM_BODY_BYTES = 512 * 1024 * 1024
+
+export interface UpstreamClientOptions {
+  /** Base URL, `http://` or `https://`; a path prefix is kept. */
+  readonly url: string
+  /** Whole request, headers and body. */
+  readonly timeoutMs: number
+  readonly connectTimeoutMs: number
+  /** PEM file with an extra CA for an https upstream. */
+  readonly caFile: string | null
+  readonly circuit: { readonly failures: number; readonly resetSeconds: number }
+  /** Pool size. Default 32. */
+  readonly connections?: number
+  readonly now?: () => number
+  /** Called once per finished upstream attempt (metrics). */
+  readonly onAttempt?: (info: {
+    method: UpstreamMethod
+    resource: ResourceName
+    outcome: UpstreamOutcome
+    seconds: number
+  }) => void
+  /** Called whenever any HTTP response arrives (readiness: the upstream answered). */
+  readonly onResponse?: () => void
+}
+
+export interface UpstreamCall {
+  readonly method: UpstreamMethod
+  /** Path below the base URL, starting with `/api/`; already encoded. */
+  readonly path: string
+  readonly resource: ResourceName
+  /** Serialized with JSON.stringify, never concatenated. */
+  readonly body: Record<string, unknown>
+  readonly requestId?: string
+  /** Listing GETs only: retry once on a connect error. Writes are never retried. */
+  readonly retryOnConnectError?: boolean
+  readonly signal?: AbortSignal
+}
+
+export interface UpstreamResponse {
+  readonly statusCode: number
+  readonly contentType: string | null
+  readonly body: Buffer
+  readonly seconds: number
+}
+
+const CONNECT_ERROR_CODES = new Set([
+  'ECONNREFUSED',
+  'ECONNRESET',
+  'EHOSTUNREACH',
+  'ENETUNREACH',
+  'ENOTFOUND',
+  'EAI_AGAIN',
+  'EPIPE',
+  'UND_ERR_SOCKET',
+  'UND_ERR_CLOSED',
+])
+
+type Failure = { kind: 'timeout' | 'connect_error' | 'invalid_response'; cause: unknown }
+
+function classify(err: unknown, headersReceived: boolean, timedOut: boolean): Failure {
+  if (timedOut) return { kind: 'timeout', cause: err }
+  const code = (err as { code?: string } | null)?.code
+  if (code === 'UND_ERR_CONNECT_TIMEOUT' || code === 'UND_ERR_HEADERS_TIMEOUT' || code === 'UND_ERR_BODY_TIMEOUT') {
+    return { kind: 'timeout', cause: err }
+  }
+  if (headersReceived) return { kind: 'invalid_response', cause: err }
+  if (code !== undefined && CONNECT_ERROR_CODES.has(code)) return { kind: 'connect_error', cause: err }
+  if (err instanceof undiciErrors.UndiciError) return { kind: 'connect_error', cause: err }
+  return { kind: 'connect_error', cause: err }
+}
+
+export class UpstreamClient {
+  readonly #pool: Pool
+  readonly #base: URL
+  readonly #opts: UpstreamClientOptions
+  readonly #breaker: CircuitBreaker
+  readonly #now: () => number
+
+  constructor(opts: UpstreamClientOptions) {
+    this.#opts = opts
+    this.#base = new URL(opts.url)
+    if (this.#base.protocol !== 'http:' && this.#base.protocol !== 'https:') {
+      throw new Error(`upstream.url: must be http:// or https://, got ${this.#base.protocol}`)
+    }
+    this.#now = opts.now ?? Date.now
+    this.#breaker = new CircuitBreaker({
+      failures: opts.circuit.failures,
+      resetMs: opts.circuit.resetSeconds * 1000,
+      now: this.#now,
+    })
+    const ca = opts.caFile ? readFileSync(opts.caFile) : undefined
+    this.#pool = new Pool(this.#base.origin, {
+      connections: opts.connections ?? 32,
+      pipelining: 1,
+      keepAliveTimeout: 4000,
+      connect: { timeout: opts.connectTimeoutMs, ...(ca ? { ca } : {}) },
+      headersTimeout: opts.timeoutMs,
+      bodyTimeout: opts.timeoutMs,
+    })
+  }
+
+  get circuitState(): CircuitState {
+    return this.#breaker.state
+  }
+
+  get origin(): URL {
+    return this.#base
+  }
+
+  /**
+   * Makes the call. Resolves with any HTTP response (the caller interprets
+   * envelopes and statuses); rejects with a GatewayError for a refused or reset
+   * connection (502), a timeout (504) or an open circuit (503).
+   */
+  async request(call: UpstreamCall): Promise<UpstreamResponse> {
+    const first = await this.#attempt(call)
+    if (first.ok) return first.response
+    if (first.failure.kind === 'connect_error' && call.retryOnConnectError && call.method === 'GET') {
+      const second = await this.#attempt(call)
+      if (second.ok) return second.response
+      // A retry the breaker refused says nothing new: report what actually happened.
+      throw this.#toError(second.failure.kind === 'circuit_open' ? first.failure : second.failure)
+    }
+    throw this.#toError(first.failure)
+  }
+
+  #toError(f: Failure | { kind: 'circuit_open' }): GatewayError {
+    switch (f.kind) {
+      case 'circuit_open':
+        return new GatewayError('IPDR_GW_CIRCUIT_OPEN', undefined, {
+          headers: { 'retry-after': String(this.#breaker.retryAfterSeconds()) },
+        })
+      case 'timeout':
+        return new GatewayError('IPDR_GW_UPSTREAM_TIMEOUT', undefined, { cause: f.cause })
+      case 'invalid_response':
+        return new GatewayError('IPDR_GW_UPSTREAM_BAD_RESPONSE', undefined, { cause: f.cause })
+      default:
+        return new GatewayError('IPDR_GW_UPSTREAM_UNAVAILABLE', undefined, { cause: f.cause })
+    }
+  }
+
+  async #attempt(
+    call: UpstreamCall,
+  ): Promise<{ ok: true; response: UpstreamResponse } | { ok: false; failure: Failure | { kind: 'circuit_open' } }> {
+    if (!this.#breaker.tryAcquire()) return { ok: false, failure: { kind: 'circuit_open' } }
+    const started = performance.now()
+    const payload = Buffer.from(JSON.stringify(call.body), 'utf8')
+    const controller = new AbortController()
+    let timedOut = false
+    const timer = setTimeout(() => {
+      timedOut = true
+      controller.abort(new Error('upstream timeout'))
+    }, this.#opts.timeoutMs)
+    const onAbort = () => controller.abort(call.signal?.reason)
+    call.signal?.addEventListener('abort', onAbort, { once: true })
+    let headersReceived = false
+    const basePath = this.#base.pathname.replace(/\/+$/, '')
+    try {
+      const res = await this.#pool.request({
+        method: call.method,
+        path: basePath + call.path,
+        headers: {
+          'content-type': 'application/json',
+          'content-length': String(payload.length),
+          accept: 'application/json',
+          'user-agent': 'ipdr-gateway',
+          ...(call.requestId ? { 'x-request-id': call.requestId } : {}),
+        },
+        body: payload,
+        signal: controller.signal,
+        idempotent: call.method === 'GET',
+      })
+      headersReceived = true
+      this.#opts.onResponse?.()
+      const chunks: Buffer[] = []
+      let size = 0
+      for await (const chunk of res.body) {
+        size += (chunk as Buffer).length
+        if (size > MAX_UPSTREAM_BODY_BYTES) {
+          res.body.destroy()
+          throw new Error('upstream body exceeds the gateway limit')
+        }
+        chunks.push(chunk as Buffer)
+      }
+      const seconds = (performance.now() - started) / 1000
+      this.#breaker.onSuccess()
+      const ct = res.headers['content-type']
+      return {
+        ok: true,
+        response: {
+          statusCode: res.statusCode,
+          contentType: typeof ct === 'string' ? ct : null,
+          body: chunks.length === 1 ? (chunks[0] as Buffer) : Buffer.concat(chunks, size),
+          seconds,
+        },
+      }
+    } catch (err) {
+      const failure = classify(err, headersReceived, timedOut)
+      // A response that arrived but broke is still proof the upstream is up.
+      if (failure.kind === 'invalid_response') this.#breaker.onSuccess()
+      else this.#breaker.onFailure()
+      this.#opts.onAttempt?.({
+        method: call.method,
+        resource: call.resource,
+        outcome: failure.kind,
+        seconds: (performance.now() - started) / 1000,
+      })
+      return { ok: false, failure }
+    } finally {
+      clearTimeout(timer)
+      call.signal?.removeEventListener('abort', onAbort)
+    }
+  }
+
+  /** Records the outcome of a call that returned a response (the caller classified it). */
+  report(method: UpstreamMethod, resource: ResourceName, outcome: UpstreamOutcome, seconds: number): void {
+    this.#opts.onAttempt?.({ method, resource, outcome, seconds })
+  }
+
+  async close(): Promise<void> {
+    await this.#pool.close()
+  }
+}
