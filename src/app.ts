@@ -11,7 +11,7 @@ import { ERRORS, errorBody, GatewayError, WWW_AUTHENTICATE } from './errors.js'
 import { registerApiRoutes } from './http/api-routes.js'
 import { registerCors } from './http/cors.js'
 import { registerHealthRoutes } from './http/health-routes.js'
-import { CachedListings } from './http/listings.js'
+import { CachedListings, staleMayCover } from './http/listings.js'
 import { registerMetricsRoute } from './http/metrics-route.js'
 import { apiRouteRateLimitConfig, registerAuthFailureLimiter, registerRateLimits } from './http/rate-limit.js'
 import type { RequestContext } from './http/request-context.js'
@@ -69,7 +69,9 @@ export function toGatewayError(err: unknown): GatewayError {
     case 'FST_ERR_CTP_INVALID_MEDIA_TYPE':
       return new GatewayError('IPDR_GW_UNSUPPORTED_MEDIA_TYPE', undefined, { cause: err })
     case 'FST_ERR_CTP_INVALID_CONTENT_LENGTH':
-      return new GatewayError('IPDR_GW_INVALID_JSON', 'Content-Length does not match the body', { cause: err })
+      return new GatewayError('IPDR_GW_INVALID_JSON', 'Content-Length does not match the body', {
+        cause: err,
+      })
   }
   if (err instanceof SyntaxError) return new GatewayError('IPDR_GW_INVALID_JSON', undefined, { cause: err })
   const status = typeof e?.statusCode === 'number' ? e.statusCode : 500
@@ -94,8 +96,8 @@ export async function buildApp(options: AppOptions): Promise<FastifyInstance> {
     genReqId: requestIdOf,
     requestIdLogLabel: 'reqId',
     bodyLimit: initial.gateway.limits.bodyBytes,
-    // Proxies are not trusted unless configured: request.ip is the socket peer.
-    trustProxy: false,
+    // Proxies are not trusted unless the policy lists them: request.ip is the socket peer.
+    trustProxy: initial.gateway.trustProxy.length > 0 ? [...initial.gateway.trustProxy] : false,
     return503OnClosing: true,
     forceCloseConnections: 'idle',
     routerOptions: { maxParamLength: 256, ignoreTrailingSlash: false, caseSensitive: true },
@@ -127,6 +129,7 @@ export async function buildApp(options: AppOptions): Promise<FastifyInstance> {
     ...(options.now ? { now: options.now } : {}),
     onLookup: (resource, result) => metrics.cacheLookups.inc({ resource, result }),
     onInvalidate: (resource, count) => metrics.cacheInvalidations.inc({ resource }, count),
+    staleOn: staleMayCover,
   })
   const listings = new CachedListings({ cache, upstream, policy: () => source.current })
   metrics.setSources({ cache: () => cache.stats(), upstreamUp: () => (readiness.up ? 1 : 0) })
@@ -137,7 +140,14 @@ export async function buildApp(options: AppOptions): Promise<FastifyInstance> {
   app.addHook('onRequest', async (request, reply) => {
     const policy = source.current
     // A request keeps the policy it started under, even across a reload.
-    request.gw = { policy, resource: null, operation: null, consumer: null, consumerName: 'unknown', rateKey: null }
+    request.gw = {
+      policy,
+      resource: null,
+      operation: null,
+      consumer: null,
+      consumerName: 'unknown',
+      rateKey: null,
+    }
     request.upstreamAuth = null
     reply.header('x-request-id', request.id)
     if (policy !== limitsOf) {
@@ -204,7 +214,10 @@ export async function buildApp(options: AppOptions): Promise<FastifyInstance> {
 
   await registerCors(app, { store: source })
   await registerAuthFailureLimiter(app, { store: source })
-  await registerRateLimits(app, { store: source, onLimited: (consumer) => metrics.rateLimited.inc({ consumer }) })
+  await registerRateLimits(app, {
+    store: source,
+    onLimited: (consumer) => metrics.rateLimited.inc({ consumer }),
+  })
 
   registerHealthRoutes(app, { readiness })
   if (options.metricsOnMainPort !== false) {

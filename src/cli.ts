@@ -8,7 +8,6 @@
 import { randomBytes } from 'node:crypto'
 import { existsSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs'
 import { join } from 'node:path'
-import { parse as parseYaml } from 'yaml'
 import { ConfigError, parseServeConfig } from './config.js'
 import { runCheckPolicies } from './policy/check-command.js'
 import { loadPolicy } from './policy/load.js'
@@ -36,21 +35,6 @@ Signals: SIGTERM/SIGINT stop gracefully; SIGHUP reloads the policy (a change of 
 `
 
 type Io = { stdout: (s: string) => void; stderr: (s: string) => void }
-
-/** True when DIR/gateway.(yaml|yml|json) sets upstream.url explicitly. */
-export function policyNamesUpstream(dir: string): boolean {
-  for (const name of ['gateway.yaml', 'gateway.yml', 'gateway.json']) {
-    const file = join(dir, name)
-    if (!existsSync(file)) continue
-    try {
-      const doc = parseYaml(readFileSync(file, 'utf8')) as { upstream?: { url?: unknown } } | null
-      return typeof doc?.upstream?.url === 'string'
-    } catch {
-      return false
-    }
-  }
-  return false
-}
 
 /** A demo token kept under ./data so the printed curl line stays valid across restarts. */
 function demoToken(dataDir: string): string {
@@ -89,7 +73,7 @@ async function serve(argv: string[], env: NodeJS.ProcessEnv, io: Io): Promise<nu
   let upstreamUrl = config.upstreamUrl ?? undefined
   let afterClose: (() => Promise<void>) | undefined
   let demo: { token: string } | null = null
-  if (!upstreamUrl && !policyNamesUpstream(config.policiesDir)) {
+  if (!upstreamUrl && !loaded.policy.gateway.upstream.urlFromPolicy) {
     // No upstream anywhere: the demo. The emulator runs on a loopback port
     // with SQLite under ./data and 25 demo customers.
     const { startEmulator } = await import('./emulator/index.js')

@@ -12,8 +12,8 @@ import { upstreamBody } from '../upstream/body.js'
 import type { UpstreamClient, UpstreamMethod } from '../upstream/client.js'
 import { interpretResponse, outcomeOf } from '../upstream/interpret.js'
 import { makeAuthenticate } from './authenticate.js'
-import type { ListingSource } from './listings.js'
 import { sendListing, sendRead } from './listing-replies.js'
+import type { ListingSource } from './listings.js'
 import {
   bodySchema,
   bodyValidators,
@@ -66,12 +66,20 @@ export function registerApiRoutes(app: FastifyInstance, deps: ApiRouteDeps): voi
       const opts: RouteOptions = {
         method,
         url,
-        config: { resource: facts.name, operation, ...(deps.rateLimitConfig ? { rateLimit: deps.rateLimitConfig() } : {}) },
+        config: {
+          resource: facts.name,
+          operation,
+          ...(deps.rateLimitConfig ? { rateLimit: deps.rateLimitConfig() } : {}),
+        },
         preValidation: [
           async (request) => {
             const id = pathUserId(request)
             if (id !== null) {
-              const problem = userIdProblem(id, request.url, compiled(request.gw.policy.gateway.validation.userIdPattern))
+              const problem = userIdProblem(
+                id,
+                request.url,
+                compiled(request.gw.policy.gateway.validation.userIdPattern),
+              )
               if (problem) throw new GatewayError('IPDR_GW_INVALID_USER_ID', problem)
             }
           },
@@ -155,7 +163,10 @@ async function handleWrite(
         passthrough: { statusCode: res.statusCode, body: res.body },
       })
     case 'http_error':
-      throw new GatewayError('IPDR_GW_UPSTREAM_UNAVAILABLE', `The upstream answered HTTP ${meaning.statusCode}`)
+      throw new GatewayError(
+        'IPDR_GW_UPSTREAM_UNAVAILABLE',
+        `The upstream answered HTTP ${meaning.statusCode}`,
+      )
     default:
       throw new GatewayError('IPDR_GW_UPSTREAM_BAD_RESPONSE')
   }

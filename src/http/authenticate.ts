@@ -6,17 +6,17 @@
  * can log, validate or forward the client's copy.
  */
 import type { FastifyReply, FastifyRequest } from 'fastify'
+import { hashToken } from '../cache/listing-cache.js'
 import {
   CREDENTIAL_HEADERS,
-  type ResolvedCredentials,
   headerValues,
+  type ResolvedCredentials,
   resolveCredentials,
 } from '../credentials.js'
 import { GatewayError, WWW_AUTHENTICATE } from '../errors.js'
 import { evaluate, findConsumer } from '../policy/evaluate.js'
 import type { ConsumerPolicy, Policy } from '../policy/types.js'
 import { CREDENTIAL_FIELDS, type Operation, type ResourceFacts } from '../resources.js'
-import { hashToken } from '../cache/listing-cache.js'
 import { hasBody, readRawBody } from './get-body.js'
 import './request-context.js'
 
@@ -77,7 +77,7 @@ export function makeAuthenticate(facts: ResourceFacts, operation: Operation, dep
     if (resolved.form === 'key') {
       consumer = findConsumer(policy, { kind: 'key', keyHash: resolved.keyHash })
       const tokenValue = consumer ? policy.tokens.get(consumer.name) : undefined
-      if (!consumer || !consumer.upstream || tokenValue === undefined) {
+      if (!consumer?.upstream || tokenValue === undefined) {
         throw unauthorized('IPDR_GW_MALFORMED_CREDENTIALS', 'This gateway key has no upstream credentials')
       }
       username = consumer.upstream.username
@@ -97,7 +97,8 @@ export function makeAuthenticate(facts: ResourceFacts, operation: Operation, dep
     }
     // A named consumer shares one budget across its credentials; the default
     // consumer is counted per upstream username (shared/SPEC.md 4).
-    request.gw.rateKey = consumer && consumer.name !== 'default' ? `consumer:${consumer.name}` : `default:${username}`
+    request.gw.rateKey =
+      consumer && consumer.name !== 'default' ? `consumer:${consumer.name}` : `default:${username}`
 
     const upstreamPolicy = policy.gateway.upstream
     // v1 has no contexts: every request of a user shares one listing, whatever header it sent.

@@ -7,9 +7,9 @@
  */
 import type { FastifyReply, FastifyRequest } from 'fastify'
 import { ifNoneMatchMatches, negotiateEncoding } from '../cache/encoding.js'
-import { strongEtag } from '../cache/etag.js'
-import type { LookupStatus } from '../cache/listing-cache.js'
+import { deriveEtag, strongEtag } from '../cache/etag.js'
 import type { ListingRepresentation } from '../cache/listing-body.js'
+import type { LookupStatus } from '../cache/listing-cache.js'
 import { applyListingQuery, parseListingQuery } from '../cache/listing-query.js'
 import { redactRecord } from '../cache/redaction.js'
 import { GatewayError } from '../errors.js'
@@ -44,8 +44,8 @@ async function sendRepresentation(
   reply.type(JSON_TYPE).send(body)
 }
 
-function sendJson(request: FastifyRequest, reply: FastifyReply, body: Buffer): void {
-  if (notModified(request, reply, strongEtag(body))) return
+function sendJson(request: FastifyRequest, reply: FastifyReply, body: Buffer, etag = strongEtag(body)): void {
+  if (notModified(request, reply, etag)) return
   reply.type(JSON_TYPE).send(body)
 }
 
@@ -72,7 +72,10 @@ export async function sendListing(
   }
   const result = applyListingQuery(entry, parsed.query)
   reply.header('x-total-count', String(result.total))
-  sendJson(request, reply, result.body(redact))
+  // The page is a function of the listing, the query and the redaction: no need to hash its bytes.
+  const etag = deriveEtag(entry.etag, [parsed.query.canonical, ...redact])
+  if (notModified(request, reply, etag)) return
+  reply.type(JSON_TYPE).send(result.body(redact))
 }
 
 export async function sendRead(
@@ -88,7 +91,10 @@ export async function sendRead(
     cacheHeaders(reply, status)
     const pos = entry.lookup(userId)[0]
     if (pos === undefined) throw new GatewayError('IPDR_GW_RECORD_NOT_FOUND')
-    const body = redact.length > 0 ? Buffer.from(JSON.stringify(redactRecord(entry.record(pos), redact))) : entry.recordRaw(pos)
+    const body =
+      redact.length > 0
+        ? Buffer.from(JSON.stringify(redactRecord(entry.record(pos), redact)))
+        : entry.recordRaw(pos)
     sendJson(request, reply, body)
     return
   }

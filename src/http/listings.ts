@@ -55,7 +55,12 @@ export class CachedListings implements ListingSource {
     this.#cache.invalidateContext(context)
   }
 
-  async #fill(facts: ResourceFacts, auth: UpstreamAuth, policy: Policy, requestId: string): Promise<ListingEntry> {
+  async #fill(
+    facts: ResourceFacts,
+    auth: UpstreamAuth,
+    policy: Policy,
+    requestId: string,
+  ): Promise<ListingEntry> {
     const res = await this.#upstream.request({
       method: 'GET',
       path: facts.path,
@@ -83,7 +88,10 @@ export class CachedListings implements ListingSource {
           passthrough: { statusCode: res.statusCode, body: res.body },
         })
       case 'http_error':
-        throw new GatewayError('IPDR_GW_UPSTREAM_UNAVAILABLE', `The upstream answered HTTP ${meaning.statusCode}`)
+        throw new GatewayError(
+          'IPDR_GW_UPSTREAM_UNAVAILABLE',
+          `The upstream answered HTTP ${meaning.statusCode}`,
+        )
       default:
         throw new GatewayError('IPDR_GW_UPSTREAM_BAD_RESPONSE')
     }

@@ -69,9 +69,7 @@ export function bodySchema(facts: ResourceFacts, op: WriteOperation, rules: Vali
       return { ...base, required: [...facts.replaceRequired] }
     case 'update':
       // At least one field beyond the selector (a mapping is chosen by its ipsubnet).
-      return selector
-        ? { ...base, required: [selector], minProperties: 2 }
-        : { ...base, minProperties: 1 }
+      return selector ? { ...base, required: [selector], minProperties: 2 } : { ...base, minProperties: 1 }
     default: {
       // Delete carries nothing but, for mappings, the selector.
       if (!selector) return { type: 'object', additionalProperties: false, properties: {} }
@@ -102,7 +100,8 @@ export function bodyValidators(rules: ValidationPolicy): BodyValidators {
     const ajv = newAjv()
     const map = new Map<string, ValidateFunction>()
     for (const facts of RESOURCES) {
-      for (const op of WRITE_OPERATIONS) map.set(`${facts.name}:${op}`, ajv.compile(bodySchema(facts, op, rules)))
+      for (const op of WRITE_OPERATIONS)
+        map.set(`${facts.name}:${op}`, ajv.compile(bodySchema(facts, op, rules)))
     }
     v = map
     compiled.set(rules, v)
@@ -124,7 +123,9 @@ export function describeSchemaError(errors: readonly ErrorObject[] | null | unde
     case 'minProperties':
       return 'The body must change at least one field'
     case 'type':
-      return field ? `${field} must be ${String((err.params as { type: string }).type)}` : 'The body must be a JSON object'
+      return field
+        ? `${field} must be ${String((err.params as { type: string }).type)}`
+        : 'The body must be a JSON object'
     case 'maxLength':
       return `${field} is too long`
     case 'pattern':

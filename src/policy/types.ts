@@ -10,6 +10,12 @@ export type Dialect = 'v1' | 'v2'
 export interface UpstreamPolicy {
   /** Base URL of the Trisul server. Default `http://127.0.0.1:3000`; `--upstream` / `UPSTREAM_URL` override it. */
   readonly url: string
+  /**
+   * True when `gateway.yaml` sets `upstream.url` itself; false when `url` is the
+   * built-in default. `serve` with no `--upstream`/`UPSTREAM_URL` and
+   * `urlFromPolicy: false` may start the embedded emulator (SPEC 6).
+   */
+  readonly urlFromPolicy: boolean
   /** `v1`: api_token + username; `v2`: also contextname / context. Default `v2`. */
   readonly dialect: Dialect
   /** Context used when neither the request nor the consumer names one. Default `default`. */
@@ -22,7 +28,7 @@ export interface UpstreamPolicy {
   readonly probeIntervalSeconds: number
   /** false: pass upstream envelopes through untouched. Default true. */
   readonly normalizeErrors: boolean
-  /** Extra CA (PEM file) for an https upstream. Default null. */
+  /** Extra CA (PEM file) for an https upstream, resolved to an absolute path (relative to the policy directory) at load. Default null. */
   readonly caFile: string | null
   readonly circuit: {
     /** Consecutive connect errors or timeouts that open the circuit. Default 5. */
@@ -49,7 +55,11 @@ export interface ValidationPolicy {
 
 export interface GatewayPolicy {
   readonly upstream: UpstreamPolicy
-  readonly auth: { readonly bodyCredentials: boolean }
+  readonly auth: {
+    readonly bodyCredentials: boolean
+    /** Failed authentications (401 responses) allowed per client address per window; `max: 0` turns the limiter off. Default 10 per minute. */
+    readonly failureLimit: RateLimitPolicy
+  }
   readonly cache: {
     readonly ttlSeconds: number
     readonly staleIfErrorSeconds: number
@@ -59,6 +69,23 @@ export interface GatewayPolicy {
   readonly validation: ValidationPolicy
   readonly limits: { readonly bodyBytes: number }
   readonly cors: { readonly origins: readonly string[] }
+  readonly metrics: {
+    /** A separate listener port for `/metrics` (same host); null: served on the main port. Default null. */
+    readonly port: number | null
+    /** Environment variable holding the scrape bearer token (resolved into `Policy.metricsToken`); null: no token required. Default null. */
+    readonly tokenEnv: string | null
+  }
+  readonly docs: {
+    /** Serve Swagger UI at `/docs`. Default false. */
+    readonly swaggerUi: boolean
+  }
+  /**
+   * Addresses or CIDRs of reverse proxies whose `X-Forwarded-For` is believed
+   * (Fastify's `trustProxy`); empty: the socket address is the client address.
+   * Read once at start (Fastify takes it at construction): a reload that changes
+   * it is logged and needs a restart. Default [].
+   */
+  readonly trustProxy: readonly string[]
 }
 
 export interface ConsumerPolicy {
@@ -87,6 +114,8 @@ export interface Policy {
   readonly consumers: readonly ConsumerPolicy[]
   /** Consumer name → upstream token read from its `tokenEnv` at load (never logged). */
   readonly tokens: ReadonlyMap<string, string>
+  /** The `/metrics` scrape bearer token read from `gateway.metrics.tokenEnv` at load (never logged); null: none required. */
+  readonly metricsToken: string | null
   /** A hash of the files, for logs and metrics (which policy is in force). */
   readonly version: string
 }

@@ -24,11 +24,21 @@ t.test('customers', async (t) => {
   t.equal(check('customers:create', { UserID: 'U 1', Name: 'A' }), 'UserID is not valid')
   t.equal(check('customers:create', { UserID: 'U1', Name: 'A', Email: 'nope' }), 'Email is not valid')
   t.equal(check('customers:create', { UserID: 'U1', Name: 'A', Email: '' }), 'ok')
-  t.equal(check('customers:create', { UserID: 'U1', Name: 'A', PhoneNumber: 'abc' }), 'PhoneNumber is not valid')
+  t.equal(
+    check('customers:create', { UserID: 'U1', Name: 'A', PhoneNumber: 'abc' }),
+    'PhoneNumber is not valid',
+  )
   t.equal(check('customers:create', { UserID: 'U1', Name: 'A', PhoneNumber: '+91 98450 12345' }), 'ok')
   t.equal(check('customers:create', []), 'The body must be a JSON object')
   t.equal(check('customers:replace', { UserID: 'U1', Name: 'A' }), 'Missing field: Address')
-  const full = { UserID: 'U1', Name: 'A', Address: 'x', Email: 'a@b.in', PhoneNumber: '9845012345', AltPhoneNumber: '' }
+  const full = {
+    UserID: 'U1',
+    Name: 'A',
+    Address: 'x',
+    Email: 'a@b.in',
+    PhoneNumber: '9845012345',
+    AltPhoneNumber: '',
+  }
   t.equal(check('customers:replace', full), 'ok')
   t.equal(check('customers:update', {}), 'The body must change at least one field')
   t.equal(check('customers:update', { Address: 'y' }), 'ok')
@@ -38,10 +48,22 @@ t.test('customers', async (t) => {
 
 t.test('mappings', async (t) => {
   t.equal(check('mappings:create', { UserID: 'U1', ipsubnet: '10.0.0.0/24', starttime: '0' }), 'ok')
-  t.equal(check('mappings:create', { UserID: 'U1', ipsubnet: '2001:db8::/32', starttime: 5, endtime: null }), 'ok')
-  t.equal(check('mappings:create', { UserID: 'U1', ipsubnet: '10.0.0.300', starttime: '0' }), 'ipsubnet is not valid')
-  t.equal(check('mappings:create', { UserID: 'U1', ipsubnet: '10.0.0.1', starttime: '-1' }), 'starttime is not valid')
-  t.equal(check('mappings:create', { UserID: 'U1', ipsubnet: '10.0.0.1', starttime: 1.5 }), 'starttime is not valid')
+  t.equal(
+    check('mappings:create', { UserID: 'U1', ipsubnet: '2001:db8::/32', starttime: 5, endtime: null }),
+    'ok',
+  )
+  t.equal(
+    check('mappings:create', { UserID: 'U1', ipsubnet: '10.0.0.300', starttime: '0' }),
+    'ipsubnet is not valid',
+  )
+  t.equal(
+    check('mappings:create', { UserID: 'U1', ipsubnet: '10.0.0.1', starttime: '-1' }),
+    'starttime is not valid',
+  )
+  t.equal(
+    check('mappings:create', { UserID: 'U1', ipsubnet: '10.0.0.1', starttime: 1.5 }),
+    'starttime is not valid',
+  )
   t.equal(check('mappings:update', { ipsubnet: '10.0.0.1' }), 'The body must change at least one field')
   t.equal(check('mappings:update', { ipsubnet: '10.0.0.1', terminalid: 'T' }), 'ok')
   t.equal(check('mappings:delete', {}), 'Missing field: ipsubnet')

@@ -2,22 +2,22 @@
  * Every status of shared/SPEC.md 3.3, against a recording upstream that
  * answers or misbehaves as told; and the paths that must never reach it.
  */
+
+import t, { type Test } from 'tap'
 import { request } from 'undici'
-import t from 'tap'
 import { makePolicy, startGateway } from '../helpers/gateway.js'
 import { type Behaviour, closedPort, startRecordingUpstream } from '../helpers/recording-upstream.js'
 
 const AUTH = { authorization: 'Bearer tok', 'x-trisul-username': 'alice' }
 
-async function gatewayWith(
-  t: Parameters<Parameters<typeof t.test>[1]>[0],
-  behaviour: Behaviour,
-  gateway: Record<string, unknown> = {},
-) {
+async function gatewayWith(t: Test, behaviour: Behaviour, gateway: Record<string, unknown> = {}) {
   const upstream = await startRecordingUpstream(() => behaviour)
   t.teardown(() => upstream.close())
   const policy = await makePolicy(t, {
-    gateway: { upstream: { timeoutMs: 400, connectTimeoutMs: 400, ...((gateway.upstream as object) ?? {}) }, ...gateway },
+    gateway: {
+      upstream: { timeoutMs: 400, connectTimeoutMs: 400, ...((gateway.upstream as object) ?? {}) },
+      ...gateway,
+    },
   })
   const gw = await startGateway(t, { policy, upstreamUrl: upstream.url })
   return { upstream, gw }
@@ -34,7 +34,11 @@ const envelopes: [string, number, number][] = [
 
 for (const [message, upstreamStatus, status] of envelopes) {
   t.test(`envelope "${message}" → ${status}, on listings and writes`, async (t) => {
-    const { gw } = await gatewayWith(t, { kind: 'json', status: upstreamStatus, body: { status: 'Error', message } })
+    const { gw } = await gatewayWith(t, {
+      kind: 'json',
+      status: upstreamStatus,
+      body: { status: 'Error', message },
+    })
     for (const [method, url, body] of [
       ['GET', '/api/ipdrcustomers', undefined],
       ['POST', '/api/ipdrcustomers', { UserID: 'U1', Name: 'A' }],
@@ -55,7 +59,11 @@ for (const [message, upstreamStatus, status] of envelopes) {
 
 t.test('normalizeErrors: false passes envelopes through untouched', async (t) => {
   const envelope = { status: 'ERROR', message: 'Invalid API token' }
-  const { gw } = await gatewayWith(t, { kind: 'json', status: 200, body: envelope }, { upstream: { normalizeErrors: false } })
+  const { gw } = await gatewayWith(
+    t,
+    { kind: 'json', status: 200, body: envelope },
+    { upstream: { normalizeErrors: false } },
+  )
   const list = await request(`${gw.url}/api/ipdrcustomers`, { headers: AUTH })
   t.equal(list.statusCode, 200)
   t.same(await list.body.json(), envelope)
@@ -69,8 +77,18 @@ t.test('normalizeErrors: false passes envelopes through untouched', async (t) =>
 })
 
 const faults: [string, Behaviour, number, string][] = [
-  ['upstream 500', { kind: 'raw', status: 500, body: 'boom', contentType: 'text/plain' }, 502, 'IPDR_GW_UPSTREAM_UNAVAILABLE'],
-  ['upstream 503', { kind: 'json', status: 503, body: { status: 'Error', message: 'x' } }, 502, 'IPDR_GW_UPSTREAM_UNAVAILABLE'],
+  [
+    'upstream 500',
+    { kind: 'raw', status: 500, body: 'boom', contentType: 'text/plain' },
+    502,
+    'IPDR_GW_UPSTREAM_UNAVAILABLE',
+  ],
+  [
+    'upstream 503',
+    { kind: 'json', status: 503, body: { status: 'Error', message: 'x' } },
+    502,
+    'IPDR_GW_UPSTREAM_UNAVAILABLE',
+  ],
   ['invalid JSON', { kind: 'raw', body: '[{"id":1,' }, 502, 'IPDR_GW_UPSTREAM_BAD_RESPONSE'],
   ['listing that is an object', { kind: 'json', body: { id: 1 } }, 502, 'IPDR_GW_UPSTREAM_BAD_RESPONSE'],
   ['listing of non-objects', { kind: 'json', body: [1, 2] }, 502, 'IPDR_GW_UPSTREAM_BAD_RESPONSE'],
@@ -95,32 +113,38 @@ for (const [name, behaviour, status, code] of faults) {
   })
 }
 
-t.test('refused connections → 502, retried once for a listing; the circuit opens, then recovers', async (t) => {
-  const port = await closedPort()
-  const policy = await makePolicy(t, {
-    gateway: { upstream: { connectTimeoutMs: 400, circuit: { failures: 2, resetSeconds: 1 } } },
-  })
-  let now = 0
-  const gw = await startGateway(t, { policy, upstreamUrl: `http://127.0.0.1:${port}`, now: () => now })
-  const first = await request(`${gw.url}/api/ipdrcustomers`, { headers: AUTH })
-  t.equal(first.statusCode, 502)
-  t.equal(((await first.body.json()) as { code: string }).code, 'IPDR_GW_UPSTREAM_UNAVAILABLE')
-  // The listing's own retry was the second consecutive failure: the circuit is open.
-  const open = await request(`${gw.url}/api/ipdrcustomers`, { headers: AUTH })
-  t.equal(open.statusCode, 503)
-  t.equal(((await open.body.json()) as { code: string }).code, 'IPDR_GW_CIRCUIT_OPEN')
-  t.ok(Number(open.headers['retry-after']) >= 1)
-  const metrics = await (await request(`${gw.url}/metrics`)).body.text()
-  t.match(metrics, /ipdr_gateway_upstream_requests_total\{method="GET",resource="customers",outcome="connect_error"\} 2/)
-  now += 1000
-  // Half-open: one trial, still refused, opens again.
-  const trial = await request(`${gw.url}/api/ipdrcustomers`, { headers: AUTH })
-  t.equal(trial.statusCode, 502)
-  const again = await request(`${gw.url}/api/ipdrcustomers`, { headers: AUTH })
-  t.equal(again.statusCode, 503)
-  await again.body.dump()
-  await trial.body.dump()
-})
+t.test(
+  'refused connections → 502, retried once for a listing; the circuit opens, then recovers',
+  async (t) => {
+    const port = await closedPort()
+    const policy = await makePolicy(t, {
+      gateway: { upstream: { connectTimeoutMs: 400, circuit: { failures: 2, resetSeconds: 1 } } },
+    })
+    let now = 0
+    const gw = await startGateway(t, { policy, upstreamUrl: `http://127.0.0.1:${port}`, now: () => now })
+    const first = await request(`${gw.url}/api/ipdrcustomers`, { headers: AUTH })
+    t.equal(first.statusCode, 502)
+    t.equal(((await first.body.json()) as { code: string }).code, 'IPDR_GW_UPSTREAM_UNAVAILABLE')
+    // The listing's own retry was the second consecutive failure: the circuit is open.
+    const open = await request(`${gw.url}/api/ipdrcustomers`, { headers: AUTH })
+    t.equal(open.statusCode, 503)
+    t.equal(((await open.body.json()) as { code: string }).code, 'IPDR_GW_CIRCUIT_OPEN')
+    t.ok(Number(open.headers['retry-after']) >= 1)
+    const metrics = await (await request(`${gw.url}/metrics`)).body.text()
+    t.match(
+      metrics,
+      /ipdr_gateway_upstream_requests_total\{method="GET",resource="customers",outcome="connect_error"\} 2/,
+    )
+    now += 1000
+    // Half-open: one trial, still refused, opens again.
+    const trial = await request(`${gw.url}/api/ipdrcustomers`, { headers: AUTH })
+    t.equal(trial.statusCode, 502)
+    const again = await request(`${gw.url}/api/ipdrcustomers`, { headers: AUTH })
+    t.equal(again.statusCode, 503)
+    await again.body.dump()
+    await trial.body.dump()
+  },
+)
 
 t.test('a write is never retried and never reported as a success it was not', async (t) => {
   const { gw, upstream } = await gatewayWith(t, { kind: 'reset' })
@@ -138,15 +162,85 @@ t.test('client errors, none of which reaches the upstream', async (t) => {
   const { gw, upstream } = await gatewayWith(t, { kind: 'json', body: [] }, { limits: { bodyBytes: 1024 } })
   const cases: [string, string, Record<string, string>, string | undefined, number, string][] = [
     ['GET', '/api/ipdrcustomers', {}, undefined, 401, 'IPDR_GW_MISSING_CREDENTIALS'],
-    ['GET', '/api/ipdrcustomers', { authorization: 'Basic %%%' }, undefined, 401, 'IPDR_GW_MALFORMED_CREDENTIALS'],
-    ['POST', '/api/ipdrcustomers', { ...AUTH, 'content-type': 'application/json' }, '{"UserID":', 400, 'IPDR_GW_INVALID_JSON'],
-    ['POST', '/api/ipdrcustomers', { ...AUTH, 'content-type': 'application/json' }, '{"__proto__":{"x":1},"UserID":"U1","Name":"A"}', 400, 'IPDR_GW_INVALID_JSON'],
-    ['POST', '/api/ipdrcustomers', { ...AUTH, 'content-type': 'text/plain' }, 'hello', 415, 'IPDR_GW_UNSUPPORTED_MEDIA_TYPE'],
-    ['POST', '/api/ipdrcustomers', { ...AUTH, 'content-type': 'application/json' }, JSON.stringify({ UserID: 'U1', Name: 'x'.repeat(2000) }), 413, 'IPDR_GW_BODY_TOO_LARGE'],
-    ['POST', '/api/ipdrcustomers', { ...AUTH, 'content-type': 'application/json' }, '{"Name":"A"}', 400, 'IPDR_GW_VALIDATION'],
-    ['POST', '/api/ipdrcustomers', { ...AUTH, 'content-type': 'application/json' }, '{"UserID":"U1","Name":"A","Evil":1}', 400, 'IPDR_GW_VALIDATION'],
-    ['PUT', '/api/ipdrcustomers/U1', { ...AUTH, 'content-type': 'application/json' }, JSON.stringify({ UserID: 'U2', Name: 'A', Address: '', Email: '', PhoneNumber: '', AltPhoneNumber: '' }), 400, 'IPDR_GW_USER_ID_MISMATCH'],
-    ['POST', '/api/ipdrcustomers_mapping', { ...AUTH, 'content-type': 'application/json' }, '{"UserID":"U1","ipsubnet":"10.0.0.1","starttime":"10","endtime":"5"}', 400, 'IPDR_GW_VALIDATION'],
+    [
+      'GET',
+      '/api/ipdrcustomers',
+      { authorization: 'Basic %%%' },
+      undefined,
+      401,
+      'IPDR_GW_MALFORMED_CREDENTIALS',
+    ],
+    [
+      'POST',
+      '/api/ipdrcustomers',
+      { ...AUTH, 'content-type': 'application/json' },
+      '{"UserID":',
+      400,
+      'IPDR_GW_INVALID_JSON',
+    ],
+    [
+      'POST',
+      '/api/ipdrcustomers',
+      { ...AUTH, 'content-type': 'application/json' },
+      '{"__proto__":{"x":1},"UserID":"U1","Name":"A"}',
+      400,
+      'IPDR_GW_INVALID_JSON',
+    ],
+    [
+      'POST',
+      '/api/ipdrcustomers',
+      { ...AUTH, 'content-type': 'text/plain' },
+      'hello',
+      415,
+      'IPDR_GW_UNSUPPORTED_MEDIA_TYPE',
+    ],
+    [
+      'POST',
+      '/api/ipdrcustomers',
+      { ...AUTH, 'content-type': 'application/json' },
+      JSON.stringify({ UserID: 'U1', Name: 'x'.repeat(2000) }),
+      413,
+      'IPDR_GW_BODY_TOO_LARGE',
+    ],
+    [
+      'POST',
+      '/api/ipdrcustomers',
+      { ...AUTH, 'content-type': 'application/json' },
+      '{"Name":"A"}',
+      400,
+      'IPDR_GW_VALIDATION',
+    ],
+    [
+      'POST',
+      '/api/ipdrcustomers',
+      { ...AUTH, 'content-type': 'application/json' },
+      '{"UserID":"U1","Name":"A","Evil":1}',
+      400,
+      'IPDR_GW_VALIDATION',
+    ],
+    [
+      'PUT',
+      '/api/ipdrcustomers/U1',
+      { ...AUTH, 'content-type': 'application/json' },
+      JSON.stringify({
+        UserID: 'U2',
+        Name: 'A',
+        Address: '',
+        Email: '',
+        PhoneNumber: '',
+        AltPhoneNumber: '',
+      }),
+      400,
+      'IPDR_GW_USER_ID_MISMATCH',
+    ],
+    [
+      'POST',
+      '/api/ipdrcustomers_mapping',
+      { ...AUTH, 'content-type': 'application/json' },
+      '{"UserID":"U1","ipsubnet":"10.0.0.1","starttime":"10","endtime":"5"}',
+      400,
+      'IPDR_GW_VALIDATION',
+    ],
     // Dot segments are resolved before routing (404), or refused by the UserID rules (400).
     ['DELETE', '/api/ipdrcustomers/..', AUTH, undefined, 404, 'IPDR_GW_NOT_FOUND'],
     ['DELETE', '/api/ipdrcustomers/%2e%2e', AUTH, undefined, 404, 'IPDR_GW_NOT_FOUND'],
@@ -161,11 +255,23 @@ t.test('client errors, none of which reaches the upstream', async (t) => {
     ['GET', '/api/other', AUTH, undefined, 404, 'IPDR_GW_NOT_FOUND'],
     ['GET', '/api/ipdrcustomers/a/b', AUTH, undefined, 404, 'IPDR_GW_NOT_FOUND'],
     ['GET', '//evil.example/api/ipdrcustomers', AUTH, undefined, 404, 'IPDR_GW_NOT_FOUND'],
-    ['POST', '/api/ipdrcustomers/U1', { ...AUTH, 'content-type': 'application/json' }, '{}', 404, 'IPDR_GW_NOT_FOUND'],
+    [
+      'POST',
+      '/api/ipdrcustomers/U1',
+      { ...AUTH, 'content-type': 'application/json' },
+      '{}',
+      404,
+      'IPDR_GW_NOT_FOUND',
+    ],
     ['GET', '/', {}, undefined, 404, 'IPDR_GW_NOT_FOUND'],
   ]
   for (const [method, path, headers, body, status, code] of cases) {
-    const res = await gw.app.inject({ method: method as 'GET', url: path, headers, ...(body !== undefined ? { payload: body } : {}) })
+    const res = await gw.app.inject({
+      method: method as 'GET',
+      url: path,
+      headers,
+      ...(body !== undefined ? { payload: body } : {}),
+    })
     t.equal(res.statusCode, status, `${method} ${path} ${body ?? ''}: ${res.body}`)
     t.equal(res.json().code, code)
   }
@@ -178,7 +284,9 @@ t.test('an absolute-form request target never reaches another upstream path', as
   const port = Number(new URL(gw.url).port)
   const reply = await new Promise<string>((resolve, reject) => {
     const s = connect(port, '127.0.0.1', () => {
-      s.write('GET http://evil.example/admin HTTP/1.1\r\nHost: evil.example\r\nAuthorization: Bearer tok\r\nX-Trisul-Username: a\r\nConnection: close\r\n\r\n')
+      s.write(
+        'GET http://evil.example/admin HTTP/1.1\r\nHost: evil.example\r\nAuthorization: Bearer tok\r\nX-Trisul-Username: a\r\nConnection: close\r\n\r\n',
+      )
     })
     let data = ''
     s.on('data', (d) => {

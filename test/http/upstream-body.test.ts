@@ -3,7 +3,7 @@
  * resource and dialect; which headers never do; and that credentials full of
  * quotes and braces cannot add or change a body field.
  */
-import t from 'tap'
+import t, { type Test } from 'tap'
 import { sha256Hex } from '../../src/credentials.js'
 import { ALL_OPERATIONS, makePolicy, PERMISSIVE_DEFAULT, startGateway } from '../helpers/gateway.js'
 import { startRecordingUpstream } from '../helpers/recording-upstream.js'
@@ -11,9 +11,11 @@ import { startRecordingUpstream } from '../helpers/recording-upstream.js'
 const KEY = 'gwkey-0123456789abcdef0123456789'
 const b64 = (s: string) => Buffer.from(s).toString('base64')
 
-async function setup(t: Parameters<Parameters<typeof t.test>[1]>[0], dialect: 'v1' | 'v2') {
+async function setup(t: Test, dialect: 'v1' | 'v2') {
   const upstream = await startRecordingUpstream((req) =>
-    req.method === 'GET' ? { kind: 'json', body: [] } : { kind: 'json', body: { id: 1, UserID: 'U1', Name: 'A' } },
+    req.method === 'GET'
+      ? { kind: 'json', body: [] }
+      : { kind: 'json', body: { id: 1, UserID: 'U1', Name: 'A' } },
   )
   t.teardown(() => upstream.close())
   const policy = await makePolicy(t, {
@@ -32,9 +34,27 @@ async function setup(t: Parameters<Parameters<typeof t.test>[1]>[0], dialect: 'v
   return { upstream, gw }
 }
 
-const forms: { name: string; headers: Record<string, string>; body?: Record<string, unknown>; user: string; token: string; ctx?: string }[] = [
-  { name: 'gateway key', headers: { authorization: `Bearer ${KEY}` }, user: 'crm-up', token: 'crm-secret-token', ctx: 'crmctx' },
-  { name: 'bearer + username', headers: { authorization: 'Bearer tok2', 'x-trisul-username': 'alice' }, user: 'alice', token: 'tok2' },
+const forms: {
+  name: string
+  headers: Record<string, string>
+  body?: Record<string, unknown>
+  user: string
+  token: string
+  ctx?: string
+}[] = [
+  {
+    name: 'gateway key',
+    headers: { authorization: `Bearer ${KEY}` },
+    user: 'crm-up',
+    token: 'crm-secret-token',
+    ctx: 'crmctx',
+  },
+  {
+    name: 'bearer + username',
+    headers: { authorization: 'Bearer tok2', 'x-trisul-username': 'alice' },
+    user: 'alice',
+    token: 'tok2',
+  },
   { name: 'basic', headers: { authorization: `Basic ${b64('bob:tok3')}` }, user: 'bob', token: 'tok3' },
   { name: 'body', headers: {}, body: { api_token: 'tok4', username: 'carol' }, user: 'carol', token: 'tok4' },
 ]
@@ -54,15 +74,28 @@ for (const dialect of ['v1', 'v2'] as const) {
         const calls = [
           { method: 'GET', url: path, fields: {} },
           { method: 'POST', url: path, fields },
-          { method: 'PATCH', url: `${path}/U1`, fields: resource === 'customers' ? { Name: 'B' } : { ipsubnet: '10.0.0.1', terminalid: 'T' } },
-          { method: 'DELETE', url: `${path}/U1`, fields: resource === 'customers' ? {} : { ipsubnet: '10.0.0.1' } },
+          {
+            method: 'PATCH',
+            url: `${path}/U1`,
+            fields: resource === 'customers' ? { Name: 'B' } : { ipsubnet: '10.0.0.1', terminalid: 'T' },
+          },
+          {
+            method: 'DELETE',
+            url: `${path}/U1`,
+            fields: resource === 'customers' ? {} : { ipsubnet: '10.0.0.1' },
+          },
         ] as const
         for (const call of calls) {
           const before = upstream.requests.length
           const res = await gw.app.inject({
             method: call.method,
             url: call.url,
-            headers: { ...form.headers, 'content-type': 'application/json', cookie: 'session=abc', 'x-trisul-extra': 'no' },
+            headers: {
+              ...form.headers,
+              'content-type': 'application/json',
+              cookie: 'session=abc',
+              'x-trisul-extra': 'no',
+            },
             payload: JSON.stringify({ ...call.fields, ...(form.body ?? {}) }),
           })
           t.equal(res.statusCode, 200, `${form.name} ${call.method} ${call.url}: ${res.body}`)
@@ -71,7 +104,11 @@ for (const dialect of ['v1', 'v2'] as const) {
           if (!got) continue
           t.equal(got.method, call.method)
           t.equal(got.url, call.url)
-          const expected: Record<string, unknown> = { ...call.fields, api_token: form.token, username: form.user }
+          const expected: Record<string, unknown> = {
+            ...call.fields,
+            api_token: form.token,
+            username: form.user,
+          }
           if (dialect === 'v2') expected[contextField] = form.ctx ?? 'ctxdef'
           t.same(got.body, expected, `${form.name} ${call.method} ${resource} body`)
           t.equal(got.headers.authorization, undefined)

@@ -1,0 +1,364 @@
+/**
+ * The listing cache of shared/SPEC.md 3.4: entries keyed by resource,
+ * upstream username, token hash and context; a byte budget (lru-cache's
+ * `maxSize`, each entry weighing its `bytes`); a TTL and a stale-if-error
+ * window kept with our own timestamps (so a policy reload can change them for
+ * every entry at once); single flight for concurrent misses; and per-context
+ * generations so a write's invalidation also defeats fills already in flight
+ * (docs/cache.md). Pure: no Fastify, no timers.
+ */
+import { createHash } from 'node:crypto'
+import { LRUCache } from 'lru-cache'
+import type { ResourceName } from '../resources.js'
+import type { ListingEntry } from './listing-entry.js'
+
+/** Whose listing this is. Two requests share an entry only when all four parts are equal. */
+export interface ListingKey {
+  readonly resource: ResourceName
+  /** The upstream username the listing was fetched with. */
+  readonly username: string
+  /** `hashToken(token)` of the upstream token it was fetched with (the token itself is never kept). */
+  readonly tokenHash: string
+  /** The upstream context (`''` for the v1 dialect). */
+  readonly context: string
+}
+
+/**
+ * - `hit`: a fresh entry;
+ * - `miss`: this call ran the fill (nothing cached, past the TTL, or invalidated);
+ * - `coalesced`: this call waited for another call's fill (`X-Cache: MISS`);
+ * - `stale`: the fill failed and an entry within TTL + stale-if-error was served.
+ */
+export type LookupStatus = 'hit' | 'miss' | 'stale' | 'coalesced'
+
+export interface ListingCacheLimits {
+  /** Byte budget over all entries (policy `cache.maxBytes`, default 268435456). A positive integer. */
+  readonly maxBytes: number
+  /** Freshness in ms (policy `cache.ttlSeconds` × 1000, default 30000). 0: every get refetches. */
+  readonly ttlMs: number
+  /** How long past the TTL an entry may stand in for a failing upstream (policy default 300000). */
+  readonly staleIfErrorMs: number
+}
+
+export interface ListingCacheOptions extends ListingCacheLimits {
+  /** Clock in ms for TTLs; default `performance.now` (monotonic). Tests pass a fake one. */
+  readonly now?: () => number
+  /** Called once per `get` with its final status (a failed fill counts as `miss`/`coalesced`). */
+  readonly onLookup?: (resource: ResourceName, result: LookupStatus) => void
+  /** Called for both resources on every `invalidateContext`, with the number of entries removed (maybe 0). */
+  readonly onInvalidate?: (resource: ResourceName, count: number) => void
+  /**
+   * Which fill errors a stale entry may stand in for. Default: all. The gateway
+   * passes upstream failures only: an answer such as "Invalid API token" must
+   * reach the client, never be hidden behind data fetched before the revocation.
+   */
+  readonly staleOn?: (err: unknown) => boolean
+}
+
+export interface ResourceCacheStats {
+  entries: number
+  bytes: number
+  /** Lookups since creation, by status. */
+  lookups: Record<LookupStatus, number>
+  /** Entries removed by invalidations since creation. */
+  invalidations: number
+}
+
+export type ListingCacheStats = Record<ResourceName, ResourceCacheStats>
+
+/** sha256 hex of an upstream token: what cache keys and logs may hold instead of the token. */
+export function hashToken(token: string): string {
+  return createHash('sha256').update(token, 'utf8').digest('hex')
+}
+
+/** The internal map key: JSON keeps the four parts unambiguous whatever characters they hold. */
+function cacheKeyOf(key: ListingKey): string {
+  return JSON.stringify([key.resource, key.username, key.tokenHash, key.context])
+}
+
+const RESOURCES: readonly ResourceName[] = ['customers', 'mappings']
+const COMPRESSED = ['gzip', 'br'] as const
+
+interface Slot {
+  readonly key: ListingKey
+  readonly entry: ListingEntry
+  /** Clock time the fill resolved. */
+  readonly storedAt: number
+  /** Bytes accounted in the LRU for this slot. */
+  readonly size: number
+}
+
+interface FillOutcome {
+  readonly entry: ListingEntry
+  readonly status: 'miss' | 'stale'
+}
+
+interface Flight {
+  /** The context's generation when the fill started: a later invalidation makes it unstorable and unjoinable. */
+  readonly generation: number
+  /** Identifies this flight in `#inflight` (a newer flight may have replaced it). */
+  readonly token: object
+  readonly promise: Promise<FillOutcome>
+}
+
+export class ListingCache {
+  #lru: LRUCache<string, Slot>
+  #limits: ListingCacheLimits
+  readonly #now: () => number
+  readonly #onLookup: ListingCacheOptions['onLookup']
+  readonly #onInvalidate: ListingCacheOptions['onInvalidate']
+  readonly #staleOn: (err: unknown) => boolean
+  readonly #inflight = new Map<string, Flight>()
+  /** Per context, bumped by every invalidation. Only contexts that saw a write are present. */
+  readonly #generations = new Map<string, number>()
+  readonly #counters: Record<ResourceName, { lookups: Record<LookupStatus, number>; invalidations: number }>
+
+  constructor(opts: ListingCacheOptions) {
+    this.#limits = checkLimits(opts, {})
+    this.#now = opts.now ?? (() => performance.now())
+    this.#onLookup = opts.onLookup
+    this.#onInvalidate = opts.onInvalidate
+    this.#staleOn = opts.staleOn ?? (() => true)
+    this.#lru = makeLru(this.#limits.maxBytes)
+    const counters = () => ({ lookups: { hit: 0, miss: 0, stale: 0, coalesced: 0 }, invalidations: 0 })
+    this.#counters = { customers: counters(), mappings: counters() }
+  }
+
+  /** The limits in force. */
+  get limits(): ListingCacheLimits {
+    return this.#limits
+  }
+
+  /**
+   * The entry for `key`: cached when fresh, else from `fill` (run once for all
+   * concurrent callers of the same key and generation). A rejected fill is
+   * never cached: callers get the entry within TTL + stale-if-error as
+   * `stale`, or the fill's error.
+   */
+  async get(
+    key: ListingKey,
+    fill: () => Promise<ListingEntry>,
+  ): Promise<{ entry: ListingEntry; status: LookupStatus }> {
+    const k = cacheKeyOf(key)
+    const generation = this.#generation(key.context)
+    const slot = this.#lru.get(k)
+    if (slot !== undefined) {
+      const age = this.#now() - slot.storedAt
+      if (age < this.#limits.ttlMs) return this.#report(key.resource, slot.entry, 'hit')
+      if (age >= this.#limits.ttlMs + this.#limits.staleIfErrorMs) this.#lru.delete(k)
+    }
+    const running = this.#inflight.get(k)
+    if (running !== undefined && running.generation === generation) {
+      let outcome: FillOutcome
+      try {
+        outcome = await running.promise
+      } catch (err) {
+        this.#count(key.resource, 'coalesced')
+        throw err
+      }
+      return this.#report(key.resource, outcome.entry, outcome.status === 'stale' ? 'stale' : 'coalesced')
+    }
+    const token = {}
+    const flight: Flight = { generation, token, promise: this.#fill(k, key, generation, token, fill) }
+    this.#inflight.set(k, flight)
+    let outcome: FillOutcome
+    try {
+      outcome = await flight.promise
+    } catch (err) {
+      this.#count(key.resource, 'miss')
+      throw err
+    }
+    return this.#report(key.resource, outcome.entry, outcome.status)
+  }
+
+  /**
+   * Removes every entry of `context` (both resources) and bumps its
+   * generation, so fills that started before this call are neither stored
+   * nor joined. Call it after a successful write, before its response is
+   * sent. Returns the number of entries removed.
+   */
+  invalidateContext(context: string): number {
+    this.#generations.set(context, this.#generation(context) + 1)
+    const doomed: [string, Slot][] = []
+    for (const [k, slot] of this.#lru.entries()) if (slot.key.context === context) doomed.push([k, slot])
+    const removed: Record<ResourceName, number> = { customers: 0, mappings: 0 }
+    for (const [k, slot] of doomed) {
+      this.#lru.delete(k)
+      removed[slot.key.resource]++
+    }
+    for (const resource of RESOURCES) {
+      this.#counters[resource].invalidations += removed[resource]
+      safely(() => this.#onInvalidate?.(resource, removed[resource]))
+    }
+    return doomed.length
+  }
+
+  /**
+   * Policy reload: new limits apply at once to every entry (freshness is
+   * computed from each entry's fill time). A smaller `maxBytes` evicts least
+   * recently used entries until the rest fit. Throws `RangeError` on an
+   * invalid value and then changes nothing.
+   */
+  setLimits(opts: Partial<ListingCacheLimits>): void {
+    const limits = checkLimits(opts, this.#limits)
+    const resized = limits.maxBytes !== this.#limits.maxBytes
+    this.#limits = limits
+    if (!resized) return
+    const old = this.#lru
+    this.#lru = makeLru(limits.maxBytes)
+    // entries() runs most recent first; insert least recent first so the recency order survives.
+    for (const [k, slot] of [...old.entries()].reverse()) {
+      if (slot.size <= limits.maxBytes) this.#lru.set(k, slot)
+    }
+  }
+
+  /** Drops entries past TTL + stale-if-error (they can serve nobody). `stats()` calls it. */
+  prune(): number {
+    const limit = this.#limits.ttlMs + this.#limits.staleIfErrorMs
+    const now = this.#now()
+    const expired: string[] = []
+    for (const [k, slot] of this.#lru.entries()) if (now - slot.storedAt >= limit) expired.push(k)
+    for (const k of expired) this.#lru.delete(k)
+    return expired.length
+  }
+
+  /** Entries and bytes held (after `prune()`), and lookup/invalidation counters, per resource. */
+  stats(): ListingCacheStats {
+    this.prune()
+    const out = {} as ListingCacheStats
+    for (const resource of RESOURCES) {
+      const c = this.#counters[resource]
+      out[resource] = { entries: 0, bytes: 0, lookups: { ...c.lookups }, invalidations: c.invalidations }
+    }
+    for (const slot of this.#lru.values()) {
+      out[slot.key.resource].entries++
+      out[slot.key.resource].bytes += slot.size
+    }
+    return out
+  }
+
+  /** Drops every entry (not the counters or generations). */
+  clear(): void {
+    this.#lru.clear()
+  }
+
+  async #fill(
+    k: string,
+    key: ListingKey,
+    generation: number,
+    token: object,
+    fill: () => Promise<ListingEntry>,
+  ): Promise<FillOutcome> {
+    try {
+      let entry: ListingEntry
+      try {
+        entry = await fill()
+      } catch (err) {
+        const slot = this.#lru.get(k)
+        if (
+          slot !== undefined &&
+          this.#staleOn(err) &&
+          this.#now() - slot.storedAt < this.#limits.ttlMs + this.#limits.staleIfErrorMs
+        ) {
+          return { entry: slot.entry, status: 'stale' }
+        }
+        throw err
+      }
+      if (this.#generation(key.context) === generation) this.#store(k, key, entry)
+      return { entry, status: 'miss' }
+    } finally {
+      // Runs before any waiter resumes: from here on, new callers see the stored entry. It also runs
+      // after `get` has registered the flight, since `await fill()` always yields at least once.
+      if (this.#inflight.get(k)?.token === token) this.#inflight.delete(k)
+    }
+  }
+
+  #store(k: string, key: ListingKey, entry: ListingEntry): void {
+    const size = sizeOf(entry)
+    if (size > this.#limits.maxBytes) {
+      // Served to this fill's callers, not kept; nor is the older entry it replaces.
+      this.#lru.delete(k)
+      return
+    }
+    const previous = this.#lru.peek(k)
+    entry.onSizeChange(() => this.#resize(k, entry))
+    this.#lru.set(k, { key, entry, storedAt: this.#now(), size })
+    // Clients that asked the previous entry for a coding will ask this one too: compress it now, in
+    // the background, rather than make the first of them wait after every refill.
+    for (const encoding of COMPRESSED) {
+      if (previous?.entry.peekEncoded(encoding) !== undefined) {
+        // A failure here is not memoized; the next request that asks retries and sees it.
+        entry.encoded(encoding).catch(() => {})
+      }
+    }
+  }
+
+  /** A cached entry made a compressed or redacted variant: account its new size. */
+  #resize(k: string, entry: ListingEntry): void {
+    const slot = this.#lru.peek(k)
+    if (slot?.entry !== entry) {
+      // Evicted, invalidated or replaced: nothing to account any more.
+      entry.onSizeChange(undefined)
+      return
+    }
+    const size = sizeOf(entry)
+    if (size === slot.size) return
+    if (size > this.#limits.maxBytes) {
+      this.#lru.delete(k)
+      entry.onSizeChange(undefined)
+      return
+    }
+    // A new slot object: lru-cache re-accounts the size only when the value changes.
+    this.#lru.set(k, { ...slot, size })
+  }
+
+  #generation(context: string): number {
+    return this.#generations.get(context) ?? 0
+  }
+
+  #report(resource: ResourceName, entry: ListingEntry, status: LookupStatus) {
+    this.#count(resource, status)
+    return { entry, status }
+  }
+
+  #count(resource: ResourceName, status: LookupStatus): void {
+    this.#counters[resource].lookups[status]++
+    safely(() => this.#onLookup?.(resource, status))
+  }
+}
+
+function makeLru(maxBytes: number): LRUCache<string, Slot> {
+  return new LRUCache<string, Slot>({ maxSize: maxBytes, sizeCalculation: (slot) => slot.size })
+}
+
+function sizeOf(entry: ListingEntry): number {
+  return Math.max(1, Math.ceil(entry.bytes))
+}
+
+function checkLimits(
+  opts: Partial<ListingCacheLimits>,
+  current: Partial<ListingCacheLimits>,
+): ListingCacheLimits {
+  const maxBytes = opts.maxBytes ?? current.maxBytes
+  const ttlMs = opts.ttlMs ?? current.ttlMs
+  const staleIfErrorMs = opts.staleIfErrorMs ?? current.staleIfErrorMs
+  if (typeof maxBytes !== 'number' || !Number.isSafeInteger(maxBytes) || maxBytes < 1) {
+    throw new RangeError('cache maxBytes must be a positive integer')
+  }
+  if (typeof ttlMs !== 'number' || !Number.isFinite(ttlMs) || ttlMs < 0) {
+    throw new RangeError('cache ttlMs must be a non-negative number')
+  }
+  if (typeof staleIfErrorMs !== 'number' || !Number.isFinite(staleIfErrorMs) || staleIfErrorMs < 0) {
+    throw new RangeError('cache staleIfErrorMs must be a non-negative number')
+  }
+  return Object.freeze({ maxBytes, ttlMs, staleIfErrorMs })
+}
+
+/** Metrics callbacks must never break a request: their errors are dropped. */
+function safely(fn: () => void): void {
+  try {
+    fn()
+  } catch {
+    // deliberately ignored
+  }
+}

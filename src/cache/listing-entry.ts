@@ -1,0 +1,201 @@
+/**
+ * One cached listing, built once per fill from the upstream bytes: the bytes
+ * themselves (sent as they are for a plain listing), a strong ETag, lazily
+ * made gzip/brotli variants, memoized redacted views, and a `ListingIndex`
+ * for single reads and filters. Records are parsed from the bytes on demand
+ * (`record(pos)`), so callers always get fresh objects they may mutate.
+ */
+import { GatewayError } from '../errors.js'
+import type { ResourceFacts, ResourceName } from '../resources.js'
+import type { ContentEncoding } from './encoding.js'
+import { strongEtag } from './etag.js'
+import { ListingBody, type ListingRepresentation } from './listing-body.js'
+import { canonicalInteger, ListingIndex } from './listing-index.js'
+import { findRecordOffsets } from './record-offsets.js'
+import { normalizeFieldList, redactRecord } from './redaction.js'
+
+/**
+ * The upstream answered a listing with something other than a JSON array of
+ * objects. A `GatewayError` with code `IPDR_GW_UPSTREAM_BAD_RESPONSE` (502);
+ * its own class so the caller can count the `invalid_response` outcome.
+ */
+export class InvalidListingError extends GatewayError {
+  constructor(message: string) {
+    super('IPDR_GW_UPSTREAM_BAD_RESPONSE', message)
+    this.name = 'InvalidListingError'
+  }
+}
+
+/** Fixed cost of an entry's own objects (entry, bodies, closures), a rounded guess. */
+const ENTRY_OVERHEAD_BYTES = 1024
+
+export class ListingEntry implements ListingRepresentation {
+  readonly resource: ResourceName
+  readonly facts: ResourceFacts
+  readonly index: ListingIndex
+  readonly #body: ListingBody
+  /** `[start, end)` byte offsets of each record in `raw`. */
+  readonly #offsets: Uint32Array
+  readonly #redacted = new Map<string, ListingBody>()
+  #sizeListener: (() => void) | undefined
+
+  /** Use `buildListingEntry`. */
+  constructor(raw: Buffer, facts: ResourceFacts, index: ListingIndex, offsets: Uint32Array) {
+    this.resource = facts.name
+    this.facts = facts
+    this.index = index
+    this.#offsets = offsets
+    this.#body = new ListingBody(raw, strongEtag(raw), () => this.#grew())
+  }
+
+  get raw(): Buffer {
+    return this.#body.raw
+  }
+
+  get etag(): string {
+    return this.#body.etag
+  }
+
+  /** Number of records. */
+  get count(): number {
+    return this.index.count
+  }
+
+  /**
+   * Estimated heap cost: raw bytes, the compressed and redacted variants made
+   * so far, the index and the offsets. Grows when a variant is made; the
+   * cache re-accounts it then (see `onSizeChange`).
+   */
+  get bytes(): number {
+    let bytes = this.#body.bytes + this.index.bytes + this.#offsets.byteLength + ENTRY_OVERHEAD_BYTES
+    for (const body of this.#redacted.values()) bytes += body.bytes
+    return bytes
+  }
+
+  etagFor(encoding: ContentEncoding): string {
+    return this.#body.etagFor(encoding)
+  }
+
+  encoded(encoding: ContentEncoding): Promise<Buffer> {
+    return this.#body.encoded(encoding)
+  }
+
+  peekEncoded(encoding: ContentEncoding): Buffer | undefined {
+    return this.#body.peekEncoded(encoding)
+  }
+
+  /** The upstream bytes of the record at `pos` (a view of `raw`, no copy). */
+  recordRaw(pos: number): Buffer {
+    this.#check(pos)
+    return this.raw.subarray(this.#offsets[2 * pos], this.#offsets[2 * pos + 1])
+  }
+
+  /**
+   * A JSON array of the records at `positions`, copied from the upstream
+   * bytes (one allocation, nothing parsed or re-serialized).
+   */
+  recordsBody(positions: readonly number[]): Buffer {
+    let length = 2 + Math.max(0, positions.length - 1)
+    for (const pos of positions) {
+      this.#check(pos)
+      length += (this.#offsets[2 * pos + 1] as number) - (this.#offsets[2 * pos] as number)
+    }
+    const out = Buffer.allocUnsafe(length)
+    let at = 0
+    out[at++] = 0x5b // [
+    for (let i = 0; i < positions.length; i++) {
+      const pos = positions[i] as number
+      if (i > 0) out[at++] = 0x2c // ,
+      at += this.raw.copy(out, at, this.#offsets[2 * pos], this.#offsets[2 * pos + 1])
+    }
+    out[at] = 0x5d // ]
+    return out
+  }
+
+  /** The record at `pos`, parsed now: a fresh object each call. */
+  record(pos: number): Record<string, unknown> {
+    return JSON.parse(this.recordRaw(pos).toString('utf8')) as Record<string, unknown>
+  }
+
+  /**
+   * Positions of the records whose read key (customers `UserID`, mappings
+   * `ipdr_customer_id`, see `LISTING_KEY`) equals `key`; O(1) plus the
+   * number of matches. An integer key is compared in canonical form.
+   */
+  lookup(key: string | number): number[] {
+    const canonical = this.index.plan.key.kind === 'integer' ? canonicalInteger(key) : String(key)
+    return canonical === null ? [] : this.index.positionsForKey(canonical)
+  }
+
+  /**
+   * The listing with `fields` replaced by `"***"` in every record, for
+   * consumers with a `redact` policy: memoized per set of fields (order and
+   * duplicates do not matter), with its own ETag and lazily made compressed
+   * variants. No fields: the entry itself, so the zero-copy path is kept.
+   */
+  redacted(fields: readonly string[]): ListingRepresentation {
+    if (fields.length === 0) return this
+    const list = normalizeFieldList(fields)
+    const memoKey = JSON.stringify(list)
+    let body = this.#redacted.get(memoKey)
+    if (body === undefined) {
+      const records = JSON.parse(this.raw.toString('utf8')) as unknown[]
+      const raw = Buffer.from(JSON.stringify(records.map((r) => redactRecord(r, list))))
+      body = new ListingBody(raw, strongEtag(raw), () => this.#grew())
+      this.#redacted.set(memoKey, body)
+      this.#grew()
+    }
+    return body
+  }
+
+  /**
+   * Registers the one function called whenever `bytes` grows (a compressed or
+   * redacted variant was made); `undefined` removes it. Used by
+   * `ListingCache` to keep its byte budget honest.
+   */
+  onSizeChange(listener: (() => void) | undefined): void {
+    this.#sizeListener = listener
+  }
+
+  #grew(): void {
+    this.#sizeListener?.()
+  }
+
+  #check(pos: number): void {
+    if (!Number.isInteger(pos) || pos < 0 || pos >= this.count) {
+      throw new RangeError(`no record at position ${pos}`)
+    }
+  }
+}
+
+/**
+ * Builds the cache entry of one successful listing response. `raw` must be
+ * the complete body (a right-sized Buffer: it is kept as it is). Throws
+ * `InvalidListingError` unless it is a JSON array whose every element is an
+ * object; envelopes are the caller's to detect before (they are objects, so
+ * they land here as invalid).
+ */
+export function buildListingEntry(raw: Buffer, facts: ResourceFacts): ListingEntry {
+  if (!Buffer.isBuffer(raw)) throw new InvalidListingError('The upstream listing is not a byte body')
+  let parsed: unknown
+  try {
+    parsed = JSON.parse(raw.toString('utf8'))
+  } catch {
+    throw new InvalidListingError('The upstream listing is not valid JSON')
+  }
+  if (!Array.isArray(parsed)) throw new InvalidListingError('The upstream listing is not a JSON array')
+  for (let i = 0; i < parsed.length; i++) {
+    const element: unknown = parsed[i]
+    if (element === null || typeof element !== 'object' || Array.isArray(element)) {
+      throw new InvalidListingError(`The upstream listing has a non-object element at index ${i}`)
+    }
+  }
+  let offsets: Uint32Array
+  try {
+    offsets = findRecordOffsets(raw, parsed.length)
+  } catch {
+    throw new InvalidListingError('The upstream listing could not be indexed')
+  }
+  const index = new ListingIndex(parsed as Record<string, unknown>[], facts)
+  return new ListingEntry(raw, facts, index, offsets)
+}

@@ -1,0 +1,28 @@
+/**
+ * What the gateway core resolved about a request, set on `request.gw` in its
+ * `preValidation` hook and read by the hooks that run after it (rate limits,
+ * policy decisions, metrics). Shared by the core and the policy layer.
+ */
+import type { ConsumerPolicy, Policy } from '../policy/types.js'
+import type { Operation, ResourceName } from '../resources.js'
+
+export interface RequestContext {
+  /** The policy in force when the request started; the whole request keeps it across a reload. */
+  policy: Policy
+  resource: ResourceName | null
+  operation: Operation | null
+  consumer: ConsumerPolicy | null
+  consumerName: string /* policy name, 'default' or 'unknown' */
+  rateKey: string | null /* 'consumer:NAME' or 'default:USERNAME' */
+}
+
+declare module 'fastify' {
+  interface FastifyRequest {
+    gw: RequestContext
+  }
+  interface FastifyContextConfig {
+    /** The API resource and operation of the route (set by src/http/api-routes.ts). */
+    resource?: ResourceName
+    operation?: Operation
+  }
+}

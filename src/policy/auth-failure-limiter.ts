@@ -1,0 +1,65 @@
+/**
+ * Limits failed authentications per client address, so a token cannot be
+ * guessed at full speed (SPEC 4). After `max` failures within a window the
+ * address is blocked until the window ends. IPv6 clients are counted per /64,
+ * the block an end site usually gets (one host can use all of it). No Fastify
+ * here: the HTTP wiring is `registerAuthFailureLimiter` in src/http/rate-limit.ts.
+ */
+import { formatIpRange, parseIpRange } from '../shared/ip-range.js'
+import type { CounterStore } from './counter-store.js'
+import type { RateLimitPolicy } from './types.js'
+
+export interface AuthFailureLimiterOptions {
+  /** Where failures are counted. */
+  store: CounterStore
+  /** The limit in force, read at every call (so a reload applies at once). */
+  limit: () => Pick<RateLimitPolicy, 'max' | 'timeWindowMs'>
+  /** Milliseconds since the epoch, the same clock as the store's. Default `Date.now`. */
+  clock?: () => number
+}
+
+export interface BlockState {
+  readonly blocked: boolean
+  /** Seconds until the window ends (0 when not blocked). */
+  readonly retryAfterSeconds: number
+}
+
+/** The counter key of an address: IPv4 as is, IPv6 by its /64. */
+export function addressKey(ip: string): string {
+  const range = parseIpRange(ip)
+  if (!range) return `authfail:${ip}`
+  if (range.version === 4) return `authfail:${formatIpRange(range)}`
+  const net = parseIpRange(`${formatIpRange(range)}/64`)
+  return `authfail:${net ? formatIpRange(net) : ip}`
+}
+
+export class AuthFailureLimiter {
+  readonly #store: CounterStore
+  readonly #limit: AuthFailureLimiterOptions['limit']
+  readonly #clock: () => number
+
+  constructor(opts: AuthFailureLimiterOptions) {
+    this.#store = opts.store
+    this.#limit = opts.limit
+    this.#clock = opts.clock ?? Date.now
+  }
+
+  /** Counts one failed authentication from `ip` (nothing when the limiter is off). */
+  async recordFailure(ip: string): Promise<void> {
+    const { max, timeWindowMs } = this.#limit()
+    if (max <= 0) return
+    await this.#store.incr(addressKey(ip), timeWindowMs)
+  }
+
+  /** Whether `ip` has used up its failures for the current window. */
+  async isBlocked(ip: string): Promise<BlockState> {
+    const { max } = this.#limit()
+    if (max <= 0) return { blocked: false, retryAfterSeconds: 0 }
+    const state = await this.#store.get(addressKey(ip))
+    if (!state || state.count < max) return { blocked: false, retryAfterSeconds: 0 }
+    return {
+      blocked: true,
+      retryAfterSeconds: Math.max(1, Math.ceil((state.resetAt - this.#clock()) / 1000)),
+    }
+  }
+}

@@ -1,0 +1,412 @@
+/**
+ * The one JSON Schema (draft 2020-12) of the policy files: the single source of
+ * truth for their keys, types and defaults. `ipdr-gateway check-policies
+ * --schema` prints it; the loader validates `gateway.yaml` against
+ * `$defs/gateway` and each `consumers/NAME.yaml` against `$defs/consumer`, then
+ * fills defaults from the `default` annotations; docs/policies.md is checked
+ * against it by a test. Checks a schema cannot express live in cross-check.ts.
+ */
+import { OPERATIONS, RESOURCES } from '../resources.js'
+import { DURATION_PATTERN } from './duration.js'
+
+export const POLICY_SCHEMA_ID = 'urn:ipdr-gateway:policy'
+
+/** A consumer's name is its file stem; it becomes a metric label, hence the tight grammar. */
+export const CONSUMER_NAME_PATTERN = '^[a-z0-9][a-z0-9_-]{0,63}$'
+
+/** Lower-case SHA-256 hex of a gateway key. */
+export const KEY_HASH_PATTERN = '^[0-9a-f]{64}$'
+
+/** A portable environment variable name. */
+export const ENV_NAME_PATTERN = '^[A-Za-z_][A-Za-z0-9_]{0,127}$'
+
+/** Fields `redact` may name: every field either resource returns. */
+export function redactableFields(): string[] {
+  const names = new Set<string>(['id', 'ipdr_customer_id'])
+  for (const r of RESOURCES) for (const f of r.fields) names.add(f.name)
+  return [...names].sort()
+}
+
+type Schema = Record<string, unknown>
+
+const positiveInt = (description: string, defaultValue: number, maximum?: number): Schema => ({
+  type: 'integer',
+  minimum: 1,
+  ...(maximum === undefined ? {} : { maximum }),
+  default: defaultValue,
+  description,
+})
+
+const timeWindow = (defaultValue: string): Schema => ({
+  type: ['integer', 'string'],
+  minimum: 1,
+  pattern: DURATION_PATTERN,
+  default: defaultValue,
+  description:
+    'Window length: whole milliseconds, or a number and a unit (ms, s, m, h, d or their long forms), e.g. "30 seconds", "1 minute", "2 hours", "1 day". At most 30 days.',
+})
+
+function rateLimitSchema(opts: {
+  description: string
+  nullable: boolean
+  /** Absent: `max` is required. */
+  maxDefault?: number
+  maxDescription?: string
+  minMax: number
+  window: string
+  default: unknown
+}): Schema {
+  return {
+    type: opts.nullable ? ['object', 'null'] : 'object',
+    additionalProperties: false,
+    required: opts.maxDefault === undefined ? ['max'] : [],
+    properties: {
+      max: {
+        type: 'integer',
+        minimum: opts.minMax,
+        maximum: 1_000_000_000,
+        ...(opts.maxDefault === undefined ? {} : { default: opts.maxDefault }),
+        description: opts.maxDescription ?? 'Requests allowed per window.',
+      },
+      timeWindow: timeWindow(opts.window),
+    },
+    default: opts.default,
+    description: opts.description,
+  }
+}
+
+const stringList = (description: string, item: Schema = { type: 'string', minLength: 1 }): Schema => ({
+  type: 'array',
+  items: item,
+  uniqueItems: true,
+  default: [],
+  description,
+})
+
+function gatewaySchema(): Schema {
+  return {
+    type: 'object',
+    additionalProperties: false,
+    description: 'DIR/gateway.yaml (or gateway.json): settings of the whole gateway.',
+    properties: {
+      upstream: {
+        type: 'object',
+        additionalProperties: false,
+        default: {},
+        description: 'The Trisul server behind the gateway.',
+        properties: {
+          url: {
+            type: 'string',
+            minLength: 1,
+            default: 'http://127.0.0.1:3000',
+            description:
+              'Base URL (http or https, no credentials, query or fragment). Overridden by --upstream / UPSTREAM_URL. When absent, `serve` without an upstream starts the embedded emulator.',
+          },
+          dialect: {
+            enum: ['v1', 'v2'],
+            default: 'v2',
+            description:
+              'v1: api_token + username in the body; v2: also contextname (customers) / context (mappings).',
+          },
+          defaultContext: {
+            type: 'string',
+            minLength: 1,
+            maxLength: 128,
+            default: 'default',
+            description: 'Context used when neither X-Trisul-Context nor the consumer names one (v2).',
+          },
+          timeoutMs: positiveInt(
+            'Whole upstream request, headers and body, in milliseconds.',
+            10000,
+            600_000,
+          ),
+          connectTimeoutMs: positiveInt('TCP (and TLS) connect timeout in milliseconds.', 3000, 600_000),
+          probeIntervalSeconds: positiveInt('Interval of the readiness probe (a TCP connect).', 10, 86_400),
+          normalizeErrors: {
+            type: 'boolean',
+            default: true,
+            description:
+              'Map upstream error envelopes to real status codes; false passes them through untouched.',
+          },
+          caFile: {
+            type: ['string', 'null'],
+            minLength: 1,
+            default: null,
+            description:
+              'Extra CA certificate (PEM) for an https upstream; a relative path is relative to the policy directory. TLS verification is never skipped.',
+          },
+          circuit: {
+            type: 'object',
+            additionalProperties: false,
+            default: {},
+            description: 'Circuit breaker on connect errors and timeouts.',
+            properties: {
+              failures: positiveInt(
+                'Consecutive connect errors or timeouts that open the circuit.',
+                5,
+                10_000,
+              ),
+              resetSeconds: positiveInt(
+                'Seconds the circuit stays open before a half-open trial.',
+                10,
+                86_400,
+              ),
+            },
+          },
+        },
+      },
+      auth: {
+        type: 'object',
+        additionalProperties: false,
+        default: {},
+        description: 'Client authentication.',
+        properties: {
+          bodyCredentials: {
+            type: 'boolean',
+            default: true,
+            description: 'Accept credentials in the JSON body (credential form 4, legacy clients).',
+          },
+          failureLimit: rateLimitSchema({
+            description:
+              'Failed authentications (401 responses) allowed per client address per window; past it the address gets 429 IPDR_GW_AUTH_RATE_LIMITED until the window ends. max 0 turns the limiter off.',
+            nullable: false,
+            maxDefault: 10,
+            maxDescription: 'Failed authentications allowed per address per window; 0 turns the limiter off.',
+            minMax: 0,
+            window: '1 minute',
+            default: {},
+          }),
+        },
+      },
+      cache: {
+        type: 'object',
+        additionalProperties: false,
+        default: {},
+        description: 'Cache of listings.',
+        properties: {
+          ttlSeconds: {
+            type: 'integer',
+            minimum: 0,
+            maximum: 86_400,
+            default: 30,
+            description: 'Seconds a cached listing is fresh; 0 disables caching.',
+          },
+          staleIfErrorSeconds: {
+            type: 'integer',
+            minimum: 0,
+            maximum: 604_800,
+            default: 300,
+            description: 'Seconds past the TTL a listing may still be served while the upstream fails.',
+          },
+          maxBytes: {
+            type: 'integer',
+            minimum: 0,
+            default: 268435456,
+            description: 'Byte budget of all cached listings together.',
+          },
+        },
+      },
+      rateLimit: rateLimitSchema({
+        description:
+          'Default per-consumer budget, for consumers without their own rateLimit (the default consumer counts it per upstream username).',
+        nullable: false,
+        maxDefault: 600,
+        minMax: 1,
+        window: '1 minute',
+        default: {},
+      }),
+      validation: {
+        type: 'object',
+        additionalProperties: false,
+        default: {},
+        description: 'Rules for request bodies and the UserID path segment.',
+        properties: {
+          userIdPattern: {
+            type: 'string',
+            minLength: 2,
+            maxLength: 512,
+            default: '^[A-Za-z0-9._@:+-]{1,64}$',
+            description:
+              'Regular expression (anchored with ^…$, no nested quantifiers) every UserID must match, in the path and in bodies.',
+          },
+          maxFieldLength: positiveInt('Longest accepted string field, in characters.', 256, 65_536),
+          email: {
+            type: 'boolean',
+            default: true,
+            description: 'Email must look like an address when present and non-empty.',
+          },
+          phonePattern: {
+            type: 'string',
+            minLength: 2,
+            maxLength: 512,
+            default: '^[0-9+() -]{4,20}$',
+            description:
+              'Regular expression (anchored, no nested quantifiers) PhoneNumber and AltPhoneNumber must match when present and non-empty.',
+          },
+        },
+      },
+      limits: {
+        type: 'object',
+        additionalProperties: false,
+        default: {},
+        description: 'Request limits.',
+        properties: {
+          bodyBytes: positiveInt(
+            'Largest accepted request body in bytes (larger: 413).',
+            1048576,
+            104_857_600,
+          ),
+        },
+      },
+      cors: {
+        type: 'object',
+        additionalProperties: false,
+        default: {},
+        description: 'CORS for browser-based CRMs.',
+        properties: {
+          origins: stringList(
+            'Allowed origins, each exactly scheme://host[:port] (no path, no trailing slash), or "*" for any. Empty: CORS off.',
+          ),
+        },
+      },
+      metrics: {
+        type: 'object',
+        additionalProperties: false,
+        default: {},
+        description: 'The Prometheus endpoint.',
+        properties: {
+          port: {
+            type: ['integer', 'null'],
+            minimum: 1,
+            maximum: 65535,
+            default: null,
+            description:
+              'Serve /metrics on this separate port (same host) instead of the main port; null: main port.',
+          },
+          tokenEnv: {
+            type: ['string', 'null'],
+            pattern: ENV_NAME_PATTERN,
+            default: null,
+            description:
+              'Environment variable holding a bearer token that scrapes must send; it must be set when named. null: no token.',
+          },
+        },
+      },
+      docs: {
+        type: 'object',
+        additionalProperties: false,
+        default: {},
+        description: 'API documentation.',
+        properties: {
+          swaggerUi: { type: 'boolean', default: false, description: 'Serve Swagger UI at /docs.' },
+        },
+      },
+      trustProxy: stringList(
+        'Addresses or CIDRs of reverse proxies whose X-Forwarded-For is believed for the client address (allowIPs, the failed-authentication limiter). Empty: the socket address. Read at start only.',
+      ),
+    },
+  }
+}
+
+function consumerSchema(): Schema {
+  const operationList = (resource: string): Schema => ({
+    type: 'array',
+    items: { enum: [...OPERATIONS] },
+    uniqueItems: true,
+    description: `Operations allowed on ${resource}; read is the gateway's single-record read.`,
+  })
+  return {
+    type: 'object',
+    additionalProperties: false,
+    description: 'DIR/consumers/NAME.yaml (or NAME.json): one consumer; its name is the file stem.',
+    properties: {
+      usernames: stringList(
+        'Upstream usernames matched for credential forms 2-4 (a username belongs to at most one consumer).',
+        { type: 'string', minLength: 1, maxLength: 128 },
+      ),
+      keys: stringList('SHA-256 (lower-case hex) of the gateway keys matched for credential form 1.', {
+        type: 'string',
+        pattern: KEY_HASH_PATTERN,
+      }),
+      upstream: {
+        type: ['object', 'null'],
+        additionalProperties: false,
+        required: ['username', 'tokenEnv'],
+        default: null,
+        description:
+          'Upstream credentials injected for gateway-key requests; required when keys is not empty.',
+        properties: {
+          username: { type: 'string', minLength: 1, maxLength: 128, description: 'Upstream username.' },
+          tokenEnv: {
+            type: 'string',
+            pattern: ENV_NAME_PATTERN,
+            description: 'Environment variable holding the upstream api_token; it must be set.',
+          },
+          context: {
+            type: ['string', 'null'],
+            minLength: 1,
+            maxLength: 128,
+            default: null,
+            description:
+              "Context for this consumer's requests (v2); null: the gateway's upstream.defaultContext.",
+          },
+        },
+      },
+      operations: {
+        type: 'object',
+        additionalProperties: false,
+        default: {},
+        description: 'Allowed operations per resource; an absent resource allows nothing.',
+        properties: Object.fromEntries(RESOURCES.map((r) => [r.name, operationList(r.name)])),
+      },
+      rateLimit: rateLimitSchema({
+        description:
+          "This consumer's budget, shared by all its credentials (the default consumer: per upstream username). null: the gateway's rateLimit.",
+        nullable: true,
+        minMax: 1,
+        window: '1 minute',
+        default: null,
+      }),
+      redact: stringList('Fields replaced by "***" in every response (listings, single reads, writes).', {
+        enum: redactableFields(),
+      }),
+      allowIPs: {
+        type: ['array', 'null'],
+        items: { type: 'string', minLength: 1 },
+        uniqueItems: true,
+        default: null,
+        description: 'Client addresses or CIDRs (IPv4/IPv6) allowed to use this consumer; null: any address.',
+      },
+    },
+  }
+}
+
+/**
+ * The policy schema. `$defs.gateway` describes gateway.yaml, `$defs.consumer`
+ * one consumer file; the root describes the whole directory as one object
+ * (`gateway` plus `consumers` keyed by name) for tools that want a single document.
+ */
+export function policyJsonSchema(): Record<string, unknown> {
+  return {
+    $schema: 'https://json-schema.org/draft/2020-12/schema',
+    $id: POLICY_SCHEMA_ID,
+    title: 'ipdr-gateway policy',
+    description:
+      'The policy directory: gateway.yaml and consumers/NAME.yaml (or .json). Unknown keys are errors; absent keys take their default.',
+    type: 'object',
+    additionalProperties: false,
+    properties: {
+      gateway: { $ref: '#/$defs/gateway' },
+      consumers: {
+        type: 'object',
+        propertyNames: { pattern: CONSUMER_NAME_PATTERN },
+        additionalProperties: { $ref: '#/$defs/consumer' },
+        description: 'Consumers by name (the file stem of consumers/NAME.yaml).',
+      },
+    },
+    $defs: {
+      gateway: gatewaySchema(),
+      consumer: consumerSchema(),
+    },
+  }
+}
