@@ -75,7 +75,12 @@ export function parseServeConfig(
 ): RuntimeConfig {
   let values: Record<string, string | boolean | undefined>
   try {
-    values = parseArgs({ args: [...argv], options: SERVE_OPTIONS, strict: true, allowPositionals: false }).values
+    values = parseArgs({
+      args: [...argv],
+      options: SERVE_OPTIONS,
+      strict: true,
+      allowPositionals: false,
+    }).values
   } catch (err) {
     throw new ConfigError((err as Error).message)
   }

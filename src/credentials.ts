@@ -128,7 +128,8 @@ function fromAuthorization(
       return fail('IPDR_GW_MALFORMED_CREDENTIALS', 'Basic credentials are not UTF-8')
     }
     const colon = decoded.indexOf(':')
-    if (colon === -1) return fail('IPDR_GW_MALFORMED_CREDENTIALS', 'Basic credentials need username:api_token')
+    if (colon === -1)
+      return fail('IPDR_GW_MALFORMED_CREDENTIALS', 'Basic credentials need username:api_token')
     const username = decoded.slice(0, colon)
     const token = decoded.slice(colon + 1)
     if (!validUsername(username) || !validToken(token)) {
@@ -154,7 +155,12 @@ function fromBody(input: CredentialInput, context: string | null): ResolvedCrede
     )
   }
   const { api_token: token, username } = body as Record<string, unknown>
-  if (typeof token !== 'string' || typeof username !== 'string' || !validToken(token) || !validUsername(username)) {
+  if (
+    typeof token !== 'string' ||
+    typeof username !== 'string' ||
+    !validToken(token) ||
+    !validUsername(username)
+  ) {
     return fail('IPDR_GW_MALFORMED_CREDENTIALS', 'Malformed body credentials')
   }
   let ctx = context
@@ -176,7 +182,10 @@ function fromBody(input: CredentialInput, context: string | null): ResolvedCrede
  * Every value of each header, from Node's `rawHeaders` (which keeps the
  * duplicates that `headers` merges or drops).
  */
-export function headerValues(rawHeaders: readonly string[], names: readonly string[]): Record<string, string[]> {
+export function headerValues(
+  rawHeaders: readonly string[],
+  names: readonly string[],
+): Record<string, string[]> {
   const out: Record<string, string[]> = {}
   for (let i = 0; i + 1 < rawHeaders.length; i += 2) {
     const name = (rawHeaders[i] as string).toLowerCase()

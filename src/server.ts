@@ -64,7 +64,10 @@ export async function runServer(opts: RunServerOptions): Promise<RunningServer> 
       : await startMetricsListener({ metrics, host: config.host, port: metricsPort, token: metricsToken })
   store.watch()
   const running = app
-  running.log.info({ address, upstream: opts.upstreamUrl ?? opts.policy.gateway.upstream.url, policy: opts.policy.version }, 'gateway listening')
+  running.log.info(
+    { address, upstream: opts.upstreamUrl ?? opts.policy.gateway.upstream.url, policy: opts.policy.version },
+    'gateway listening',
+  )
 
   let closing: Promise<void> | null = null
   const close = (): Promise<void> => {

@@ -73,7 +73,11 @@ const rows: Row[] = [
     expect: { ok: true, form: 'basic', username: 'hdr' },
   },
   { name: 'nothing at all', expect: { ok: false, code: 'IPDR_GW_MISSING_CREDENTIALS' } },
-  { name: 'body without credentials', body: { Name: 'x' }, expect: { ok: false, code: 'IPDR_GW_MISSING_CREDENTIALS' } },
+  {
+    name: 'body without credentials',
+    body: { Name: 'x' },
+    expect: { ok: false, code: 'IPDR_GW_MISSING_CREDENTIALS' },
+  },
   {
     name: 'body credentials disabled by policy',
     body: { api_token: 'tok', username: 'crm' },
@@ -212,7 +216,16 @@ for (const row of rows) {
 }
 
 t.test('headerValues keeps duplicates from rawHeaders', async (t) => {
-  const raw = ['Host', 'x', 'Authorization', 'Bearer a', 'authorization', 'Bearer b', 'X-Trisul-Username', 'u']
+  const raw = [
+    'Host',
+    'x',
+    'Authorization',
+    'Bearer a',
+    'authorization',
+    'Bearer b',
+    'X-Trisul-Username',
+    'u',
+  ]
   t.same(headerValues(raw, ['authorization', 'x-trisul-username']), {
     authorization: ['Bearer a', 'Bearer b'],
     'x-trisul-username': ['u'],

@@ -18,9 +18,17 @@ t.test('error bodies', async (t) => {
     code: 'IPDR_GW_NOT_FOUND',
     message: 'Not found',
   })
-  const e = new GatewayError('IPDR_GW_CIRCUIT_OPEN', undefined, { headers: { 'retry-after': '3' }, cause: new Error('x') })
+  const e = new GatewayError('IPDR_GW_CIRCUIT_OPEN', undefined, {
+    headers: { 'retry-after': '3' },
+    cause: new Error('x'),
+  })
   t.equal(e.statusCode, 503)
   t.same(e.headers, { 'retry-after': '3' })
-  t.same(e.toBody(), { statusCode: 503, error: 'Service Unavailable', code: 'IPDR_GW_CIRCUIT_OPEN', message: e.message })
+  t.same(e.toBody(), {
+    statusCode: 503,
+    error: 'Service Unavailable',
+    code: 'IPDR_GW_CIRCUIT_OPEN',
+    message: e.message,
+  })
   t.notMatch(JSON.stringify(e.toBody()), /cause|stack/)
 })

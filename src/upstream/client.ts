@@ -12,7 +12,13 @@ import type { ResourceName } from '../resources.js'
 import { CircuitBreaker, type CircuitState } from './circuit-breaker.js'
 
 export type UpstreamMethod = 'GET' | 'POST' | 'PUT' | 'PATCH' | 'DELETE'
-export type UpstreamOutcome = 'ok' | 'envelope_error' | 'http_error' | 'timeout' | 'connect_error' | 'invalid_response'
+export type UpstreamOutcome =
+  | 'ok'
+  | 'envelope_error'
+  | 'http_error'
+  | 'timeout'
+  | 'connect_error'
+  | 'invalid_response'
 
 /** Largest upstream body read into memory (a 100,000-customer listing is about 25 MB). */
 export const MAX_UPSTREAM_BODY_BYTES = 512 * 1024 * 1024
@@ -77,7 +83,11 @@ type Failure = { kind: 'timeout' | 'connect_error' | 'invalid_response'; cause: 
 function classify(err: unknown, headersReceived: boolean, timedOut: boolean): Failure {
   if (timedOut) return { kind: 'timeout', cause: err }
   const code = (err as { code?: string } | null)?.code
-  if (code === 'UND_ERR_CONNECT_TIMEOUT' || code === 'UND_ERR_HEADERS_TIMEOUT' || code === 'UND_ERR_BODY_TIMEOUT') {
+  if (
+    code === 'UND_ERR_CONNECT_TIMEOUT' ||
+    code === 'UND_ERR_HEADERS_TIMEOUT' ||
+    code === 'UND_ERR_BODY_TIMEOUT'
+  ) {
     return { kind: 'timeout', cause: err }
   }
   if (headersReceived) return { kind: 'invalid_response', cause: err }
@@ -158,7 +168,9 @@ export class UpstreamClient {
 
   async #attempt(
     call: UpstreamCall,
-  ): Promise<{ ok: true; response: UpstreamResponse } | { ok: false; failure: Failure | { kind: 'circuit_open' } }> {
+  ): Promise<
+    { ok: true; response: UpstreamResponse } | { ok: false; failure: Failure | { kind: 'circuit_open' } }
+  > {
     if (!this.#breaker.tryAcquire()) return { ok: false, failure: { kind: 'circuit_open' } }
     const started = performance.now()
     const payload = Buffer.from(JSON.stringify(call.body), 'utf8')

@@ -32,7 +32,9 @@ export function interpretResponse(res: UpstreamResponse, expect: 'array' | 'obje
     const envelope = asEnvelope(value)
     if (envelope) return { kind: 'envelope', envelope, code: classifyEnvelope(envelope) }
     if (!ok) return { kind: 'http_error', statusCode: res.statusCode }
-    return expect === 'object' ? { kind: 'object', value: value as Record<string, unknown> } : { kind: 'invalid' }
+    return expect === 'object'
+      ? { kind: 'object', value: value as Record<string, unknown> }
+      : { kind: 'invalid' }
   }
   if (!ok) return { kind: 'http_error', statusCode: res.statusCode }
   if (first === OPEN_BRACKET && expect === 'array') return { kind: 'array', raw: res.body }

@@ -8,8 +8,22 @@ t.test('parsing', async (t) => {
   t.equal(formatIpRange(parseIpRange('172.27.19.224')!), '172.27.19.224')
   t.equal(formatIpRange(parseIpRange('2001:db8::1/32')!), '2001:db8::/32')
   t.equal(formatIpRange(parseIpRange('::ffff:10.0.0.1')!), '10.0.0.1', 'IPv4-mapped is IPv4')
-  for (const bad of ['', ' 10.0.0.1', '10.0.0.256', '10.0.0.1/33', '10.0.0.1/', '10.0.0.1/x', '010.0.0.1',
-    '10.0.0.01', '1', '0x1.2.3.4', 'fe80::1%eth0', '2001:db8::/129', 'x'.repeat(100), 'a.b.c.d']) {
+  for (const bad of [
+    '',
+    ' 10.0.0.1',
+    '10.0.0.256',
+    '10.0.0.1/33',
+    '10.0.0.1/',
+    '10.0.0.1/x',
+    '010.0.0.1',
+    '10.0.0.01',
+    '1',
+    '0x1.2.3.4',
+    'fe80::1%eth0',
+    '2001:db8::/129',
+    'x'.repeat(100),
+    'a.b.c.d',
+  ]) {
     t.equal(parseIpRange(bad), null, JSON.stringify(bad))
   }
   t.equal(parseIpRange(5 as unknown as string), null)
