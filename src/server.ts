@@ -57,11 +57,20 @@ export async function runServer(opts: RunServerOptions): Promise<RunningServer> 
     metricsToken,
     metricsOnMainPort: metricsPort === null,
   })
-  const address = await app.listen({ host: config.host, port: config.port })
-  const metricsListener =
-    metricsPort === null
-      ? null
-      : await startMetricsListener({ metrics, host: config.host, port: metricsPort, token: metricsToken })
+  let address: string
+  let metricsListener: Awaited<ReturnType<typeof startMetricsListener>> | null = null
+  try {
+    address = await app.listen({ host: config.host, port: config.port })
+    if (metricsPort !== null) {
+      metricsListener = await startMetricsListener({ metrics, host: config.host, port: metricsPort, token: metricsToken })
+    }
+  } catch (err) {
+    // A port in use must not leave half a server behind.
+    store.close()
+    await app.close()
+    await opts.afterClose?.()
+    throw err
+  }
   store.watch()
   const running = app
   running.log.info(
