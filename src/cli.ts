@@ -81,7 +81,8 @@ async function serve(argv: string[], env: NodeJS.ProcessEnv, io: Io): Promise<nu
     mkdirSync(dataDir, { recursive: true })
     const token = demoToken(dataDir)
     const emu = await startEmulator({
-      db: join(dataDir, 'emulator.sqlite'),
+      // Not emulator.sqlite: `ipdr-gateway emulator` keeps its own default database.
+      db: join(dataDir, 'demo.sqlite'),
       dialect: loaded.policy.gateway.upstream.dialect,
       users: [{ name: 'demo', token, contexts: null }],
       seed: 25,

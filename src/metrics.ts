@@ -8,14 +8,9 @@
  */
 import { Counter, collectDefaultMetrics, Gauge, Histogram, Registry } from 'prom-client'
 import type { ResourceName } from './resources.js'
+import type { UpstreamOutcome } from './upstream/client.js'
 
-export type UpstreamOutcome =
-  | 'ok'
-  | 'envelope_error'
-  | 'http_error'
-  | 'timeout'
-  | 'connect_error'
-  | 'invalid_response'
+export type { UpstreamOutcome } from './upstream/client.js'
 export type CacheResult = 'hit' | 'miss' | 'stale' | 'coalesced'
 
 export const UPSTREAM_OUTCOMES: readonly UpstreamOutcome[] = [

@@ -10,7 +10,7 @@ import type { Policy } from '../policy/types.js'
 import { type Operation, RESOURCES, type ResourceFacts } from '../resources.js'
 import { upstreamBody } from '../upstream/body.js'
 import type { UpstreamClient, UpstreamMethod } from '../upstream/client.js'
-import { interpretResponse, outcomeOf } from '../upstream/interpret.js'
+import { failureOf, interpretResponse, outcomeOf } from '../upstream/interpret.js'
 import { makeAuthenticate } from './authenticate.js'
 import { sendListing, sendRead } from './listing-replies.js'
 import type { ListingSource } from './listings.js'
@@ -151,23 +151,8 @@ async function handleWrite(
   }
   const meaning = interpretResponse(res, 'object')
   deps.upstream.report(method, facts.name, outcomeOf(meaning), res.seconds)
-  switch (meaning.kind) {
-    case 'object': {
-      const redact = request.gw.consumer?.redact ?? []
-      reply.header('cache-control', 'no-store')
-      reply.send(redact.length > 0 ? redactRecord(meaning.value, redact) : meaning.value)
-      return
-    }
-    case 'envelope':
-      throw new GatewayError(meaning.code, meaning.envelope.message || undefined, {
-        passthrough: { statusCode: res.statusCode, body: res.body },
-      })
-    case 'http_error':
-      throw new GatewayError(
-        'IPDR_GW_UPSTREAM_UNAVAILABLE',
-        `The upstream answered HTTP ${meaning.statusCode}`,
-      )
-    default:
-      throw new GatewayError('IPDR_GW_UPSTREAM_BAD_RESPONSE')
-  }
+  if (meaning.kind !== 'object') throw failureOf(meaning, res)
+  const redact = request.gw.consumer?.redact ?? []
+  reply.header('cache-control', 'no-store')
+  reply.send(redact.length > 0 ? redactRecord(meaning.value, redact) : meaning.value)
 }

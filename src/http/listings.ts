@@ -13,7 +13,7 @@ import type { Policy } from '../policy/types.js'
 import type { ResourceFacts } from '../resources.js'
 import { upstreamBody } from '../upstream/body.js'
 import type { UpstreamClient } from '../upstream/client.js'
-import { interpretResponse, outcomeOf } from '../upstream/interpret.js'
+import { failureOf, interpretResponse, outcomeOf } from '../upstream/interpret.js'
 import type { UpstreamAuth } from './authenticate.js'
 
 export interface Listing {
@@ -82,19 +82,7 @@ export class CachedListings implements ListingSource {
       }
     }
     this.#upstream.report('GET', facts.name, outcomeOf(meaning), res.seconds)
-    switch (meaning.kind) {
-      case 'envelope':
-        throw new GatewayError(meaning.code, meaning.envelope.message || undefined, {
-          passthrough: { statusCode: res.statusCode, body: res.body },
-        })
-      case 'http_error':
-        throw new GatewayError(
-          'IPDR_GW_UPSTREAM_UNAVAILABLE',
-          `The upstream answered HTTP ${meaning.statusCode}`,
-        )
-      default:
-        throw new GatewayError('IPDR_GW_UPSTREAM_BAD_RESPONSE')
-    }
+    throw failureOf(meaning, res)
   }
 }
 

@@ -5,7 +5,7 @@
  * only once, by the cache entry that keeps it.
  */
 import { asEnvelope, classifyEnvelope, type Envelope, firstJsonByte } from '../envelope.js'
-import type { ErrorCode } from '../errors.js'
+import { type ErrorCode, GatewayError } from '../errors.js'
 import type { UpstreamOutcome, UpstreamResponse } from './client.js'
 
 export type Interpretation =
@@ -52,5 +52,27 @@ export function outcomeOf(i: Interpretation): UpstreamOutcome {
       return 'http_error'
     default:
       return 'invalid_response'
+  }
+}
+
+/**
+ * The error a client gets for an interpretation that is not the expected
+ * success (a record where a listing was expected is an invalid response). An
+ * envelope keeps the upstream's message, and its original bytes for
+ * `upstream.normalizeErrors: false`.
+ */
+export function failureOf(meaning: Interpretation, res: UpstreamResponse): GatewayError {
+  switch (meaning.kind) {
+    case 'envelope':
+      return new GatewayError(meaning.code, meaning.envelope.message || undefined, {
+        passthrough: { statusCode: res.statusCode, body: res.body },
+      })
+    case 'http_error':
+      return new GatewayError(
+        'IPDR_GW_UPSTREAM_UNAVAILABLE',
+        `The upstream answered HTTP ${meaning.statusCode}`,
+      )
+    default:
+      return new GatewayError('IPDR_GW_UPSTREAM_BAD_RESPONSE')
   }
 }

@@ -6,6 +6,7 @@
 import t, { type Test } from 'tap'
 import { request } from 'undici'
 import { makePolicy, startGateway } from '../helpers/gateway.js'
+import { rawHttp } from '../helpers/raw-http.js'
 import { type Behaviour, closedPort, startRecordingUpstream } from '../helpers/recording-upstream.js'
 
 const AUTH = { authorization: 'Bearer tok', 'x-trisul-username': 'alice' }
@@ -280,42 +281,20 @@ t.test('client errors, none of which reaches the upstream', async (t) => {
 
 t.test('an absolute-form request target never reaches another upstream path', async (t) => {
   const { gw, upstream } = await gatewayWith(t, { kind: 'json', body: [] })
-  const { connect } = await import('node:net')
-  const port = Number(new URL(gw.url).port)
-  const reply = await new Promise<string>((resolve, reject) => {
-    const s = connect(port, '127.0.0.1', () => {
-      s.write(
-        'GET http://evil.example/admin HTTP/1.1\r\nHost: evil.example\r\nAuthorization: Bearer tok\r\nX-Trisul-Username: a\r\nConnection: close\r\n\r\n',
-      )
-    })
-    let data = ''
-    s.on('data', (d) => {
-      data += d.toString()
-    })
-    s.on('end', () => resolve(data))
-    s.on('error', reject)
-  })
+  const reply = await rawHttp(
+    Number(new URL(gw.url).port),
+    'GET http://evil.example/admin HTTP/1.1\r\nHost: evil.example\r\nAuthorization: Bearer tok\r\nX-Trisul-Username: a\r\nConnection: close\r\n\r\n',
+  )
   t.match(reply, /^HTTP\/1\.1 404/)
   t.equal(upstream.requests.length, 0)
 })
 
 t.test('duplicated Authorization headers over a real socket → 401', async (t) => {
   const { gw, upstream } = await gatewayWith(t, { kind: 'json', body: [] })
-  const { connect } = await import('node:net')
-  const port = Number(new URL(gw.url).port)
-  const reply = await new Promise<string>((resolve, reject) => {
-    const s = connect(port, '127.0.0.1', () => {
-      s.write(
-        'GET /api/ipdrcustomers HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer a\r\nAuthorization: Bearer b\r\nX-Trisul-Username: u\r\nConnection: close\r\n\r\n',
-      )
-    })
-    let data = ''
-    s.on('data', (d) => {
-      data += d.toString()
-    })
-    s.on('end', () => resolve(data))
-    s.on('error', reject)
-  })
+  const reply = await rawHttp(
+    Number(new URL(gw.url).port),
+    'GET /api/ipdrcustomers HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer a\r\nAuthorization: Bearer b\r\nX-Trisul-Username: u\r\nConnection: close\r\n\r\n',
+  )
   t.match(reply, /^HTTP\/1\.1 401/)
   t.match(reply, /www-authenticate: Bearer realm="ipdr-gateway"/i)
   t.equal(upstream.requests.length, 0)
