@@ -62,7 +62,12 @@ export async function runServer(opts: RunServerOptions): Promise<RunningServer> 
   try {
     address = await app.listen({ host: config.host, port: config.port })
     if (metricsPort !== null) {
-      metricsListener = await startMetricsListener({ metrics, host: config.host, port: metricsPort, token: metricsToken })
+      metricsListener = await startMetricsListener({
+        metrics,
+        host: config.host,
+        port: metricsPort,
+        token: metricsToken,
+      })
     }
   } catch (err) {
     // A port in use must not leave half a server behind.

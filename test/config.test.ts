@@ -16,14 +16,51 @@ t.test('defaults', async (t) => {
 })
 
 t.test('flags override the environment, which overrides defaults', async (t) => {
-  const env = { PORT: '9000', HOST: '0.0.0.0', UPSTREAM_URL: 'http://trisul:3000', POLICIES_DIR: '/etc/p', LOG_LEVEL: 'warn', METRICS_PORT: '9100' }
+  const env = {
+    PORT: '9000',
+    HOST: '0.0.0.0',
+    UPSTREAM_URL: 'http://trisul:3000',
+    POLICIES_DIR: '/etc/p',
+    LOG_LEVEL: 'warn',
+    METRICS_PORT: '9100',
+  }
   const fromEnv = parseServeConfig([], env)
-  t.match(fromEnv, { port: 9000, host: '0.0.0.0', upstreamUrl: 'http://trisul:3000', policiesDir: '/etc/p', logLevel: 'warn', metricsPort: 9100 })
+  t.match(fromEnv, {
+    port: 9000,
+    host: '0.0.0.0',
+    upstreamUrl: 'http://trisul:3000',
+    policiesDir: '/etc/p',
+    logLevel: 'warn',
+    metricsPort: 9100,
+  })
   const fromFlags = parseServeConfig(
-    ['--port', '9001', '--host', '::1', '--upstream', 'https://t.example:3000', '--policies', 'p', '--log-level', 'debug', '--metrics-port', '9101', '--shutdown-timeout', '500'],
+    [
+      '--port',
+      '9001',
+      '--host',
+      '::1',
+      '--upstream',
+      'https://t.example:3000',
+      '--policies',
+      'p',
+      '--log-level',
+      'debug',
+      '--metrics-port',
+      '9101',
+      '--shutdown-timeout',
+      '500',
+    ],
     env,
   )
-  t.match(fromFlags, { port: 9001, host: '::1', upstreamUrl: 'https://t.example:3000', policiesDir: 'p', logLevel: 'debug', metricsPort: 9101, shutdownTimeoutMs: 500 })
+  t.match(fromFlags, {
+    port: 9001,
+    host: '::1',
+    upstreamUrl: 'https://t.example:3000',
+    policiesDir: 'p',
+    logLevel: 'debug',
+    metricsPort: 9101,
+    shutdownTimeoutMs: 500,
+  })
   t.equal(parseServeConfig([], { PORT: '' }).port, DEFAULT_PORT, 'an empty variable is unset')
 })
 

@@ -137,25 +137,48 @@ t.test('npm start demo: no upstream configured → embedded emulator, a curl lin
   t.equal((await child.exited).code, 0)
 })
 
-t.test('--metrics-port moves /metrics off the main port; a port in use stops the start cleanly', async (t) => {
-  const upstream = await startRecordingUpstream(() => ({ kind: 'json', body: [] }))
-  t.teardown(() => upstream.close())
-  const { closedPort } = await import('./helpers/recording-upstream.js')
-  const metricsPort = await closedPort()
-  const dir = writePolicyDir(tempDir(t), {})
-  const child = runCli(t, ['serve', '--policies', dir, '--port', '0', '--upstream', upstream.url, '--metrics-port', String(metricsPort)])
-  await child.waitFor(LISTENING)
-  const base = addressOf(child.stdout())
-  const main = await request(`${base}/metrics`)
-  t.equal(main.statusCode, 404)
-  await main.body.dump()
-  const side = await request(`http://127.0.0.1:${metricsPort}/metrics`)
-  t.equal(side.statusCode, 200)
-  t.match(await side.body.text(), /ipdr_gateway_http_requests_total/)
-  // A second gateway cannot take the same metrics port: it exits non-zero, naming the problem.
-  const second = runCli(t, ['serve', '--policies', dir, '--port', '0', '--upstream', upstream.url, '--metrics-port', String(metricsPort)])
-  t.not((await second.exited).code, 0)
-  t.match(second.stderr(), /EADDRINUSE/)
-  child.proc.kill('SIGTERM')
-  t.equal((await child.exited).code, 0)
-})
+t.test(
+  '--metrics-port moves /metrics off the main port; a port in use stops the start cleanly',
+  async (t) => {
+    const upstream = await startRecordingUpstream(() => ({ kind: 'json', body: [] }))
+    t.teardown(() => upstream.close())
+    const { closedPort } = await import('./helpers/recording-upstream.js')
+    const metricsPort = await closedPort()
+    const dir = writePolicyDir(tempDir(t), {})
+    const child = runCli(t, [
+      'serve',
+      '--policies',
+      dir,
+      '--port',
+      '0',
+      '--upstream',
+      upstream.url,
+      '--metrics-port',
+      String(metricsPort),
+    ])
+    await child.waitFor(LISTENING)
+    const base = addressOf(child.stdout())
+    const main = await request(`${base}/metrics`)
+    t.equal(main.statusCode, 404)
+    await main.body.dump()
+    const side = await request(`http://127.0.0.1:${metricsPort}/metrics`)
+    t.equal(side.statusCode, 200)
+    t.match(await side.body.text(), /ipdr_gateway_http_requests_total/)
+    // A second gateway cannot take the same metrics port: it exits non-zero, naming the problem.
+    const second = runCli(t, [
+      'serve',
+      '--policies',
+      dir,
+      '--port',
+      '0',
+      '--upstream',
+      upstream.url,
+      '--metrics-port',
+      String(metricsPort),
+    ])
+    t.not((await second.exited).code, 0)
+    t.match(second.stderr(), /EADDRINUSE/)
+    child.proc.kill('SIGTERM')
+    t.equal((await child.exited).code, 0)
+  },
+)

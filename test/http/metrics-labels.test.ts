@@ -20,10 +20,17 @@ t.test('labels stay bounded end to end', async (t) => {
     await gw.app.inject({
       method: 'GET',
       url: '/api/ipdrcustomers',
-      headers: { authorization: `Bearer hostile-token-${i}`, 'x-trisul-username': user.replace(/[^\x20-\x7e]/g, '') },
+      headers: {
+        authorization: `Bearer hostile-token-${i}`,
+        'x-trisul-username': user.replace(/[^\x20-\x7e]/g, ''),
+      },
     })
     await gw.app.inject({ method: 'GET', url: `/no/such/path/${i}?x=${i}` })
-    await gw.app.inject({ method: 'GET', url: `/api/ipdrcustomers/hostile-path-${i}` , headers: { authorization: `Basic ${Buffer.from(`u${i}:p${i}`).toString('base64')}` } })
+    await gw.app.inject({
+      method: 'GET',
+      url: `/api/ipdrcustomers/hostile-path-${i}`,
+      headers: { authorization: `Basic ${Buffer.from(`u${i}:p${i}`).toString('base64')}` },
+    })
     await gw.app.inject({ method: 'PROPFIND' as 'GET', url: `/api/ipdrcustomers/${i}` })
   }
   await series() // the scrape itself is a route with its own series
@@ -32,7 +39,12 @@ t.test('labels stay bounded end to end', async (t) => {
   for (let i = 5; i < 60; i++) await send(i)
   const after60 = await series()
   const names = (text: string) =>
-    new Set(text.split('\n').filter((l) => l.startsWith('ipdr_gateway_')).map((l) => l.replace(/ [^ ]+$/, '')))
+    new Set(
+      text
+        .split('\n')
+        .filter((l) => l.startsWith('ipdr_gateway_'))
+        .map((l) => l.replace(/ [^ ]+$/, '')),
+    )
   const added = [...names(after60.text)].filter((l) => !names(after5.text).has(l))
   t.same(added, [], 'no new series per distinct username, token or path')
   for (const needle of ['hostile-token', 'evil', 'hostile-path', '/no/such', 'PROPFIND', 'u7', 'p7']) {
