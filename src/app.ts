@@ -13,6 +13,7 @@ import { registerCors } from './http/cors.js'
 import { registerHealthRoutes } from './http/health-routes.js'
 import { CachedListings, staleMayCover } from './http/listings.js'
 import { registerMetricsRoute } from './http/metrics-route.js'
+import { registerOpenApi } from './http/openapi.js'
 import { apiRouteRateLimitConfig, registerAuthFailureLimiter, registerRateLimits } from './http/rate-limit.js'
 import type { RequestContext } from './http/request-context.js'
 import { LOG_REDACT_PATHS } from './logging.js'
@@ -42,6 +43,11 @@ export interface AppOptions {
   readonly probe?: boolean
   /** Clock for cache TTLs and the circuit breaker (tests). */
   readonly now?: () => number
+  /**
+   * Serve Swagger UI at `/docs` even when the policy's `docs.swaggerUi` is false
+   * (the `npm start` demo turns it on). Default false: the policy decides.
+   */
+  readonly swaggerUi?: boolean
 }
 
 // Accept a client's request id only when it is short and plain (shared/SPEC.md 3.6).
@@ -101,6 +107,20 @@ export async function buildApp(options: AppOptions): Promise<FastifyInstance> {
     return503OnClosing: true,
     forceCloseConnections: 'idle',
     routerOptions: { maxParamLength: 256, ignoreTrailingSlash: false, caseSensitive: true },
+    // The router's own rejections (a path that is not valid percent-encoding, a
+    // parameter over maxParamLength) get the gateway's error shape and request id
+    // too; nothing reached a route, so nothing reached the upstream.
+    frameworkErrors: (err, request, reply) => {
+      const ge =
+        err.code === 'FST_ERR_MAX_PARAM_LENGTH'
+          ? new GatewayError('IPDR_GW_INVALID_USER_ID', 'UserID is too long')
+          : err.code === 'FST_ERR_BAD_URL'
+            ? new GatewayError('IPDR_GW_NOT_FOUND')
+            : new GatewayError('IPDR_GW_INTERNAL')
+      request.log.info({ code: ge.code, statusCode: ge.statusCode }, ge.message)
+      reply.header('x-request-id', request.id)
+      reply.code(ge.statusCode).type('application/json; charset=utf-8').send(ge.toBody())
+    },
   })
 
   const upstreamUrl = options.upstreamUrl ?? upstreamPolicy.url
@@ -219,6 +239,8 @@ export async function buildApp(options: AppOptions): Promise<FastifyInstance> {
     onLimited: (consumer) => metrics.rateLimited.inc({ consumer }),
   })
 
+  // Before any route it documents: @fastify/swagger collects routes as they are added.
+  await registerOpenApi(app, { store: source, swaggerUi: options.swaggerUi === true })
   registerHealthRoutes(app, { readiness })
   if (options.metricsOnMainPort !== false) {
     await registerMetricsRoute(app, { metrics, token: options.metricsToken ?? null })

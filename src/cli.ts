@@ -100,12 +100,14 @@ async function serve(argv: string[], env: NodeJS.ProcessEnv, io: Io): Promise<nu
     env,
     ...(upstreamUrl ? { upstreamUrl } : {}),
     ...(afterClose ? { afterClose } : {}),
+    swaggerUi: demo !== null,
   })
   if (demo) {
     const base = server.address.replace('://[::1]', '://localhost')
     io.stdout(
       `\nipdr-gateway is listening on ${base}, in front of an embedded Trisul emulator (demo data).\n` +
         `Try:\n\n  curl -s ${base}/api/ipdrcustomers -H 'Authorization: Bearer ${demo.token}' -H 'X-Trisul-Username: demo'\n\n` +
+        `API documentation: ${base}/docs (Swagger UI) and ${base}/openapi.json\n` +
         'Press Ctrl-C to stop.\n',
     )
   }

@@ -29,7 +29,6 @@ export const ERRORS = {
   IPDR_GW_INVALID_USER_ID: { status: 400, message: 'Invalid UserID in path' },
   IPDR_GW_USER_ID_MISMATCH: { status: 400, message: 'The body UserID differs from the path' },
   IPDR_GW_INVALID_QUERY: { status: 400, message: 'Invalid query parameter' },
-  IPDR_GW_INVALID_HEADER: { status: 400, message: 'Invalid header' },
   IPDR_GW_BODY_TOO_LARGE: { status: 413, message: 'Request body too large' },
   IPDR_GW_UNSUPPORTED_MEDIA_TYPE: { status: 415, message: 'Request body must be application/json' },
   IPDR_GW_NOT_FOUND: { status: 404, message: 'Not found' },
@@ -50,7 +49,6 @@ export const ERRORS = {
   IPDR_GW_UPSTREAM_BAD_RESPONSE: { status: 502, message: 'The upstream sent an invalid response' },
   IPDR_GW_UPSTREAM_TIMEOUT: { status: 504, message: 'The upstream did not answer in time' },
   IPDR_GW_CIRCUIT_OPEN: { status: 503, message: 'The upstream is failing; requests are paused' },
-  IPDR_GW_SHUTTING_DOWN: { status: 503, message: 'The gateway is shutting down' },
   IPDR_GW_INTERNAL: { status: 500, message: 'Internal error' },
 } as const satisfies Record<string, ErrorDefinition>
 

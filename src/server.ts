@@ -23,6 +23,8 @@ export interface RunServerOptions {
   readonly afterClose?: () => Promise<void>
   /** Install signal handlers. Default true. */
   readonly handleSignals?: boolean
+  /** Swagger UI at /docs whatever the policy says (the demo). Default false. */
+  readonly swaggerUi?: boolean
 }
 
 export interface RunningServer {
@@ -56,6 +58,7 @@ export async function runServer(opts: RunServerOptions): Promise<RunningServer> 
     metrics,
     metricsToken,
     metricsOnMainPort: metricsPort === null,
+    swaggerUi: opts.swaggerUi === true,
   })
   let address: string
   let metricsListener: Awaited<ReturnType<typeof startMetricsListener>> | null = null

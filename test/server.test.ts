@@ -133,6 +133,9 @@ t.test('npm start demo: no upstream configured → embedded emulator, a curl lin
   t.equal(res.statusCode, 200)
   const customers = (await res.body.json()) as unknown[]
   t.equal(customers.length, 25, 'the 25 demo customers')
+  const docs = await request(`${m[1]?.replace('/api/ipdrcustomers', '')}/docs/`)
+  t.equal(docs.statusCode, 200, 'Swagger UI is on in the demo')
+  await docs.body.dump()
   child.proc.kill('SIGINT')
   t.equal((await child.exited).code, 0)
 })

@@ -135,6 +135,7 @@ async function handleWrite(
   const method = METHOD[op]
   const path = userId === null ? facts.path : `${facts.path}/${encodeURIComponent(userId)}`
   let res: Awaited<ReturnType<UpstreamClient['request']>>
+  let mayHaveLanded = true
   try {
     // Writes are never retried: a retry could duplicate a record.
     res = await deps.upstream.request({
@@ -144,10 +145,14 @@ async function handleWrite(
       body: upstreamBody(facts, policy.gateway.upstream.dialect, auth, fields),
       requestId: String(request.id),
     })
+  } catch (err) {
+    // An open circuit sent nothing: keep the cache, the outage's only source of listings.
+    if (err instanceof GatewayError && err.code === 'IPDR_GW_CIRCUIT_OPEN') mayHaveLanded = false
+    throw err
   } finally {
-    // Invalidate before answering, whatever happened: even a timed-out write may
-    // have landed, and any client that reads after this response must see it.
-    deps.listings.invalidate(auth.context)
+    // Invalidate before answering, whatever else happened: even a timed-out write
+    // may have landed, and any client that reads after this response must see it.
+    if (mayHaveLanded) deps.listings.invalidate(auth.context)
   }
   const meaning = interpretResponse(res, 'object')
   deps.upstream.report(method, facts.name, outcomeOf(meaning), res.seconds)

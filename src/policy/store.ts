@@ -114,10 +114,11 @@ export class PolicyStore {
       }
       return { ok: true, policy: old }
     }
-    if (result.policy.gateway.trustProxy.join(',') !== old.gateway.trustProxy.join(',')) {
+    const restartOnly = startOnlyChanges(old, result.policy)
+    if (restartOnly.length > 0) {
       this.#logger.warn(
-        { policyVersion: result.policy.version },
-        'trustProxy changed: it takes effect after a restart',
+        { policyVersion: result.policy.version, keys: restartOnly },
+        `${restartOnly.join(', ')} changed: read at start only, it takes effect after a restart`,
       )
     }
     this.#current = result.policy
@@ -189,4 +190,21 @@ export class PolicyStore {
     this.#timer = null
     for (const path of [...this.#watchers.keys()]) this.#drop(path)
   }
+}
+
+/**
+ * Keys read once at start (they shape the connection pool, the HTTP server or
+ * its routes), whose change a reload can only report (docs/decisions.md).
+ */
+export function startOnlyChanges(old: Policy, next: Policy): string[] {
+  const a = old.gateway
+  const b = next.gateway
+  const pairs: [string, unknown, unknown][] = [
+    ['upstream', a.upstream, b.upstream],
+    ['limits.bodyBytes', a.limits.bodyBytes, b.limits.bodyBytes],
+    ['trustProxy', a.trustProxy, b.trustProxy],
+    ['metrics.port', a.metrics.port, b.metrics.port],
+    ['docs.swaggerUi', a.docs.swaggerUi, b.docs.swaggerUi],
+  ]
+  return pairs.filter(([, x, y]) => JSON.stringify(x) !== JSON.stringify(y)).map(([k]) => k)
 }
