@@ -22,7 +22,15 @@ export type CredentialForm = 'key' | 'bearer' | 'basic' | 'body'
 
 export type ResolvedCredentials =
   | { ok: true; form: 'key'; keyHash: string; context: string | null }
-  | { ok: true; form: 'bearer' | 'basic' | 'body'; username: string; token: string; context: string | null }
+  | {
+      ok: true
+      form: 'bearer' | 'basic' | 'body'
+      username: string
+      token: string
+      /** sha256 hex of the token, when it was already computed (Bearer: the key lookup). */
+      tokenHash?: string
+      context: string | null
+    }
   | { ok: false; code: ErrorCode; message: string }
 
 export interface CredentialInput {
@@ -115,7 +123,7 @@ function fromAuthorization(
       )
     }
     if (!validUsername(username)) return fail('IPDR_GW_MALFORMED_CREDENTIALS', 'Malformed X-Trisul-Username')
-    return { ok: true, form: 'bearer', username, token: param, context }
+    return { ok: true, form: 'bearer', username, token: param, tokenHash: keyHash, context }
   }
   if (scheme === 'basic') {
     if (!BASE64.test(param) || param.length === 0) {

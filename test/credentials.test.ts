@@ -231,3 +231,14 @@ t.test('headerValues keeps duplicates from rawHeaders', async (t) => {
     'x-trisul-username': ['u'],
   })
 })
+
+t.test('a Bearer token is hashed once, the same way the cache keys hash tokens', async (t) => {
+  const { hashToken } = await import('../src/cache/listing-cache.js')
+  const got = resolveCredentials({
+    headers: { authorization: ['Bearer tok123'], 'x-trisul-username': ['crm'] },
+    body: undefined,
+    bodyCredentials: true,
+    isGatewayKey,
+  })
+  t.equal(got.ok && got.form === 'bearer' ? got.tokenHash : null, hashToken('tok123'))
+})

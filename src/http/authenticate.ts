@@ -74,6 +74,7 @@ export function makeAuthenticate(facts: ResourceFacts, operation: Operation, dep
     let consumer: ConsumerPolicy | null
     let username: string
     let token: string
+    let tokenHash: string | undefined
     if (resolved.form === 'key') {
       consumer = findConsumer(policy, { kind: 'key', keyHash: resolved.keyHash })
       const tokenValue = consumer ? policy.tokens.get(consumer.name) : undefined
@@ -86,6 +87,7 @@ export function makeAuthenticate(facts: ResourceFacts, operation: Operation, dep
       consumer = findConsumer(policy, { kind: 'username', username: resolved.username })
       username = resolved.username
       token = resolved.token
+      tokenHash = resolved.tokenHash
     }
     request.gw.consumer = consumer
     request.gw.consumerName = consumer?.name ?? 'unknown'
@@ -106,7 +108,7 @@ export function makeAuthenticate(facts: ResourceFacts, operation: Operation, dep
       upstreamPolicy.dialect === 'v1'
         ? upstreamPolicy.defaultContext
         : (resolved.context ?? consumer?.upstream?.context ?? upstreamPolicy.defaultContext)
-    request.upstreamAuth = { username, token, tokenHash: hashToken(token), context }
+    request.upstreamAuth = { username, token, tokenHash: tokenHash ?? hashToken(token), context }
 
     const body = request.body
     if (typeof body === 'object' && body !== null && !Array.isArray(body)) {

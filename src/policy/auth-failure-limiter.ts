@@ -5,6 +5,7 @@
  * the block an end site usually gets (one host can use all of it). No Fastify
  * here: the HTTP wiring is `registerAuthFailureLimiter` in src/http/rate-limit.ts.
  */
+import { isIPv4 } from 'node:net'
 import { formatIpRange, parseIpRange } from '../shared/ip-range.js'
 import type { CounterStore } from './counter-store.js'
 import type { RateLimitPolicy } from './types.js'
@@ -26,6 +27,8 @@ export interface BlockState {
 
 /** The counter key of an address: IPv4 as is, IPv6 by its /64. */
 export function addressKey(ip: string): string {
+  // The common case, a plain dotted quad as Node reports it, needs no parsing (hot path).
+  if (isIPv4(ip)) return `authfail:${ip}`
   const range = parseIpRange(ip)
   if (!range) return `authfail:${ip}`
   if (range.version === 4) return `authfail:${formatIpRange(range)}`
