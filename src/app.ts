@@ -5,7 +5,12 @@
  */
 import { randomUUID } from 'node:crypto'
 import type { IncomingMessage } from 'node:http'
-import Fastify, { type FastifyError, type FastifyInstance, type FastifyServerOptions } from 'fastify'
+import Fastify, {
+  type FastifyError,
+  type FastifyInstance,
+  type FastifyReply,
+  type FastifyServerOptions,
+} from 'fastify'
 import { ListingCache } from './cache/listing-cache.js'
 import { ERRORS, errorBody, GatewayError, WWW_AUTHENTICATE } from './errors.js'
 import { registerApiRoutes } from './http/api-routes.js'
@@ -100,7 +105,6 @@ export async function buildApp(options: AppOptions): Promise<FastifyInstance> {
         ? { level: 'info', redact: { paths: LOG_REDACT_PATHS, censor: '[redacted]' } }
         : options.logger,
     genReqId: requestIdOf,
-    requestIdLogLabel: 'reqId',
     bodyLimit: initial.gateway.limits.bodyBytes,
     // Proxies are not trusted unless the policy lists them: request.ip is the socket peer.
     trustProxy: initial.gateway.trustProxy.length > 0 ? [...initial.gateway.trustProxy] : false,
@@ -110,7 +114,8 @@ export async function buildApp(options: AppOptions): Promise<FastifyInstance> {
     // The router's own rejections (a path that is not valid percent-encoding, a
     // parameter over maxParamLength) get the gateway's error shape and request id
     // too; nothing reached a route, so nothing reached the upstream.
-    frameworkErrors: (err, request, reply) => {
+    frameworkErrors: (err, request, rawReply) => {
+      const reply = rawReply as FastifyReply
       const ge =
         err.code === 'FST_ERR_MAX_PARAM_LENGTH'
           ? new GatewayError('IPDR_GW_INVALID_USER_ID', 'UserID is too long')
