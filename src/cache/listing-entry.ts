@@ -32,7 +32,7 @@ const ENTRY_OVERHEAD_BYTES = 1024
 export class ListingEntry implements ListingRepresentation {
   readonly resource: ResourceName
   readonly facts: ResourceFacts
-  readonly index: ListingIndex
+  #index: ListingIndex | null
   readonly #body: ListingBody
   /** `[start, end)` byte offsets of each record in `raw`. */
   readonly #offsets: Uint32Array
@@ -40,10 +40,10 @@ export class ListingEntry implements ListingRepresentation {
   #sizeListener: (() => void) | undefined
 
   /** Use `buildListingEntry`. */
-  constructor(raw: Buffer, facts: ResourceFacts, index: ListingIndex, offsets: Uint32Array) {
+  constructor(raw: Buffer, facts: ResourceFacts, index: ListingIndex | null, offsets: Uint32Array) {
     this.resource = facts.name
     this.facts = facts
-    this.index = index
+    this.#index = index
     this.#offsets = offsets
     this.#body = new ListingBody(raw, strongEtag(raw), () => this.#grew())
   }
@@ -56,9 +56,26 @@ export class ListingEntry implements ListingRepresentation {
     return this.#body.etag
   }
 
+  /**
+   * The index for single reads and filters, built on first use: a polled plain
+   * listing never needs it, and the fill that every poll after a write waits
+   * for is then only parse, offsets and ETag. Building it parses `raw` again
+   * (the parsed records are not kept: they weigh more than the index).
+   */
+  get index(): ListingIndex {
+    if (this.#index === null) {
+      this.#index = new ListingIndex(
+        JSON.parse(this.raw.toString('utf8')) as Record<string, unknown>[],
+        this.facts,
+      )
+      this.#grew()
+    }
+    return this.#index
+  }
+
   /** Number of records. */
   get count(): number {
-    return this.index.count
+    return this.#offsets.length / 2
   }
 
   /**
@@ -67,7 +84,7 @@ export class ListingEntry implements ListingRepresentation {
    * cache re-accounts it then (see `onSizeChange`).
    */
   get bytes(): number {
-    let bytes = this.#body.bytes + this.index.bytes + this.#offsets.byteLength + ENTRY_OVERHEAD_BYTES
+    let bytes = this.#body.bytes + (this.#index?.bytes ?? 0) + this.#offsets.byteLength + ENTRY_OVERHEAD_BYTES
     for (const body of this.#redacted.values()) bytes += body.bytes
     return bytes
   }
@@ -196,6 +213,5 @@ export function buildListingEntry(raw: Buffer, facts: ResourceFacts): ListingEnt
   } catch {
     throw new InvalidListingError('The upstream listing could not be indexed')
   }
-  const index = new ListingIndex(parsed as Record<string, unknown>[], facts)
-  return new ListingEntry(raw, facts, index, offsets)
+  return new ListingEntry(raw, facts, null, offsets)
 }

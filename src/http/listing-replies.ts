@@ -22,7 +22,10 @@ function cacheHeaders(reply: FastifyReply, status: LookupStatus): void {
   // A request that waited on another's fetch is a MISS (shared/SPEC.md 3.4).
   reply.header('x-cache', status === 'hit' ? 'HIT' : status === 'stale' ? 'STALE' : 'MISS')
   reply.header('cache-control', 'private')
-  reply.header('vary', 'Accept-Encoding, Authorization, X-Trisul-Username, X-Trisul-Context')
+  // Appended, not set: CORS may already have put `Origin` there.
+  const vary = reply.getHeader('vary')
+  const ours = 'Accept-Encoding, Authorization, X-Trisul-Username, X-Trisul-Context'
+  reply.header('vary', vary ? `${String(vary)}, ${ours}` : ours)
 }
 
 function notModified(request: FastifyRequest, reply: FastifyReply, etag: string): boolean {

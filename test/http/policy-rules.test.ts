@@ -213,6 +213,8 @@ t.test('CORS for listed origins only', async (t) => {
     'x-trisul-username': 'u',
   })
   t.match(String(get.headers['access-control-expose-headers']), /X-Cache/i)
+  t.match(String(get.headers.vary), /Origin/, 'the listing keeps CORS in Vary')
+  t.match(String(get.headers.vary), /Accept-Encoding/)
   const other = await call('GET', '/api/ipdrcustomers', {
     origin: 'https://evil.example',
     authorization: 'Bearer t',

@@ -1,0 +1,33 @@
+/**
+ * The policy every benchmark gateway runs with: credential form 2 (Bearer +
+ * X-Trisul-Username) matched by a permissive `default` consumer, rate limits
+ * far above any load the bench makes, a TTL longer than a whole run (unless
+ * a row turns the cache off), and a byte budget that holds every listing.
+ * Written as JSON files (the loader accepts them like YAML) to a temp dir.
+ */
+import { mkdirSync, mkdtempSync, writeFileSync } from 'node:fs'
+import { tmpdir } from 'node:os'
+import { join } from 'node:path'
+
+const ALL = ['list', 'read', 'create', 'replace', 'update', 'delete']
+
+/** High enough never to interfere: a 100 million requests per minute budget. */
+export const BENCH_RATE_LIMIT = Object.freeze({ max: 100_000_000, timeWindow: '1 minute' })
+
+/**
+ * @param {{ upstreamUrl: string, ttlSeconds?: number }} opts
+ * @returns {string} the directory
+ */
+export function writeBenchPolicy({ upstreamUrl, ttlSeconds = 3600 }) {
+  const dir = mkdtempSync(join(tmpdir(), 'ipdr-gw-bench-policy-'))
+  mkdirSync(join(dir, 'consumers'))
+  const gateway = {
+    upstream: { url: upstreamUrl, dialect: 'v2', defaultContext: 'default', timeoutMs: 60_000 },
+    cache: { ttlSeconds, staleIfErrorSeconds: 0, maxBytes: 1024 * 1024 * 1024 },
+    rateLimit: BENCH_RATE_LIMIT,
+  }
+  const consumer = { operations: { customers: ALL, mappings: ALL }, rateLimit: null }
+  writeFileSync(join(dir, 'gateway.json'), JSON.stringify(gateway))
+  writeFileSync(join(dir, 'consumers', 'default.json'), JSON.stringify(consumer))
+  return dir
+}

@@ -1,0 +1,484 @@
+/**
+ * Rows 1–9 of the benchmarks issue. Each group starts the processes it needs
+ * (servers under test on SERVER_CPU; upstream, emulator and load generator on
+ * LOAD_CPU), checks with one probe request that every side answers what the
+ * row claims to measure, measures, and stops its processes. A group returns
+ * result rows: `{ row, scenario, aText, bText, ratioText, target, pass, ... }`
+ * (`pass` null: reported, no target; `error`: the row could not be measured).
+ */
+import { comparePair } from './lib/compare.mjs'
+import { fmt } from './lib/format.mjs'
+import {
+  CREATE_FIELDS,
+  gatewayHeaders,
+  seedUserId,
+  UPDATE_FIELDS,
+  withBodyCredentials,
+} from './lib/listing-data.mjs'
+import { decoded, expect, expectJson, probe, sha256 } from './lib/probe.mjs'
+import { LOAD_CPU, SERVER_CPU } from './lib/processes.mjs'
+import { median } from './lib/stats.mjs'
+
+export const ROW_IDS = ['1', '1b', '2', '3', '4', '5', '6', '7', '8', '9']
+
+const LIST = '/api/ipdrcustomers'
+const json = (v) => JSON.stringify(v)
+
+/** Rows 1, 1b, 2 and 3 at one N: gateway (cached) vs the bare Fastify route with the same bytes. */
+async function cachedListing(ctx, n, wanted) {
+  const out = []
+  if (wanted.length === 0) return out
+  const up = await ctx.start('servers/upstream.mjs', { n }, LOAD_CPU)
+  const gw = await ctx.start('servers/gateway.mjs', { upstreamUrl: up.info.url }, SERVER_CPU)
+  const bare = await ctx.start('servers/baseline.mjs', { n }, SERVER_CPU)
+  const headers = gatewayHeaders()
+  const gwUrl = gw.info.url + LIST
+  const bareUrl = bare.info.url + LIST
+  const c = ctx.cfg.connections
+
+  const bareRes = await probe(bareUrl)
+  expectJson(bareRes, 'array', 'bare route')
+  await probe(gwUrl, { headers })
+  const hit = await probe(gwUrl, { headers })
+  expect(
+    hit.status === 200 && hit.headers['x-cache'] === 'HIT',
+    `gateway: expected a 200 HIT, got ${hit.status} ${hit.headers['x-cache']}`,
+  )
+  expect(sha256(hit.bytes) === sha256(bareRes.bytes), 'gateway and bare route send different bytes')
+  const size = `N = ${fmt.int(n)} (${(bareRes.bytes.length / 1024).toFixed(0)} KiB)`
+
+  for (const id of wanted) {
+    if (id === '1' || id === '1b') {
+      const r = await comparePair(ctx.cfg, {
+        label: `row ${id} N=${n}`,
+        a: { url: gwUrl, headers, connections: c },
+        b: { url: bareUrl, connections: c },
+        servers: { a: gw, b: bare },
+      })
+      const target = id === '1' ? 0.9 : 0.8
+      out.push(
+        throughputRow(
+          id,
+          `cached listing, ${size}: gateway vs bare Fastify`,
+          r,
+          `≥ ${target.toFixed(2)}`,
+          r.ratio >= target,
+        ),
+      )
+    }
+    if (id === '2') {
+      const gz = { ...headers, 'accept-encoding': 'gzip' }
+      const res = await probe(gwUrl, { headers: gz })
+      expect(res.headers['content-encoding'] === 'gzip', 'gateway: no gzip body for Accept-Encoding: gzip')
+      expect(
+        sha256(decoded(res)) === sha256(bareRes.bytes),
+        'gateway: gunzipped body differs from the listing',
+      )
+      const r = await comparePair(ctx.cfg, {
+        label: `row 2 N=${n}`,
+        a: { url: gwUrl, headers: gz, connections: c },
+        b: { url: bareUrl, connections: c },
+        servers: { a: gw, b: bare },
+      })
+      out.push({
+        ...throughputRow(
+          '2',
+          `gzip listing, ${size} (${fmt.int(res.bytes.length / 1024)} KiB gz): gateway vs bare uncompressed`,
+          r,
+          '≥ 3×',
+          r.ratio >= 3,
+        ),
+        ratioText: fmt.times(r.ratio),
+      })
+    }
+    if (id === '3') {
+      const etag = hit.headers.etag
+      const a304 = await probe(gwUrl, { headers: { ...headers, 'if-none-match': etag } })
+      expect(a304.status === 304, `gateway: If-None-Match ${etag} got ${a304.status}`)
+      const bareEtag = bare.info.etag
+      const b304 = await probe(`${bare.info.url}/not-modified`, { headers: { 'if-none-match': bareEtag } })
+      expect(b304.status === 304, `bare route: If-None-Match got ${b304.status}`)
+      const r = await comparePair(ctx.cfg, {
+        label: `row 3 N=${n}`,
+        a: { url: gwUrl, headers: { ...headers, 'if-none-match': etag }, connections: c },
+        b: { url: `${bare.info.url}/not-modified`, headers: { 'if-none-match': bareEtag }, connections: c },
+        servers: { a: gw, b: bare },
+      })
+      out.push(
+        throughputRow('3', `If-None-Match → 304, ${size}: gateway vs bare Fastify 304`, r, 'reported', null),
+      )
+    }
+  }
+  return out
+}
+
+function throughputRow(row, scenario, r, target, pass) {
+  return {
+    row,
+    scenario,
+    aText: fmt.rps(r.a.rps),
+    bText: fmt.rps(r.b.rps),
+    ratio: r.ratio,
+    ratioText: fmt.ratio(r.ratio),
+    target,
+    pass: r.bad > 0 ? false : pass,
+    ...(r.bad > 0 ? { error: `${r.bad} failed responses` } : {}),
+    measured: r,
+  }
+}
+
+/** Row 4 (writes) and row 5 (cache off): through the gateway vs straight to the upstream. */
+async function proxied(ctx, wanted) {
+  const out = []
+  const c = ctx.cfg.connections
+  const headers = gatewayHeaders()
+  if (wanted.includes('4')) {
+    const up = await ctx.start('servers/upstream.mjs', { n: 10 }, LOAD_CPU)
+    const gw = await ctx.start('servers/gateway.mjs', { upstreamUrl: up.info.url }, SERVER_CPU)
+    const uid = seedUserId(1)
+    const writes = [
+      { method: 'POST', path: LIST, fields: CREATE_FIELDS },
+      { method: 'PATCH', path: `${LIST}/${uid}`, fields: UPDATE_FIELDS },
+    ]
+    for (const w of ctx.cfg.quick ? writes.slice(0, 1) : writes) {
+      const a = { url: gw.info.url + w.path, method: w.method, headers, body: json(w.fields), connections: c }
+      const b = {
+        url: up.info.url + w.path,
+        method: w.method,
+        body: json(withBodyCredentials(w.fields)),
+        connections: c,
+      }
+      expectJson(await probe(a.url, a), 'object', `gateway ${w.method}`)
+      expectJson(await probe(b.url, b), 'object', `upstream ${w.method}`)
+      const r = await comparePair(ctx.cfg, { label: `row 4 ${w.method}`, a, b, servers: { a: gw, b: up } })
+      out.push(
+        throughputRow(
+          '4',
+          `${w.method} through the gateway vs straight to the upstream`,
+          r,
+          '≥ 0.80',
+          r.ratio >= 0.8,
+        ),
+      )
+    }
+    if (!ctx.cfg.quick) out.push(await floorRow(ctx, '4', up, writes[0]))
+  }
+  if (wanted.includes('5')) {
+    const n = 1000
+    {
+      const up = await ctx.start('servers/upstream.mjs', { n }, LOAD_CPU)
+      const gw = await ctx.start(
+        'servers/gateway.mjs',
+        { upstreamUrl: up.info.url, ttlSeconds: 0 },
+        SERVER_CPU,
+      )
+      const a = { url: gw.info.url + LIST, headers, connections: c }
+      const b = { url: up.info.url + LIST, body: json(withBodyCredentials()), connections: c }
+      const ra = await probe(a.url, a)
+      const rb = await probe(b.url, b)
+      expectJson(rb, 'array', 'upstream listing')
+      expect(
+        ra.status === 200 && ra.headers['x-cache'] === 'MISS',
+        `gateway (cache off): expected a 200 MISS, got ${ra.status} ${ra.headers['x-cache']}`,
+      )
+      expect(sha256(ra.bytes) === sha256(rb.bytes), 'gateway and upstream send different bytes')
+      const r = await comparePair(ctx.cfg, { label: `row 5 N=${n}`, a, b, servers: { a: gw, b: up } })
+      out.push(
+        throughputRow(
+          '5',
+          `listing with cache off (ttlSeconds 0), N = ${fmt.int(n)}: gateway vs straight to the upstream`,
+          r,
+          '≥ 0.60',
+          r.ratio >= 0.6,
+        ),
+      )
+      if (!ctx.cfg.quick) out.push(await floorRow(ctx, '5', up, { method: 'GET', path: LIST }))
+    }
+  }
+  return out
+}
+
+/**
+ * A reference row under rows 4 and 5: the same request through a bare
+ * Fastify + undici pass-through (bench/servers/bare-proxy.mjs: no auth,
+ * policy, validation, rate limit, metrics or cache) vs straight to the
+ * upstream. It is the floor of any Fastify gateway in this layout, so it
+ * shows how much of a row's ratio is the gateway's own work.
+ */
+async function floorRow(ctx, row, up, w) {
+  const px = await ctx.start('servers/bare-proxy.mjs', { upstreamUrl: up.info.url }, SERVER_CPU)
+  const body = w.fields === undefined ? undefined : json(w.fields)
+  const a = {
+    url: px.info.url + w.path,
+    method: w.method,
+    ...(body === undefined ? {} : { body }),
+    connections: ctx.cfg.connections,
+  }
+  const b = {
+    url: up.info.url + w.path,
+    method: w.method,
+    body: json(withBodyCredentials(w.fields ?? {})),
+    connections: ctx.cfg.connections,
+  }
+  const kind = w.method === 'GET' ? 'array' : 'object'
+  expectJson(await probe(a.url, a), kind, `bare proxy ${w.method}`)
+  const r = await comparePair(ctx.cfg, { label: `row ${row} reference`, a, b, servers: { a: px, b: up } })
+  const what = w.method === 'GET' ? 'listing N = 1,000' : w.method
+  return throughputRow(
+    row,
+    `reference: ${what} through a bare Fastify + undici pass-through vs straight to the upstream`,
+    r,
+    'reported',
+    null,
+  )
+}
+
+/**
+ * Row 6: a cold listing (N = 1,000) from an upstream that takes 200 ms.
+ * Each trial uses a fresh upstream username, i.e. a cold cache key in a warm
+ * gateway process (a restarted gateway would also measure V8's cold start).
+ */
+async function coldListing(ctx) {
+  const n = 1000
+  const up = await ctx.start('servers/upstream.mjs', { n, delayMs: 200 }, LOAD_CPU)
+  const gw = await ctx.start('servers/gateway.mjs', { upstreamUrl: up.info.url }, SERVER_CPU)
+  const bare = await ctx.start('servers/baseline.mjs', { n, delayMs: 200 }, SERVER_CPU)
+  const client = await ctx.start('clients/burst.mjs', {}, LOAD_CPU)
+  let fresh = 0
+  const gwBurst = (count) => {
+    const username = `bench-cold-${count}-${++fresh}`
+    return client.call('burst', {
+      origin: gw.info.url,
+      path: LIST,
+      warmPath: '/healthz',
+      headers: gatewayHeaders(username),
+      count,
+    })
+  }
+  const bareBurst = (count) =>
+    client.call('burst', { origin: bare.info.url, path: LIST, warmPath: '/healthz', headers: {}, count })
+  const checkAll = (b, what) => {
+    const failed = b.results.filter((r) => r.status !== 200)
+    expect(
+      failed.length === 0,
+      `${what}: ${failed.length} responses were not 200 (first: ${failed[0]?.status})`,
+    )
+  }
+  const slowest = (b) => Math.max(...b.results.map((r) => r.ms))
+
+  // Warm-up (discarded): JIT the miss path on both servers.
+  ctx.cfg.log('  row 6: warm-up')
+  for (let i = 0; i < 2; i++) {
+    checkAll(await gwBurst(50), 'gateway warm-up')
+    checkAll(await bareBurst(50), 'bare warm-up')
+  }
+
+  const out = []
+  const countTrials = ctx.cfg.quick ? 1 : 3
+  const counts = []
+  let connected = Infinity
+  for (let i = 0; i < countTrials; i++) {
+    await up.call('reset')
+    const b = await gwBurst(500)
+    checkAll(b, 'gateway, 500 concurrent')
+    connected = Math.min(connected, b.connected)
+    counts.push((await up.call('counts')).listings)
+    ctx.cfg.log(
+      `  row 6: 500 concurrent cold GETs → ${counts[counts.length - 1]} upstream request(s), slowest ${slowest(b).toFixed(0)} ms`,
+    )
+  }
+  out.push({
+    row: '6',
+    scenario: `cold listing N = 1,000, upstream 200 ms: 500 concurrent GETs (${connected} connections), upstream requests`,
+    aText: counts.map(String).join(', '),
+    bText: '',
+    ratioText: '',
+    target: 'exactly 1',
+    pass: counts.every((k) => k === 1),
+    measured: { counts, connected },
+  })
+
+  const trials = Math.max(3, ctx.cfg.runs)
+  const gws = []
+  const bares = []
+  for (let i = 0; i < trials; i++) {
+    const order = i % 2 === 0 ? ['gw', 'bare'] : ['bare', 'gw']
+    for (const side of order) {
+      const b = side === 'gw' ? await gwBurst(50) : await bareBurst(50)
+      checkAll(b, side)
+      ;(side === 'gw' ? gws : bares).push(slowest(b))
+    }
+    ctx.cfg.log(
+      `  row 6: 50 concurrent, slowest: gateway ${gws[i].toFixed(0)} ms, bare ${bares[i].toFixed(0)} ms`,
+    )
+  }
+  const deltas = gws.map((g, i) => g - bares[i])
+  const delta = median(deltas)
+  out.push({
+    row: '6',
+    scenario:
+      'cold listing N = 1,000, upstream 200 ms: 50 concurrent, slowest response: gateway vs bare Fastify sleeping 200 ms',
+    aText: fmt.ms(median(gws), 0),
+    bText: fmt.ms(median(bares), 0),
+    ratioText: `${delta >= 0 ? '+' : ''}${delta.toFixed(0)} ms`,
+    target: '≤ +250 ms',
+    pass: delta <= 250,
+    measured: { gatewaySlowestMs: gws, bareSlowestMs: bares, deltasMs: deltas },
+  })
+  return out
+}
+
+/**
+ * Row 7: an upstream that takes 20 ms; cached gateway vs direct, both at
+ * ROW7_CONNECTIONS. Direct is then bound to connections / 20 ms, so the
+ * ratio is 20 ms over the gateway's cached latency at that load.
+ */
+const ROW7_CONNECTIONS = 10
+async function slowUpstream(ctx) {
+  const n = 1000
+  const up = await ctx.start('servers/upstream.mjs', { n, delayMs: 20 }, LOAD_CPU)
+  const gw = await ctx.start('servers/gateway.mjs', { upstreamUrl: up.info.url }, SERVER_CPU)
+  const headers = gatewayHeaders()
+  const a = { url: gw.info.url + LIST, headers, connections: ROW7_CONNECTIONS }
+  const b = { url: up.info.url + LIST, body: json(withBodyCredentials()), connections: ROW7_CONNECTIONS }
+  await probe(a.url, a)
+  const hit = await probe(a.url, a)
+  expect(hit.headers['x-cache'] === 'HIT', 'gateway: expected a HIT')
+  expectJson(await probe(b.url, b), 'array', 'upstream listing')
+  const r = await comparePair(ctx.cfg, { label: 'row 7', a, b, servers: { a: gw, b: up } })
+  return [
+    {
+      ...throughputRow(
+        '7',
+        `upstream taking 20 ms, N = 1,000, ${ROW7_CONNECTIONS} connections: cached gateway vs direct`,
+        r,
+        '≥ 10×',
+        r.ratio >= 10,
+      ),
+      ratioText: fmt.times(r.ratio),
+    },
+  ]
+}
+
+/** Row 8: N = 100,000 inside one process (bench/inproc/large-listing.mjs). */
+async function largeListing(ctx) {
+  const child = await ctx.start('inproc/large-listing.mjs', {}, SERVER_CPU, ['--expose-gc'])
+  const r = await child.call('run', {
+    n: 100_000,
+    fillRuns: ctx.cfg.quick ? 2 : 5,
+    samples: ctx.cfg.quick ? 500 : 3000,
+  })
+  const h = r.heap
+  const app = r.app
+  ctx.cfg.log(
+    `  row 8: fill ${r.fill.medianMs.toFixed(0)} ms, heap ${h.ratio.toFixed(2)}× raw, read p50 ${app.read.p50Ms.toFixed(3)} ms, q p50 ${app.qBroad.p50Ms.toFixed(1)} ms`,
+  )
+  const base = { bText: '', ratioText: '', measured: r }
+  return [
+    {
+      ...base,
+      row: '8',
+      scenario: `N = 100,000 (${fmt.mb(h.rawBytes)} JSON): fill (buildListingEntry: parse, offsets, index, ETag)`,
+      aText: fmt.ms(r.fill.medianMs, 0),
+      target: 'reported',
+      pass: null,
+    },
+    {
+      ...base,
+      row: '8',
+      scenario: `N = 100,000: heap of one entry (raw ${fmt.mb(h.rawBytes)} + index + gzip ${fmt.mb(h.gzipBytes)} + br ${fmt.mb(h.brBytes)}) vs raw bytes`,
+      aText: fmt.mb(h.entryBytesMeasured),
+      bText: fmt.mb(h.rawBytes),
+      ratioText: fmt.times(h.ratio),
+      target: '≤ 3×',
+      pass: h.ratio <= 3,
+    },
+    {
+      ...base,
+      row: '8',
+      scenario: 'N = 100,000: GET /{UserID} p50, through the app (inject)',
+      aText: fmt.ms(app.read.p50Ms, 3),
+      target: '≤ 1 ms',
+      pass: app.read.p50Ms <= 1,
+    },
+    {
+      ...base,
+      row: '8',
+      scenario: `N = 100,000: GET ?q=sharma p50 (${fmt.int(app.qBroad.matches)} matches, ${fmt.mb(app.qBroad.bodyBytes)}), through the app (inject)`,
+      aText: fmt.ms(app.qBroad.p50Ms, 1),
+      target: '≤ 30 ms',
+      pass: app.qBroad.p50Ms <= 30,
+    },
+  ]
+}
+
+/** Row 9: end to end through the emulator (SQLite file, 1,000 seeded customers). */
+async function emulated(ctx) {
+  const emu = await ctx.start('servers/emulator.mjs', { seed: 1000 }, LOAD_CPU)
+  const gw = await ctx.start('servers/gateway.mjs', { upstreamUrl: emu.info.url }, SERVER_CPU)
+  const headers = gatewayHeaders()
+  const c = ctx.cfg.connections
+  const out = []
+  const list = {
+    a: { url: gw.info.url + LIST, headers, connections: c },
+    b: { url: emu.info.url + LIST, body: json(withBodyCredentials()), connections: c },
+  }
+  await probe(list.a.url, list.a)
+  const hit = await probe(list.a.url, list.a)
+  expect(hit.headers['x-cache'] === 'HIT', 'gateway: expected a HIT')
+  expectJson(await probe(list.b.url, list.b), 'array', 'emulator listing')
+  const rl = await comparePair(ctx.cfg, { label: 'row 9 listing', ...list, servers: { a: gw, b: emu } })
+  out.push(
+    throughputRow(
+      '9',
+      'emulator (SQLite, 1,000 customers): cached listing through the gateway vs emulator direct',
+      rl,
+      'reported',
+      null,
+    ),
+  )
+  if (!ctx.cfg.quick) {
+    const path = `${LIST}/${seedUserId(1)}`
+    const patch = {
+      a: { url: gw.info.url + path, method: 'PATCH', headers, body: json(UPDATE_FIELDS), connections: c },
+      b: {
+        url: emu.info.url + path,
+        method: 'PATCH',
+        body: json(withBodyCredentials(UPDATE_FIELDS)),
+        connections: c,
+      },
+    }
+    expectJson(await probe(patch.a.url, patch.a), 'object', 'gateway PATCH')
+    expectJson(await probe(patch.b.url, patch.b), 'object', 'emulator PATCH')
+    const rp = await comparePair(ctx.cfg, { label: 'row 9 PATCH', ...patch, servers: { a: gw, b: emu } })
+    out.push(
+      throughputRow(
+        '9',
+        'emulator (SQLite): PATCH through the gateway vs emulator direct',
+        rp,
+        'reported',
+        null,
+      ),
+    )
+  }
+  return out
+}
+
+/**
+ * The groups in run order, each with the rows it produces. A group runs when
+ * any of its rows is wanted.
+ */
+export const GROUPS = [
+  { rows: ['1b'], run: (ctx, want) => cachedListing(ctx, 10, want) },
+  { rows: ['1', '3'], run: (ctx, want) => cachedListing(ctx, 1000, want) },
+  // --quick keeps only row 2 at N = 10,000 (row 1 is measured at N = 1,000).
+  {
+    rows: ['1', '2'],
+    run: (ctx, want) => cachedListing(ctx, 10_000, ctx.cfg.quick ? want.filter((id) => id !== '1') : want),
+  },
+  { rows: ['4', '5'], run: (ctx, want) => proxied(ctx, want) },
+  { rows: ['6'], run: (ctx) => coldListing(ctx) },
+  { rows: ['7'], run: (ctx) => slowUpstream(ctx) },
+  { rows: ['8'], run: (ctx) => largeListing(ctx) },
+  { rows: ['9'], run: (ctx) => emulated(ctx) },
+]

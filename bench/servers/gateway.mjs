@@ -1,0 +1,24 @@
+/**
+ * Child process: the compiled gateway (dist/), built exactly as `serve` builds
+ * it (policy loaded by the real loader, `buildApp`), without logging or the
+ * readiness probe. Options: `{ upstreamUrl, ttlSeconds }`.
+ */
+import { rmSync } from 'node:fs'
+import { buildApp } from '../../dist/app.js'
+import { loadPolicy } from '../../dist/policy/load.js'
+import { serveAsChild } from '../lib/child.mjs'
+import { writeBenchPolicy } from '../lib/policy.mjs'
+
+serveAsChild(async ({ upstreamUrl, ttlSeconds = 3600 }) => {
+  const dir = writeBenchPolicy({ upstreamUrl, ttlSeconds })
+  let loaded
+  try {
+    loaded = await loadPolicy(dir, {})
+  } finally {
+    rmSync(dir, { recursive: true, force: true })
+  }
+  if (!loaded.ok) throw new Error(`bench policy invalid:\n${loaded.problems.join('\n')}`)
+  const app = await buildApp({ policy: loaded.policy, upstreamUrl, logger: false, probe: false })
+  const url = await app.listen({ host: '127.0.0.1', port: 0 })
+  return { info: { url }, close: () => app.close() }
+})
