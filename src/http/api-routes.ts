@@ -159,5 +159,10 @@ async function handleWrite(
   if (meaning.kind !== 'object') throw failureOf(meaning, res)
   const redact = request.gw.consumer?.redact ?? []
   reply.header('cache-control', 'no-store')
-  reply.send(redact.length > 0 ? redactRecord(meaning.value, redact) : meaning.value)
+  if (redact.length > 0) {
+    reply.send(redactRecord(meaning.value, redact))
+    return
+  }
+  // The upstream's own bytes (already checked to be a JSON object): nothing re-serialized.
+  reply.type('application/json; charset=utf-8').send(res.body)
 }
