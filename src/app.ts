@@ -14,6 +14,7 @@ import Fastify, {
 import { ListingCache } from './cache/listing-cache.js'
 import { ERRORS, errorBody, GatewayError, WWW_AUTHENTICATE } from './errors.js'
 import { registerApiRoutes } from './http/api-routes.js'
+import { clientErrorHandler } from './http/client-errors.js'
 import { registerCors } from './http/cors.js'
 import { registerHealthRoutes } from './http/health-routes.js'
 import { CachedListings, staleMayCover } from './http/listings.js'
@@ -109,6 +110,7 @@ export async function buildApp(options: AppOptions): Promise<FastifyInstance> {
     // Proxies are not trusted unless the policy lists them: request.ip is the socket peer.
     trustProxy: initial.gateway.trustProxy.length > 0 ? [...initial.gateway.trustProxy] : false,
     return503OnClosing: true,
+    clientErrorHandler,
     forceCloseConnections: 'idle',
     routerOptions: { maxParamLength: 256, ignoreTrailingSlash: false, caseSensitive: true },
     // The router's own rejections (a path that is not valid percent-encoding, a

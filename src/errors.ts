@@ -49,6 +49,10 @@ export const ERRORS = {
   IPDR_GW_UPSTREAM_BAD_RESPONSE: { status: 502, message: 'The upstream sent an invalid response' },
   IPDR_GW_UPSTREAM_TIMEOUT: { status: 504, message: 'The upstream did not answer in time' },
   IPDR_GW_CIRCUIT_OPEN: { status: 503, message: 'The upstream is failing; requests are paused' },
+  // Requests Node's HTTP parser refuses before they become requests (src/http/client-errors.ts).
+  IPDR_GW_BAD_REQUEST: { status: 400, message: 'Malformed HTTP request' },
+  IPDR_GW_REQUEST_TIMEOUT: { status: 408, message: 'The request was not received in time' },
+  IPDR_GW_HEADERS_TOO_LARGE: { status: 431, message: 'Request headers too large' },
   IPDR_GW_INTERNAL: { status: 500, message: 'Internal error' },
 } as const satisfies Record<string, ErrorDefinition>
 

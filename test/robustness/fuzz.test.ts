@@ -118,18 +118,14 @@ function problems(
   }
   const visible = out.body + JSON.stringify(out.headers)
   for (const s of secrets) if (visible.includes(s)) found.push(`a secret in the response (${s.slice(0, 4)}…)`)
-  // Bytes Node's HTTP parser refuses never become a request: Fastify's clientErrorHandler
-  // answers 400/408/431 with its own fixed body and closes. Everything else is the gateway's.
-  const protocolLevel =
-    out.headers['x-request-id'] === undefined &&
-    /^\{"error":"[^"]+","message":"[^"]+","statusCode":(?:400|408|431)\}$/.test(out.body)
-  if (out.status >= 400 && r.method !== 'HEAD' && out.body.length > 0 && !protocolLevel) {
+  // Even bytes Node's HTTP parser refuses get the gateway's shape (src/http/client-errors.ts).
+  if (out.status >= 400 && r.method !== 'HEAD' && out.body.length > 0) {
     const e = json as { code?: unknown; statusCode?: unknown } | undefined
     if (typeof e?.code !== 'string' || !e.code.startsWith('IPDR_GW_') || e.statusCode !== out.status) {
       found.push(`a ${out.status} without the gateway error shape: ${out.body.slice(0, 200)}`)
     }
   }
-  if (out.headers['x-request-id'] === undefined && !protocolLevel) found.push('no X-Request-Id')
+  if (out.headers['x-request-id'] === undefined) found.push('no X-Request-Id')
   return found
 }
 
