@@ -7,8 +7,8 @@
  * generations so a write's invalidation also defeats fills already in flight
  * (docs/cache.md). Pure: no Fastify, no timers.
  */
-import { createHash } from 'node:crypto'
 import { LRUCache } from 'lru-cache'
+import { sha256Hex } from '../credentials.js'
 import type { ResourceName } from '../resources.js'
 import type { ListingEntry } from './listing-entry.js'
 
@@ -66,10 +66,12 @@ export interface ResourceCacheStats {
 
 export type ListingCacheStats = Record<ResourceName, ResourceCacheStats>
 
-/** sha256 hex of an upstream token: what cache keys and logs may hold instead of the token. */
-export function hashToken(token: string): string {
-  return createHash('sha256').update(token, 'utf8').digest('hex')
-}
+/**
+ * sha256 hex of an upstream token: what cache keys and logs may hold instead
+ * of the token. The same digest as a gateway key's (`sha256Hex`), so a Bearer
+ * token is hashed once per request.
+ */
+export const hashToken: (token: string) => string = sha256Hex
 
 /** The internal map key: JSON keeps the four parts unambiguous whatever characters they hold. */
 function cacheKeyOf(key: ListingKey): string {

@@ -306,41 +306,38 @@ export class ListingIndex {
 
   /** Positions whose column `tag` equals `value` (normalized like the column). */
   scanExact(tag: number, value: string): number[] {
-    const out: number[] = []
     const needle = (TAGS[tag] as string) + value
-    for (const chunk of this.#chunks) {
-      const { text, starts, base } = chunk
-      let from = 0
-      for (;;) {
-        const p = text.indexOf(needle, from)
-        if (p === -1) break
-        const after = p + needle.length
-        if (after === text.length || text.charCodeAt(after) < 0x20) {
-          const slot = findSlot(starts, p)
-          out.push(base + slot)
-          from = slot + 1 < starts.length ? (starts[slot + 1] as number) : text.length
-        } else {
-          from = p + 1
-        }
-      }
-    }
-    return out
+    // Whole field: the match ends where the text or the field ends (tags are control characters).
+    return this.#scan(needle, (text, p) => {
+      const after = p + needle.length
+      return after === text.length || text.charCodeAt(after) < 0x20
+    })
   }
 
   /** Positions where one of the columns in `tagMask` (bit `1 << tag`) contains `needle`. */
   scanSubstring(tagMask: number, needle: string): number[] {
+    if (needle.length === 0) return []
+    // The needle has no control characters: the match lies inside one field, after its tag.
+    return this.#scan(needle, (text, p) => {
+      let t = p - 1
+      while (t > 0 && text.charCodeAt(t) >= 0x20) t--
+      return (tagMask & (1 << text.charCodeAt(t))) !== 0
+    })
+  }
+
+  /**
+   * Every record position with an occurrence of `needle` that `accepts`; one
+   * `indexOf` per chunk and candidate, and at most one position per record.
+   */
+  #scan(needle: string, accepts: (text: string, at: number) => boolean): number[] {
     const out: number[] = []
-    if (needle.length === 0) return out
     for (const chunk of this.#chunks) {
       const { text, starts, base } = chunk
       let from = 0
       for (;;) {
         const p = text.indexOf(needle, from)
         if (p === -1) break
-        // The needle has no control characters: the match lies inside one field, after its tag.
-        let t = p - 1
-        while (t > 0 && text.charCodeAt(t) >= 0x20) t--
-        if (tagMask & (1 << text.charCodeAt(t))) {
+        if (accepts(text, p)) {
           const slot = findSlot(starts, p)
           out.push(base + slot)
           from = slot + 1 < starts.length ? (starts[slot + 1] as number) : text.length

@@ -9,7 +9,7 @@ import { readFileSync } from 'node:fs'
 import { Pool, errors as undiciErrors } from 'undici'
 import { GatewayError } from '../errors.js'
 import type { ResourceName } from '../resources.js'
-import { CircuitBreaker, type CircuitState } from './circuit-breaker.js'
+import { CircuitBreaker } from './circuit-breaker.js'
 
 export type UpstreamMethod = 'GET' | 'POST' | 'PUT' | 'PATCH' | 'DELETE'
 export type UpstreamOutcome =
@@ -124,14 +124,6 @@ export class UpstreamClient {
       headersTimeout: opts.timeoutMs,
       bodyTimeout: opts.timeoutMs,
     })
-  }
-
-  get circuitState(): CircuitState {
-    return this.#breaker.state
-  }
-
-  get origin(): URL {
-    return this.#base
   }
 
   /**

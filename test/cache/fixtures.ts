@@ -1,3 +1,4 @@
+import type { CustomerRecord } from '../../src/emulator/index.js'
 /**
  * Deterministic listing data for the cache tests and the measurement script
  * (not a test file: no `.test.ts`). Shaped like the upstream's records
@@ -21,15 +22,8 @@ const LAST = ['Sharma', 'Iyer', 'Nair', 'Reddy', 'Gupta', 'Menon', 'Patel', 'Das
 const STREETS = ['MG Road', 'Brigade Road', 'Anna Salai', 'Park Street', 'Linking Road', 'FC Road']
 const CITIES = ['Bengaluru, Karnataka', 'Chennai, Tamil Nadu', 'Kolkata, West Bengal', 'Mumbai, Maharashtra']
 
-export interface Customer {
-  id: number
-  Name: string
-  Address: string
-  Email: string
-  PhoneNumber: string
-  AltPhoneNumber: string
-  UserID: string
-}
+/** A customer as Trisul returns it (the emulator's record type). */
+export type Customer = CustomerRecord
 
 export function makeCustomers(n: number, seed = 1): Customer[] {
   const rnd = prng(seed)
