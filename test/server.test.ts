@@ -4,7 +4,7 @@
  */
 import { writeFileSync } from 'node:fs'
 import { join } from 'node:path'
-import t from 'tap'
+import t, { type Test } from 'tap'
 import { request } from 'undici'
 import { runCli } from './helpers/child.js'
 import { ALL_OPERATIONS, PERMISSIVE_DEFAULT, tempDir, writePolicyDir } from './helpers/gateway.js'
@@ -19,6 +19,13 @@ function addressOf(stdout: string): string {
     return (JSON.parse(line) as { address: string }).address
   }
   throw new Error('no address logged')
+}
+
+/** `serve` on port 0 in front of `upstreamUrl`, with the policy in `dir`; resolves once it listens. */
+async function serveGateway(t: Test, dir: string, upstreamUrl: string, extra: string[] = []) {
+  const child = runCli(t, ['serve', '--policies', dir, '--port', '0', '--upstream', upstreamUrl, ...extra])
+  await child.waitFor(LISTENING)
+  return { child, base: addressOf(child.stdout()) }
 }
 
 t.test('--help and bad flags', async (t) => {
@@ -57,19 +64,7 @@ t.test('SIGTERM lets the in-flight request finish, then exits 0', async (t) => {
   const upstream = await startRecordingUpstream(() => ({ kind: 'json', body: [{ id: 1 }], delayMs: 700 }))
   t.teardown(() => upstream.close())
   const dir = writePolicyDir(tempDir(t), {})
-  const child = runCli(t, [
-    'serve',
-    '--policies',
-    dir,
-    '--port',
-    '0',
-    '--upstream',
-    upstream.url,
-    '--log-level',
-    'info',
-  ])
-  await child.waitFor(LISTENING)
-  const base = addressOf(child.stdout())
+  const { child, base } = await serveGateway(t, dir, upstream.url, ['--log-level', 'info'])
   const inFlight = request(`${base}/api/ipdrcustomers`, { headers: AUTH })
   // Wait until the upstream has the request, then ask the gateway to stop.
   for (let i = 0; i < 100 && upstream.requests.length === 0; i++) await new Promise((r) => setTimeout(r, 20))
@@ -86,9 +81,7 @@ t.test('SIGHUP reloads the policy; an invalid reload keeps the old one and is co
   const upstream = await startRecordingUpstream(() => ({ kind: 'json', body: [] }))
   t.teardown(() => upstream.close())
   const dir = writePolicyDir(tempDir(t), {})
-  const child = runCli(t, ['serve', '--policies', dir, '--port', '0', '--upstream', upstream.url])
-  await child.waitFor(LISTENING)
-  const base = addressOf(child.stdout())
+  const { child, base } = await serveGateway(t, dir, upstream.url)
   t.equal((await request(`${base}/api/ipdrcustomers`, { headers: AUTH })).statusCode, 200)
 
   // Invalid: an unknown key. The old policy stays in force.
@@ -148,19 +141,7 @@ t.test(
     const { closedPort } = await import('./helpers/recording-upstream.js')
     const metricsPort = await closedPort()
     const dir = writePolicyDir(tempDir(t), {})
-    const child = runCli(t, [
-      'serve',
-      '--policies',
-      dir,
-      '--port',
-      '0',
-      '--upstream',
-      upstream.url,
-      '--metrics-port',
-      String(metricsPort),
-    ])
-    await child.waitFor(LISTENING)
-    const base = addressOf(child.stdout())
+    const { child, base } = await serveGateway(t, dir, upstream.url, ['--metrics-port', String(metricsPort)])
     const main = await request(`${base}/metrics`)
     t.equal(main.statusCode, 404)
     await main.body.dump()
