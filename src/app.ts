@@ -17,6 +17,7 @@ import { registerApiRoutes } from './http/api-routes.js'
 import { clientErrorHandler } from './http/client-errors.js'
 import { registerCors } from './http/cors.js'
 import { registerHealthRoutes } from './http/health-routes.js'
+import { makeListingFastPath } from './http/listing-fast-path.js'
 import { CachedListings, staleMayCover } from './http/listings.js'
 import { registerMetricsRoute } from './http/metrics-route.js'
 import { registerOpenApi } from './http/openapi.js'
@@ -54,6 +55,12 @@ export interface AppOptions {
    * (the `npm start` demo turns it on). Default false: the policy decides.
    */
   readonly swaggerUi?: boolean
+  /**
+   * Answer fresh cached plain listings from an `onRequest` hook
+   * (src/http/listing-fast-path.ts). Default true; tests turn it off to
+   * compare with what the route answers.
+   */
+  readonly listingFastPath?: boolean
 }
 
 // Accept a client's request id only when it is short and plain (shared/SPEC.md 3.6).
@@ -174,6 +181,7 @@ export async function buildApp(options: AppOptions): Promise<FastifyInstance> {
       consumer: null,
       consumerName: 'unknown',
       rateKey: null,
+      rateCharged: false,
     }
     request.upstreamAuth = null
     reply.header('x-request-id', request.id)
@@ -241,10 +249,14 @@ export async function buildApp(options: AppOptions): Promise<FastifyInstance> {
 
   await registerCors(app, { store: source })
   await registerAuthFailureLimiter(app, { store: source })
-  await registerRateLimits(app, {
+  const rateLimiter = await registerRateLimits(app, {
     store: source,
     onLimited: (consumer) => metrics.rateLimited.inc({ consumer }),
   })
+  if (options.listingFastPath !== false) {
+    // After the CORS and failed-authentication hooks, which apply to it as to every request.
+    app.addHook('onRequest', makeListingFastPath({ cache, rateLimiter }))
+  }
 
   // Before any route it documents: @fastify/swagger collects routes as they are added.
   await registerOpenApi(app, { store: source, swaggerUi: options.swaggerUi === true })

@@ -57,8 +57,26 @@ const USERNAME = /^[\x21-\x7e](?:[\x20-\x7e]*[\x21-\x7e])?$/
 const BASE64 = /^(?:[A-Za-z0-9+/]{4})*(?:[A-Za-z0-9+/]{2}==|[A-Za-z0-9+/]{3}=)?$/
 const utf8 = new TextDecoder('utf-8', { fatal: true })
 
+/** How many recent credentials `sha256Hex` remembers the digest of. */
+export const DIGEST_MEMO_SIZE = 1024
+const digests = new Map<string, string>()
+
+/**
+ * SHA-256 hex of a credential (a gateway key or an upstream token). Every
+ * request hashes one, and the same few clients send the same ones over and
+ * over, so the digests of the last {@link DIGEST_MEMO_SIZE} distinct values are
+ * remembered (the whole memo is dropped when full: bounded, and no ordering to
+ * keep per lookup). The memo holds only credentials that requests presented;
+ * the process held each of them while serving that request anyway.
+ */
 export function sha256Hex(value: string): string {
-  return createHash('sha256').update(value, 'utf8').digest('hex')
+  let digest = digests.get(value)
+  if (digest === undefined) {
+    digest = createHash('sha256').update(value, 'utf8').digest('hex')
+    if (digests.size >= DIGEST_MEMO_SIZE) digests.clear()
+    digests.set(value, digest)
+  }
+  return digest
 }
 
 function single(headers: CredentialInput['headers'], name: string): string | null | 'duplicate' {

@@ -1,5 +1,6 @@
+import { createHash } from 'node:crypto'
 import t from 'tap'
-import { headerValues, resolveCredentials, sha256Hex } from '../src/credentials.js'
+import { DIGEST_MEMO_SIZE, headerValues, resolveCredentials, sha256Hex } from '../src/credentials.js'
 
 const GATEWAY_KEY = 'gw_live_0123456789abcdef'
 const keyHashes = new Set([sha256Hex(GATEWAY_KEY)])
@@ -241,4 +242,15 @@ t.test('a Bearer token is hashed once, the same way the cache keys hash tokens',
     isGatewayKey,
   })
   t.equal(got.ok && got.form === 'bearer' ? got.tokenHash : null, hashToken('tok123'))
+})
+
+t.test('sha256Hex: remembered digests stay right past the memo size', async (t) => {
+  const reference = (v: string) => createHash('sha256').update(v, 'utf8').digest('hex')
+  const values = Array.from({ length: DIGEST_MEMO_SIZE * 2 + 7 }, (_, i) => `token-${i}-\u00e9`)
+  let wrong = 0
+  for (let round = 0; round < 2; round++) {
+    for (const v of values) if (sha256Hex(v) !== reference(v)) wrong++
+  }
+  t.equal(wrong, 0, 'every digest, first computed or remembered, is the SHA-256 of its value')
+  t.equal(sha256Hex(''), reference(''))
 })

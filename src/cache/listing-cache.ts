@@ -73,9 +73,18 @@ export type ListingCacheStats = Record<ResourceName, ResourceCacheStats>
  */
 export const hashToken: (token: string) => string = sha256Hex
 
-/** The internal map key: JSON keeps the four parts unambiguous whatever characters they hold. */
+/**
+ * The internal map key: the four parts joined by newlines (cheaper than
+ * JSON, on every cached GET). A part that holds a newline or a backslash (no
+ * valid credential does) is JSON-encoded, so it holds a backslash while a raw
+ * part never does: two different keys never join to the same string.
+ */
 function cacheKeyOf(key: ListingKey): string {
-  return JSON.stringify([key.resource, key.username, key.tokenHash, key.context])
+  return `${key.resource}\n${keyPart(key.username)}\n${keyPart(key.tokenHash)}\n${keyPart(key.context)}`
+}
+
+function keyPart(part: string): string {
+  return part.includes('\n') || part.includes('\\') ? JSON.stringify(part) : part
 }
 
 const RESOURCES: readonly ResourceName[] = ['customers', 'mappings']
@@ -171,6 +180,22 @@ export class ListingCache {
       throw err
     }
     return this.#report(key.resource, outcome.entry, outcome.status)
+  }
+
+  /**
+   * The fresh entry for `key`, or undefined; synchronous, and counts nothing:
+   * a caller that serves it calls `countHit`, one that does not goes on to
+   * `get`, which counts its own lookup.
+   */
+  peekFresh(key: ListingKey): ListingEntry | undefined {
+    const slot = this.#lru.get(cacheKeyOf(key))
+    if (slot === undefined || this.#now() - slot.storedAt >= this.#limits.ttlMs) return undefined
+    return slot.entry
+  }
+
+  /** Counts a `hit` served from `peekFresh`. */
+  countHit(resource: ResourceName): void {
+    this.#count(resource, 'hit')
   }
 
   /**

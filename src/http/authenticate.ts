@@ -45,6 +45,118 @@ function unauthorized(code: GatewayError['code'], message: string): GatewayError
   return new GatewayError(code, message, { headers: { 'www-authenticate': WWW_AUTHENTICATE } })
 }
 
+/** What a request's credentials resolve to under a policy, for one resource and operation. */
+export type Authorization =
+  | {
+      readonly ok: true
+      readonly consumer: ConsumerPolicy | null
+      readonly consumerName: string
+      /** `consumer:NAME` (a named consumer's shared budget) or `default:USERNAME`. */
+      readonly rateKey: string
+      readonly auth: UpstreamAuth
+    }
+  | {
+      readonly ok: false
+      readonly consumer: ConsumerPolicy | null
+      readonly consumerName: string
+      readonly error: GatewayError
+      /** True when the policy refused a resolved consumer (counted as a denial), false for bad credentials. */
+      readonly denied: boolean
+    }
+
+export interface AuthorizationInput {
+  /** Node's `rawHeaders` (duplicates kept). */
+  readonly rawHeaders: readonly string[]
+  /** The parsed JSON body, if any (credential form 4). */
+  readonly body: unknown
+  /** The client address (`request.ip`), for `allowIPs`. */
+  readonly clientIp: string
+}
+
+/**
+ * Resolves the credentials of a request (shared/SPEC.md 3.1), finds its
+ * consumer and applies the consumer's rules (SPEC 4). Pure apart from hashing:
+ * the route hook below and the cached-listing fast path both decide through it.
+ */
+export function authorize(
+  policy: Policy,
+  facts: ResourceFacts,
+  operation: Operation,
+  input: AuthorizationInput,
+): Authorization {
+  const resolved: ResolvedCredentials = resolveCredentials({
+    headers: headerValues(input.rawHeaders, CREDENTIAL_HEADERS),
+    body: input.body,
+    bodyCredentials: policy.gateway.auth.bodyCredentials,
+    isGatewayKey: (keyHash) => findConsumer(policy, { kind: 'key', keyHash }) !== null,
+  })
+  if (!resolved.ok) {
+    const error = unauthorized(resolved.code, resolved.message)
+    return { ok: false, consumer: null, consumerName: 'unknown', error, denied: false }
+  }
+
+  let consumer: ConsumerPolicy | null
+  let username: string
+  let token: string
+  let tokenHash: string | undefined
+  if (resolved.form === 'key') {
+    consumer = findConsumer(policy, { kind: 'key', keyHash: resolved.keyHash })
+    const tokenValue = consumer ? policy.tokens.get(consumer.name) : undefined
+    if (!consumer?.upstream || tokenValue === undefined) {
+      const error = unauthorized(
+        'IPDR_GW_MALFORMED_CREDENTIALS',
+        'This gateway key has no upstream credentials',
+      )
+      return { ok: false, consumer: null, consumerName: 'unknown', error, denied: false }
+    }
+    username = consumer.upstream.username
+    token = tokenValue
+  } else {
+    consumer = findConsumer(policy, { kind: 'username', username: resolved.username })
+    username = resolved.username
+    token = resolved.token
+    tokenHash = resolved.tokenHash
+  }
+  const consumerName = consumer?.name ?? 'unknown'
+
+  const decision = evaluate(policy, { consumer, resource: facts.name, operation, clientIp: input.clientIp })
+  if (!decision.allow) {
+    const error = new GatewayError(decision.code, decision.message)
+    return { ok: false, consumer, consumerName, error, denied: true }
+  }
+  // A named consumer shares one budget across its credentials; the default
+  // consumer is counted per upstream username (shared/SPEC.md 4).
+  const rateKey =
+    consumer && consumer.name !== 'default' ? `consumer:${consumer.name}` : `default:${username}`
+
+  const upstreamPolicy = policy.gateway.upstream
+  // v1 has no contexts: every request of a user shares one listing, whatever header it sent.
+  const context =
+    upstreamPolicy.dialect === 'v1'
+      ? upstreamPolicy.defaultContext
+      : (resolved.context ?? consumer?.upstream?.context ?? upstreamPolicy.defaultContext)
+  const auth = { username, token, tokenHash: tokenHash ?? hashToken(token), context }
+  return { ok: true, consumer, consumerName, rateKey, auth }
+}
+
+/** Leaves what `authorize` decided on the request, for the hooks and the handler after it. */
+export function applyAuthorization(
+  request: FastifyRequest,
+  facts: ResourceFacts,
+  operation: Operation,
+  decided: Authorization,
+): void {
+  const gw = request.gw
+  gw.resource = facts.name
+  gw.operation = operation
+  gw.consumer = decided.consumer
+  gw.consumerName = decided.consumerName
+  if (decided.ok) {
+    gw.rateKey = decided.rateKey
+    request.upstreamAuth = decided.auth
+  }
+}
+
 export function makeAuthenticate(facts: ResourceFacts, operation: Operation, deps: AuthenticateDeps) {
   return async function authenticate(request: FastifyRequest, _reply: FastifyReply): Promise<void> {
     const policy = request.gw.policy
@@ -63,52 +175,16 @@ export function makeAuthenticate(facts: ResourceFacts, operation: Operation, dep
       }
     }
 
-    const resolved: ResolvedCredentials = resolveCredentials({
-      headers: headerValues(request.raw.rawHeaders, CREDENTIAL_HEADERS),
+    const decided = authorize(policy, facts, operation, {
+      rawHeaders: request.raw.rawHeaders,
       body: request.body,
-      bodyCredentials: policy.gateway.auth.bodyCredentials,
-      isGatewayKey: (keyHash) => findConsumer(policy, { kind: 'key', keyHash }) !== null,
+      clientIp: request.ip,
     })
-    if (!resolved.ok) throw unauthorized(resolved.code, resolved.message)
-
-    let consumer: ConsumerPolicy | null
-    let username: string
-    let token: string
-    let tokenHash: string | undefined
-    if (resolved.form === 'key') {
-      consumer = findConsumer(policy, { kind: 'key', keyHash: resolved.keyHash })
-      const tokenValue = consumer ? policy.tokens.get(consumer.name) : undefined
-      if (!consumer?.upstream || tokenValue === undefined) {
-        throw unauthorized('IPDR_GW_MALFORMED_CREDENTIALS', 'This gateway key has no upstream credentials')
-      }
-      username = consumer.upstream.username
-      token = tokenValue
-    } else {
-      consumer = findConsumer(policy, { kind: 'username', username: resolved.username })
-      username = resolved.username
-      token = resolved.token
-      tokenHash = resolved.tokenHash
+    applyAuthorization(request, facts, operation, decided)
+    if (!decided.ok) {
+      if (decided.denied) deps.onDenied?.(decided.consumerName, operation)
+      throw decided.error
     }
-    request.gw.consumer = consumer
-    request.gw.consumerName = consumer?.name ?? 'unknown'
-
-    const decision = evaluate(policy, { consumer, resource: facts.name, operation, clientIp: request.ip })
-    if (!decision.allow) {
-      deps.onDenied?.(request.gw.consumerName, operation)
-      throw new GatewayError(decision.code, decision.message)
-    }
-    // A named consumer shares one budget across its credentials; the default
-    // consumer is counted per upstream username (shared/SPEC.md 4).
-    request.gw.rateKey =
-      consumer && consumer.name !== 'default' ? `consumer:${consumer.name}` : `default:${username}`
-
-    const upstreamPolicy = policy.gateway.upstream
-    // v1 has no contexts: every request of a user shares one listing, whatever header it sent.
-    const context =
-      upstreamPolicy.dialect === 'v1'
-        ? upstreamPolicy.defaultContext
-        : (resolved.context ?? consumer?.upstream?.context ?? upstreamPolicy.defaultContext)
-    request.upstreamAuth = { username, token, tokenHash: tokenHash ?? hashToken(token), context }
 
     const body = request.body
     if (typeof body === 'object' && body !== null && !Array.isArray(body)) {

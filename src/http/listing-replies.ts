@@ -6,7 +6,7 @@
  * `If-None-Match` gets `304`.
  */
 import type { FastifyReply, FastifyRequest } from 'fastify'
-import { ifNoneMatchMatches, negotiateEncoding } from '../cache/encoding.js'
+import { type ContentEncoding, ifNoneMatchMatches, negotiateEncoding } from '../cache/encoding.js'
 import { deriveEtag, strongEtag } from '../cache/etag.js'
 import type { ListingRepresentation } from '../cache/listing-body.js'
 import type { LookupStatus } from '../cache/listing-cache.js'
@@ -39,10 +39,42 @@ async function sendRepresentation(
   request: FastifyRequest,
   reply: FastifyReply,
   rep: ListingRepresentation,
+  status: LookupStatus,
 ): Promise<void> {
   const encoding = negotiateEncoding(request.headers['accept-encoding'])
-  if (notModified(request, reply, rep.etagFor(encoding))) return
   const body = rep.peekEncoded(encoding) ?? (await rep.encoded(encoding))
+  sendEncoded(request, reply, rep, status, encoding, body)
+}
+
+/**
+ * Sends a plain listing as `sendListing` would, if its bytes for the coding
+ * the client accepts are made already (identity always is); returns false,
+ * having sent and set nothing, when they must be made first. For the
+ * cached-listing fast path, which never waits.
+ */
+export function sendRepresentationIfReady(
+  request: FastifyRequest,
+  reply: FastifyReply,
+  rep: ListingRepresentation,
+  status: LookupStatus,
+): boolean {
+  const encoding = negotiateEncoding(request.headers['accept-encoding'])
+  const body = rep.peekEncoded(encoding)
+  if (body === undefined) return false
+  sendEncoded(request, reply, rep, status, encoding, body)
+  return true
+}
+
+function sendEncoded(
+  request: FastifyRequest,
+  reply: FastifyReply,
+  rep: ListingRepresentation,
+  status: LookupStatus,
+  encoding: ContentEncoding,
+  body: Buffer,
+): void {
+  cacheHeaders(reply, status)
+  if (notModified(request, reply, rep.etagFor(encoding))) return
   if (encoding !== 'identity') reply.header('content-encoding', encoding)
   reply.type(JSON_TYPE).send(body)
 }
@@ -67,12 +99,12 @@ export async function sendListing(
   const parsed = parseListingQuery(facts, raw)
   if (!parsed.ok) throw new GatewayError('IPDR_GW_INVALID_QUERY', parsed.message)
   const { entry, status } = await listings.get(request, facts)
-  cacheHeaders(reply, status)
   const redact = redactFields(request)
   if (parsed.query.plain) {
-    await sendRepresentation(request, reply, entry.redacted(redact))
+    await sendRepresentation(request, reply, entry.redacted(redact), status)
     return
   }
+  cacheHeaders(reply, status)
   const result = applyListingQuery(entry, parsed.query)
   reply.header('x-total-count', String(result.total))
   // The page is a function of the listing, the query and the redaction: no need to hash its bytes.

@@ -6,7 +6,7 @@
  * covered by a stale entry.
  */
 import type { FastifyRequest } from 'fastify'
-import type { ListingCache, LookupStatus } from '../cache/listing-cache.js'
+import type { ListingCache, ListingKey, LookupStatus } from '../cache/listing-cache.js'
 import { buildListingEntry, InvalidListingError, type ListingEntry } from '../cache/listing-entry.js'
 import { GatewayError } from '../errors.js'
 import type { Policy } from '../policy/types.js'
@@ -24,6 +24,11 @@ export interface Listing {
 export interface ListingSource {
   get(request: FastifyRequest, facts: ResourceFacts): Promise<Listing>
   invalidate(context: string): void
+}
+
+/** The cache key of a resource's listing as fetched with `auth`. */
+export function listingKey(facts: ResourceFacts, auth: UpstreamAuth): ListingKey {
+  return { resource: facts.name, username: auth.username, tokenHash: auth.tokenHash, context: auth.context }
 }
 
 export interface CachedListingsOptions {
@@ -45,10 +50,7 @@ export class CachedListings implements ListingSource {
     const auth = request.upstreamAuth
     if (!auth) return Promise.reject(new GatewayError('IPDR_GW_MISSING_CREDENTIALS'))
     const policy = request.gw.policy
-    return this.#cache.get(
-      { resource: facts.name, username: auth.username, tokenHash: auth.tokenHash, context: auth.context },
-      () => this.#fill(facts, auth, policy, String(request.id)),
-    )
+    return this.#cache.get(listingKey(facts, auth), () => this.#fill(facts, auth, policy, String(request.id)))
   }
 
   invalidate(context: string): void {

@@ -16,10 +16,10 @@
  * Register both before the routes they guard.
  */
 import rateLimitPlugin from '@fastify/rate-limit'
-import type { FastifyInstance, FastifyRequest } from 'fastify'
+import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify'
 import { GatewayError } from '../errors.js'
 import { AuthFailureLimiter } from '../policy/auth-failure-limiter.js'
-import { type CounterStore, LocalCounterStore } from '../policy/counter-store.js'
+import { type CounterState, type CounterStore, LocalCounterStore } from '../policy/counter-store.js'
 import type { Policy, RateLimitPolicy } from '../policy/types.js'
 import './request-context.js'
 
@@ -90,24 +90,45 @@ function storeAdapter(counters: CounterStore, clock: () => number, onError: (err
   }
 }
 
+/** How `RateLimiter.charge` went. */
+export type ChargeOutcome =
+  /** Counted, within budget: the RateLimit-* headers are set and the request is marked charged. */
+  | 'allowed'
+  /** Over budget: nothing set; the plugin's hook answers 429 (and counts the request once more). */
+  | 'exceeded'
+  /** The counter store failed: nothing set; the plugin's hook tries again and lets the request through. */
+  | 'unavailable'
+
+/**
+ * Counting outside the plugin's hook, for the cached-listing fast path
+ * (src/http/listing-fast-path.ts), which answers before any route hook runs.
+ * Same store, key and budget as the plugin; the plugin skips a request marked
+ * charged (its `allowList`), so a request that goes on to the route after
+ * being charged is counted once.
+ */
+export interface RateLimiter {
+  charge(request: FastifyRequest, reply: FastifyReply): Promise<ChargeOutcome>
+}
+
 /**
  * Registers @fastify/rate-limit (not global: routes opt in with
  * `config: { rateLimit: apiRouteRateLimitConfig() }`) in the `preHandler`
  * hook, after the core's `preValidation` has set `request.gw`.
  */
-export async function registerRateLimits(app: FastifyInstance, opts: RateLimitOptions): Promise<void> {
+export async function registerRateLimits(app: FastifyInstance, opts: RateLimitOptions): Promise<RateLimiter> {
   const clock = opts.clock ?? Date.now
   const counters = opts.counterStore ?? new LocalCounterStore({ clock })
+  const storeFailed = (err: unknown) =>
+    app.log.warn({ err }, 'rate-limit counter store failed; request let through')
   await app.register(rateLimitPlugin, {
     global: false,
     hook: 'preHandler',
     enableDraftSpec: true,
-    store: storeAdapter(counters, clock, (err) =>
-      app.log.warn({ err }, 'rate-limit counter store failed; request let through'),
-    ),
+    store: storeAdapter(counters, clock, storeFailed),
     // A failing (shared) store must not turn into an outage of the whole API.
     skipOnError: true,
     keyGenerator: rateKeyFor,
+    allowList: (request: FastifyRequest) => request.gw?.rateCharged === true,
     max: (request: FastifyRequest) => rateLimitFor(request, opts.store.current).max,
     timeWindow: (request: FastifyRequest) => rateLimitFor(request, opts.store.current).timeWindowMs,
     onExceeded: (request: FastifyRequest) => {
@@ -123,6 +144,25 @@ export async function registerRateLimits(app: FastifyInstance, opts: RateLimitOp
       })
     },
   })
+  return {
+    async charge(request, reply) {
+      const { max, timeWindowMs } = rateLimitFor(request, opts.store.current)
+      let state: CounterState
+      try {
+        state = await counters.incr(rateKeyFor(request), timeWindowMs)
+      } catch {
+        // Not logged here: the plugin's hook meets the same failure and logs it.
+        return 'unavailable'
+      }
+      if (state.count > max) return 'exceeded'
+      // The headers and values the plugin sets on a request within its budget (enableDraftSpec).
+      reply.header('ratelimit-limit', max)
+      reply.header('ratelimit-remaining', max - state.count)
+      reply.header('ratelimit-reset', Math.ceil(Math.max(0, state.resetAt - clock()) / 1000))
+      request.gw.rateCharged = true
+      return 'allowed'
+    },
+  }
 }
 
 export interface AuthFailureLimiterRegistration {

@@ -14,6 +14,8 @@ export interface RequestContext {
   consumer: ConsumerPolicy | null
   consumerName: string /* policy name, 'default' or 'unknown' */
   rateKey: string | null /* 'consumer:NAME' or 'default:USERNAME' */
+  /** The request has been counted against its budget already (the listing fast path); not again. */
+  rateCharged: boolean
 }
 
 declare module 'fastify' {

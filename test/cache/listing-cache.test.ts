@@ -197,6 +197,11 @@ t.test('keys: every part separates entries, whatever characters they hold', asyn
     key({ context: 'other' }),
     key({ username: 'a","b', tokenHash: 'c' }),
     key({ username: 'a', tokenHash: '","b","c' }),
+    key({ username: 'a\nb', tokenHash: 'c' }),
+    key({ username: 'a', tokenHash: 'b\nc' }),
+    key({ username: '"a\\nb"', tokenHash: 'c' }),
+    key({ username: 'a\\', tokenHash: '\nc' }),
+    key({ username: 'a', tokenHash: '\\\nc' }),
     key({ context: '' }),
   ]
   for (const k of keys) t.equal((await cache.get(k, async () => taggedEntry(k))).status, 'miss')
@@ -208,6 +213,22 @@ t.test('keys: every part separates entries, whatever characters they hold', asyn
   const stats = cache.stats()
   t.equal(stats.customers.entries + stats.mappings.entries, keys.length)
   t.equal(stats.mappings.entries, 1)
+})
+
+t.test('peekFresh: the fresh entry or nothing, counting nothing; countHit counts a hit', async (t) => {
+  const { cache, clock, lookups } = setup()
+  t.equal(cache.peekFresh(key()), undefined, 'nothing cached')
+  const filled = await cache.get(key(), async () => taggedEntry(key()))
+  t.equal(cache.peekFresh(key()), filled.entry)
+  t.equal(cache.peekFresh(key({ tokenHash: 'other' })), undefined, 'other credentials')
+  t.same(lookups, [['customers', 'miss']], 'peeks are not lookups')
+  cache.countHit('customers')
+  t.same(lookups.at(-1), ['customers', 'hit'])
+  t.equal(cache.stats().customers.lookups.hit, 1)
+  clock.advance(TTL)
+  t.equal(cache.peekFresh(key()), undefined, 'past the TTL')
+  cache.invalidateContext('default')
+  t.equal(cache.peekFresh(key()), undefined)
 })
 
 t.test('invalidateContext removes both resources of that context only', async (t) => {

@@ -46,6 +46,7 @@ async function build(
           : consumer.name === 'default'
             ? `default:${username}`
             : `consumer:${consumer.name}`,
+      rateCharged: false,
     }
   })
   await registerRateLimits(app, { store: holder, clock, onLimited: (c) => limited.push(c) })
@@ -165,6 +166,7 @@ t.test('a shared counter store can be plugged in', async (t) => {
         consumer: null,
         consumerName: 'unknown',
         rateKey: 'default:alice',
+        rateCharged: false,
       }
     })
     await registerRateLimits(app, { store: holder, counterStore: shared, clock: () => now })

@@ -1,0 +1,57 @@
+/**
+ * The cached-listing fast path. CRMs poll the plain listing far more than
+ * anything else, and most polls find it in the cache: those are answered from
+ * one `onRequest` hook, registered after the CORS and failed-authentication
+ * hooks, instead of going on through the route's `preValidation`,
+ * `preHandler` and handler (each a separate async step: about half of what a
+ * cached GET cost, docs/performance.md).
+ *
+ * It decides with the route's own functions (`authorize`, the rate limiter's
+ * counters, the cache, `sendRepresentationIfReady`), so what the client gets
+ * is what the route would have sent. Whatever it does not answer goes on to
+ * the route untouched, which answers as before: a query string or a body, no
+ * or bad credentials, a refusal by the policy, an exhausted budget, a cache
+ * miss, a compressed variant not made yet. The only thing carried over is the
+ * rate-limit charge (see `RateLimiter`), so nothing is counted twice.
+ */
+import type { FastifyReply, FastifyRequest } from 'fastify'
+import type { ListingCache } from '../cache/listing-cache.js'
+import { RESOURCE_BY_NAME } from '../resources.js'
+import { applyAuthorization, authorize } from './authenticate.js'
+import { hasBody } from './get-body.js'
+import { sendRepresentationIfReady } from './listing-replies.js'
+import { listingKey } from './listings.js'
+import type { RateLimiter } from './rate-limit.js'
+import './request-context.js'
+
+export interface ListingFastPathDeps {
+  readonly cache: ListingCache
+  readonly rateLimiter: RateLimiter
+}
+
+/** The `onRequest` hook; it answers the request or leaves it, unchanged but for the rate-limit charge. */
+export function makeListingFastPath(deps: ListingFastPathDeps) {
+  return async function listingFastPath(request: FastifyRequest, reply: FastifyReply): Promise<void> {
+    if (request.method !== 'GET') return
+    const { operation, resource } = request.routeOptions.config
+    if (operation !== 'list' || resource === undefined) return
+    // Filters, paging and body credentials are the route's: it parses and checks them.
+    if (request.url.includes('?') || hasBody(request.raw)) return
+    const facts = RESOURCE_BY_NAME[resource]
+    const decided = authorize(request.gw.policy, facts, operation, {
+      rawHeaders: request.raw.rawHeaders,
+      body: undefined,
+      clientIp: request.ip,
+    })
+    // The route answers 401/403 itself, and counts them.
+    if (!decided.ok) return
+    applyAuthorization(request, facts, operation, decided)
+    if ((await deps.rateLimiter.charge(request, reply)) !== 'allowed') return
+    // After the last await: a write whose response was sent before this point has invalidated the entry.
+    const entry = deps.cache.peekFresh(listingKey(facts, decided.auth))
+    if (entry === undefined) return
+    const redact = decided.consumer?.redact ?? []
+    if (sendRepresentationIfReady(request, reply, entry.redacted(redact), 'hit'))
+      deps.cache.countHit(facts.name)
+  }
+}
