@@ -65,6 +65,7 @@ async function cachedListing(ctx, n, wanted) {
           r.ratio >= target,
         ),
       )
+      if (n <= 1000 && !ctx.cfg.quick) out.push(await minimalGatewayRow(ctx, id, n, size, bare, bareRes))
     }
     if (id === '2') {
       const gz = { ...headers, 'accept-encoding': 'gzip' }
@@ -110,6 +111,38 @@ async function cachedListing(ctx, n, wanted) {
     }
   }
   return out
+}
+
+/**
+ * A reference row under rows 1 and 1b: the floor of any authenticating
+ * gateway (bench/servers/minimal-gateway.mjs: Bearer parsing, a token digest,
+ * a rate counter, the response headers and the SPEC 5 HTTP metrics, nothing
+ * else) vs the same bare Fastify route. It shows how much of the target is
+ * left once the work every request must do is paid.
+ */
+async function minimalGatewayRow(ctx, id, n, size, bare, bareRes) {
+  const min = await ctx.start('servers/minimal-gateway.mjs', { n }, SERVER_CPU)
+  try {
+    const url = min.info.url + LIST
+    const res = await probe(url, { headers: gatewayHeaders() })
+    expect(res.status === 200, `minimal gateway: expected 200, got ${res.status}`)
+    expect(sha256(res.bytes) === sha256(bareRes.bytes), 'minimal gateway and bare route send different bytes')
+    const r = await comparePair(ctx.cfg, {
+      label: `row ${id} N=${n} reference`,
+      a: { url, headers: gatewayHeaders(), connections: ctx.cfg.connections },
+      b: { url: bare.info.url + LIST, connections: ctx.cfg.connections },
+      servers: { a: min, b: bare },
+    })
+    return throughputRow(
+      id,
+      `reference: ${size} through a minimal authenticating Fastify server (digest, rate counter, headers, metrics) vs bare Fastify`,
+      r,
+      'reported',
+      null,
+    )
+  } finally {
+    await min.stop()
+  }
 }
 
 function throughputRow(row, scenario, r, target, pass) {
