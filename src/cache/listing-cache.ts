@@ -155,7 +155,7 @@ export class ListingCache {
     const slot = this.#lru.get(k)
     if (slot !== undefined) {
       const age = this.#now() - slot.storedAt
-      if (age < this.#limits.ttlMs) return this.#report(key.resource, slot.entry, 'hit')
+      if (this.#fresh(age)) return this.#report(key.resource, slot.entry, 'hit')
       if (age >= this.#limits.ttlMs + this.#limits.staleIfErrorMs) this.#lru.delete(k)
     }
     const running = this.#inflight.get(k)
@@ -189,8 +189,7 @@ export class ListingCache {
    */
   peekFresh(key: ListingKey): ListingEntry | undefined {
     const slot = this.#lru.get(cacheKeyOf(key))
-    if (slot === undefined || this.#now() - slot.storedAt >= this.#limits.ttlMs) return undefined
-    return slot.entry
+    return slot !== undefined && this.#fresh(this.#now() - slot.storedAt) ? slot.entry : undefined
   }
 
   /** Counts a `hit` served from `peekFresh`. */
@@ -337,6 +336,11 @@ export class ListingCache {
     }
     // A new slot object: lru-cache re-accounts the size only when the value changes.
     this.#lru.set(k, { ...slot, size })
+  }
+
+  /** Whether an entry filled `age` ms ago is within the TTL (a `hit`). */
+  #fresh(age: number): boolean {
+    return age < this.#limits.ttlMs
   }
 
   #generation(context: string): number {
