@@ -30,6 +30,8 @@ serve options (flags override environment variables):
   --log-level L        LOG_LEVEL     fatal|error|warn|info|debug|trace|silent (default info)
   --metrics-port N     METRICS_PORT  serve /metrics on a separate port instead of the main one
   --shutdown-timeout MS SHUTDOWN_TIMEOUT_MS  bound on finishing in-flight requests (default 10000)
+  --redis URL          REDIS_URL     shared store for several instances (redis:// or rediss://);
+                                     default: the policy's store.redis, else none (SPEC 8)
 
 Signals: SIGTERM/SIGINT stop gracefully; SIGHUP reloads the policy (a change of the files does too).
 `

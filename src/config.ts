@@ -6,6 +6,7 @@
  */
 import { fileURLToPath } from 'node:url'
 import { parseArgs } from 'node:util'
+import { redisUrlProblem } from './store/redis-url.js'
 
 export interface RuntimeConfig {
   /** `--host` / `HOST`. Default `127.0.0.1`. */
@@ -22,6 +23,8 @@ export interface RuntimeConfig {
   readonly metricsPort: number | null
   /** `--shutdown-timeout` / `SHUTDOWN_TIMEOUT_MS`: bound on finishing in-flight requests. Default 10000. */
   readonly shutdownTimeoutMs: number
+  /** `--redis` / `REDIS_URL`: the shared store (SPEC 8); null: the policy's `store.redis`, else none. */
+  readonly redisUrl: string | null
 }
 
 export const LOG_LEVELS = ['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent'] as const
@@ -65,6 +68,7 @@ export const SERVE_OPTIONS = {
   'log-level': { type: 'string' },
   'metrics-port': { type: 'string' },
   'shutdown-timeout': { type: 'string' },
+  redis: { type: 'string' },
   help: { type: 'boolean', short: 'h' },
 } as const
 
@@ -98,6 +102,9 @@ export function parseServeConfig(
   const lvl = pick('log-level', 'LOG_LEVEL')
   const mp = pick('metrics-port', 'METRICS_PORT')
   const st = pick('shutdown-timeout', 'SHUTDOWN_TIMEOUT_MS')
+  const rd = pick('redis', 'REDIS_URL')
+  const redisProblem = rd ? redisUrlProblem(rd.value) : null
+  if (rd && redisProblem) throw new ConfigError(`${rd.name}: ${redisProblem}`)
   if (lvl && !(LOG_LEVELS as readonly string[]).includes(lvl.value)) {
     throw new ConfigError(`${lvl.name}: must be one of ${LOG_LEVELS.join(', ')}`)
   }
@@ -110,5 +117,6 @@ export function parseServeConfig(
     logLevel: (lvl ? lvl.value : 'info') as LogLevel,
     metricsPort: mp ? port(mp.value, mp.name, false) : null,
     shutdownTimeoutMs: st ? Number(st.value) : DEFAULT_SHUTDOWN_TIMEOUT_MS,
+    redisUrl: rd ? rd.value : null,
   })
 }

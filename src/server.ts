@@ -54,6 +54,7 @@ export async function runServer(opts: RunServerOptions): Promise<RunningServer> 
   app = await buildApp({
     policy: store,
     ...(opts.upstreamUrl ? { upstreamUrl: opts.upstreamUrl } : {}),
+    ...(config.redisUrl ? { redisUrl: config.redisUrl } : {}),
     logger: { level: config.logLevel, redact: { paths: LOG_REDACT_PATHS, censor: '[redacted]' } },
     metrics,
     metricsToken,

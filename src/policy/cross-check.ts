@@ -7,6 +7,7 @@
  * environment is passed in.
  */
 import { parseIpRange } from '../shared/ip-range.js'
+import { redisUrlProblem } from '../store/redis-url.js'
 import { parseDuration } from './duration.js'
 import { checkPattern } from './pattern-check.js'
 import { CONSUMER_NAME_PATTERN } from './schema.js'
@@ -131,6 +132,11 @@ export function crossCheckGateway(sink: ProblemSink, doc: GatewayDoc, env: Env):
   checkOrigins(sink, doc.file, obj(g.cors)?.origins)
   checkEnv(sink, doc.file, ['metrics', 'tokenEnv'], obj(g.metrics)?.tokenEnv, env)
   checkRanges(sink, doc.file, ['trustProxy'], g.trustProxy)
+  const redis = obj(obj(g.store)?.redis)
+  if (redis && typeof redis.url === 'string') {
+    const problem = redisUrlProblem(redis.url)
+    if (problem) sink.add(doc.file, ['store', 'redis', 'url'], problem)
+  }
 }
 
 /** Checks a consumer's name (its file stem), whatever the file holds. */

@@ -178,6 +178,7 @@ interface RawGateway {
   metrics: GatewayPolicy['metrics']
   docs: GatewayPolicy['docs']
   trustProxy: string[]
+  store: GatewayPolicy['store']
 }
 
 interface RawConsumer {

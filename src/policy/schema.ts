@@ -83,6 +83,56 @@ const stringList = (description: string, item: Schema = { type: 'string', minLen
   description,
 })
 
+/** `store.redis` (SPEC 8); also what `--redis` alone gets its defaults from. */
+export function redisStoreSchema(): Schema {
+  return {
+    type: ['object', 'null'],
+    additionalProperties: false,
+    default: null,
+    description:
+      'The Redis that instances naming the same url and keyPrefix share: rate budgets, failed-authentication counters, cache coherence and one fill for all. null: in-process state (one instance). --redis / REDIS_URL set the url. Read at start only.',
+    properties: {
+      url: {
+        type: 'string',
+        minLength: 1,
+        default: 'redis://127.0.0.1:6379',
+        description:
+          'redis://[:password@]host[:port][/db] or rediss:// (TLS). Overridden by --redis / REDIS_URL. Prefer REDIS_URL for a password: the policy file is not a secret store.',
+      },
+      keyPrefix: {
+        type: 'string',
+        minLength: 1,
+        maxLength: 64,
+        pattern: '^[A-Za-z0-9._:{}-]+$',
+        default: 'ipdr-gateway:',
+        description:
+          'Prefix of every key and channel; instances with the same url and keyPrefix behave as one gateway.',
+      },
+      timeoutMs: positiveInt(
+        'Longest wait for one Redis command; past it the instance counts locally and reads through until Redis answers again.',
+        100,
+        10_000,
+      ),
+      shareMaxBytes: {
+        type: 'integer',
+        minimum: 0,
+        maximum: 536_870_912,
+        default: 67_108_864,
+        description:
+          'Largest listing one instance fetches for all (one fill for all); larger ones are fetched by each instance. 0: never shared.',
+      },
+      leaseMs: {
+        type: 'integer',
+        minimum: 200,
+        maximum: 60_000,
+        default: 2000,
+        description:
+          'How long an instance may serve cached listings after its last contact with Redis. A write waits at most this long for an instance that stopped answering (paused, cut off, killed).',
+      },
+    },
+  }
+}
+
 function gatewaySchema(): Schema {
   return {
     type: 'object',
@@ -299,6 +349,16 @@ function gatewaySchema(): Schema {
         description: 'API documentation.',
         properties: {
           swaggerUi: { type: 'boolean', default: false, description: 'Serve Swagger UI at /docs.' },
+        },
+      },
+      store: {
+        type: 'object',
+        additionalProperties: false,
+        default: {},
+        description:
+          'Shared state for several instances (SPEC 8). Without store.redis every instance keeps its counters and cache to itself.',
+        properties: {
+          redis: redisStoreSchema(),
         },
       },
       trustProxy: stringList(

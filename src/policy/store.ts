@@ -205,6 +205,7 @@ export function startOnlyChanges(old: Policy, next: Policy): string[] {
     ['trustProxy', a.trustProxy, b.trustProxy],
     ['metrics.port', a.metrics.port, b.metrics.port],
     ['docs.swaggerUi', a.docs.swaggerUi, b.docs.swaggerUi],
+    ['store', a.store, b.store],
   ]
   return pairs.filter(([, x, y]) => JSON.stringify(x) !== JSON.stringify(y)).map(([k]) => k)
 }

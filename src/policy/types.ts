@@ -86,6 +86,21 @@ export interface GatewayPolicy {
    * it is logged and needs a restart. Default [].
    */
   readonly trustProxy: readonly string[]
+  /** Shared state for several instances (SPEC 8). Read at start only. */
+  readonly store: { readonly redis: RedisStorePolicy | null }
+}
+
+export interface RedisStorePolicy {
+  /** `redis://` or `rediss://` URL, maybe with a password. Default `redis://127.0.0.1:6379`; `--redis` / `REDIS_URL` override it. */
+  readonly url: string
+  /** Prefix of every key and channel. Default `ipdr-gateway:`. */
+  readonly keyPrefix: string
+  /** Longest wait for one command, in ms. Default 100. */
+  readonly timeoutMs: number
+  /** Largest listing shared between instances by one fill, in bytes. Default 67108864. */
+  readonly shareMaxBytes: number
+  /** Lease: how long cached listings may be served after the last contact with Redis, in ms. Default 2000. */
+  readonly leaseMs: number
 }
 
 export interface ConsumerPolicy {
