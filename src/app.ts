@@ -26,6 +26,9 @@ import type { RequestContext } from './http/request-context.js'
 import { LOG_REDACT_PATHS } from './logging.js'
 import { createMetrics, type GatewayMetrics, recordHttp } from './metrics.js'
 import type { Policy } from './policy/types.js'
+import { type Coherence, LocalCoherence, RedisCoherence } from './store/coherence.js'
+import { redactRedisUrl } from './store/redis-url.js'
+import { openSharedStore, redisStorePolicy, type SharedStore } from './store/shared-store.js'
 import { UpstreamClient } from './upstream/client.js'
 import { Readiness } from './upstream/readiness.js'
 
@@ -61,7 +64,17 @@ export interface AppOptions {
    * compare with what the route answers.
    */
   readonly listingFastPath?: boolean
+  /**
+   * Overrides `store.redis.url` of the policy (`--redis` / `REDIS_URL`); with no
+   * `store.redis` in the policy, turns the shared store on with its defaults.
+   */
+  readonly redisUrl?: string
+  /** This instance's id in the shared store; default random. */
+  readonly instanceId?: string
 }
+
+/** How long the start waits for the shared store before serving without it. */
+const START_WAIT_FOR_STORE_MS = 1000
 
 // Accept a client's request id only when it is short and plain (shared/SPEC.md 3.6).
 const SANE_REQUEST_ID = /^[A-Za-z0-9._:-]{1,128}$/
@@ -156,6 +169,22 @@ export async function buildApp(options: AppOptions): Promise<FastifyInstance> {
       metrics.upstreamDuration.observe({ method, resource }, seconds)
     },
   })
+  const redisPolicy = redisStorePolicy(initial.gateway.store.redis, options.redisUrl)
+  let shared: SharedStore | null = null
+  if (redisPolicy) {
+    const storeErrors = metrics.enableStore(() => shared?.health.up === true)
+    shared = openSharedStore({
+      redis: redisPolicy,
+      upstreamTimeoutMs: upstreamPolicy.timeoutMs,
+      cacheTtlMs: initial.gateway.cache.ttlSeconds * 1000,
+      // Counted, not logged one by one: a dead Redis fails every command; the log has the state changes.
+      onError: (operation) => storeErrors.inc({ operation }),
+      log: app.log,
+      ...(options.instanceId ? { instanceId: options.instanceId } : {}),
+    })
+    app.log.info({ store: redactRedisUrl(redisPolicy.url), keyPrefix: redisPolicy.keyPrefix }, 'shared store')
+  }
+  let coherence: Coherence | null = null
   const cache = new ListingCache({
     maxBytes: initial.gateway.cache.maxBytes,
     ttlMs: initial.gateway.cache.ttlSeconds * 1000,
@@ -164,8 +193,16 @@ export async function buildApp(options: AppOptions): Promise<FastifyInstance> {
     onLookup: (resource, result) => metrics.cacheLookups.inc({ resource, result }),
     onInvalidate: (resource, count) => metrics.cacheInvalidations.inc({ resource }, count),
     staleOn: staleMayCover,
+    mayServe: () => coherence === null || coherence.mayServeCached(),
   })
-  const listings = new CachedListings({ cache, upstream, policy: () => source.current })
+  coherence = shared ? shared.coherence(cache) : new LocalCoherence(cache)
+  const listings = new CachedListings({
+    cache,
+    upstream,
+    policy: () => source.current,
+    coherence,
+    ...(shared ? { fills: shared.fills } : {}),
+  })
   metrics.setSources({ cache: () => cache.stats(), upstreamUp: () => (readiness.up ? 1 : 0) })
 
   let limitsOf = initial
@@ -248,9 +285,13 @@ export async function buildApp(options: AppOptions): Promise<FastifyInstance> {
   })
 
   await registerCors(app, { store: source })
-  await registerAuthFailureLimiter(app, { store: source })
+  await registerAuthFailureLimiter(app, {
+    store: source,
+    ...(shared ? { counterStore: shared.authFailureCounters } : {}),
+  })
   const rateLimiter = await registerRateLimits(app, {
     store: source,
+    ...(shared ? { counterStore: shared.rateCounters } : {}),
     onLimited: (consumer) => metrics.rateLimited.inc({ consumer }),
   })
   if (options.listingFastPath !== false) {
@@ -273,6 +314,19 @@ export async function buildApp(options: AppOptions): Promise<FastifyInstance> {
     onDenied: (consumer, operation) => metrics.policyDenials.inc({ consumer, operation }),
   })
 
+  if (coherence instanceof RedisCoherence) {
+    const first = coherence
+    // Listen once Redis has been reached (budgets counted there from the first request), but never
+    // wait long for a dead one: SPEC 8 wants the gateway up without its store.
+    app.addHook('onReady', async () => {
+      if (!(await first.firstContact(START_WAIT_FOR_STORE_MS))) {
+        app.log.warn(
+          { store: 'redis' },
+          'shared store not reached at start: counting locally until it answers',
+        )
+      }
+    })
+  }
   if (options.probe !== false) {
     app.addHook('onReady', async () => {
       void readiness.start()
@@ -280,10 +334,20 @@ export async function buildApp(options: AppOptions): Promise<FastifyInstance> {
   }
   app.addHook('onClose', async () => {
     readiness.stop()
+    await coherence?.close()
+    await shared?.close()
     await upstream.close()
   })
   app.decorate('gatewayMetrics', metrics)
   app.decorate('readiness', readiness)
+  // Diagnostics for tests and operators' scripts: what the shared store looks like from here.
+  app.decorate('storeState', () => ({
+    configured: shared !== null,
+    up: shared?.health.up ?? false,
+    servingCached: coherence?.mayServeCached() ?? true,
+    instanceId: shared?.instanceId ?? null,
+    epoch: coherence instanceof RedisCoherence ? coherence.epoch : null,
+  }))
   return app
 }
 
@@ -291,5 +355,12 @@ declare module 'fastify' {
   interface FastifyInstance {
     gatewayMetrics: GatewayMetrics
     readiness: Readiness
+    storeState: () => {
+      configured: boolean
+      up: boolean
+      servingCached: boolean
+      instanceId: string | null
+      epoch: string | null
+    }
   }
 }

@@ -8,6 +8,7 @@
  */
 import { Counter, collectDefaultMetrics, Gauge, Histogram, Registry } from 'prom-client'
 import type { ResourceName } from './resources.js'
+import { STORE_OPERATIONS } from './store/store-health.js'
 import type { UpstreamOutcome } from './upstream/client.js'
 
 export type { UpstreamOutcome } from './upstream/client.js'
@@ -90,6 +91,12 @@ export interface GatewayMetrics {
   // ipdr_gateway_upstream_up are computed in collect() from MetricsSources.
   /** Replace the sources (the app sets them once its cache and upstream client exist). */
   setSources(sources: MetricsSources): void
+  /**
+   * Registers `ipdr_gateway_store_up` (read from `up` at scrape time) and
+   * `ipdr_gateway_store_errors_total`; a gateway without a shared store has
+   * neither (SPEC 5). Returns the error counter. Idempotent.
+   */
+  enableStore(up: () => boolean): Counter<'operation'>
 }
 
 export interface CreateMetricsOptions {
@@ -119,6 +126,8 @@ export const METRIC_FAMILIES = {
   ipdr_gateway_policy_denials_total: { type: 'counter', labels: ['consumer', 'operation'] },
   ipdr_gateway_policy_reloads_total: { type: 'counter', labels: ['result'] },
   ipdr_gateway_upstream_up: { type: 'gauge', labels: [] },
+  ipdr_gateway_store_up: { type: 'gauge', labels: [] },
+  ipdr_gateway_store_errors_total: { type: 'counter', labels: ['operation'] },
 } as const satisfies Record<string, { type: 'counter' | 'gauge' | 'histogram'; labels: readonly string[] }>
 
 /**
@@ -233,6 +242,35 @@ export function createMetrics(options: CreateMetricsOptions = {}): GatewayMetric
 
   if (options.defaultMetrics !== false) collectDefaultMetrics({ register: registry })
 
+  let storeErrors: Counter<'operation'> | null = null
+  let storeUp: () => boolean = () => false
+  const enableStore = (up: () => boolean): Counter<'operation'> => {
+    storeUp = up
+    if (storeErrors) return storeErrors
+    new Gauge({
+      name: 'ipdr_gateway_store_up',
+      help: '1 when the shared store (Redis) answers this instance, else 0.',
+      registers,
+      collect() {
+        let value = 0
+        try {
+          value = storeUp() ? 1 : 0
+        } catch {
+          value = 0
+        }
+        this.set(value)
+      },
+    })
+    storeErrors = new Counter({
+      name: 'ipdr_gateway_store_errors_total',
+      help: 'Shared store (Redis) commands that failed or timed out, by what they were for.',
+      labelNames: ['operation'] as const,
+      registers,
+    })
+    for (const operation of STORE_OPERATIONS) storeErrors.inc({ operation }, 0)
+    return storeErrors
+  }
+
   return {
     registry,
     httpRequests,
@@ -247,6 +285,7 @@ export function createMetrics(options: CreateMetricsOptions = {}): GatewayMetric
     setSources(next: MetricsSources) {
       sources = next ?? {}
     },
+    enableStore,
   }
 }
 

@@ -53,6 +53,13 @@ export interface ListingCacheOptions extends ListingCacheLimits {
    * reach the client, never be hidden behind data fetched before the revocation.
    */
   readonly staleOn?: (err: unknown) => boolean
+  /**
+   * Whether this instance may serve fresh entries now (the shared store's
+   * lease, src/store/coherence.ts). While it returns false every `get` fills
+   * from the upstream (single flight still holds) and `peekFresh` finds
+   * nothing; stale-if-error may still cover a failing upstream. Default: always.
+   */
+  readonly mayServe?: () => boolean
 }
 
 export interface ResourceCacheStats {
@@ -79,7 +86,7 @@ export const hashToken: (token: string) => string = sha256Hex
  * valid credential does) is JSON-encoded, so it holds a backslash while a raw
  * part never does: two different keys never join to the same string.
  */
-function cacheKeyOf(key: ListingKey): string {
+export function listingCacheKey(key: ListingKey): string {
   return `${key.resource}\n${keyPart(key.username)}\n${keyPart(key.tokenHash)}\n${keyPart(key.context)}`
 }
 
@@ -107,6 +114,8 @@ interface FillOutcome {
 interface Flight {
   /** The context's generation when the fill started: a later invalidation makes it unstorable and unjoinable. */
   readonly generation: number
+  /** The cache's epoch when the fill started: `invalidateAll` does to every flight what an invalidation does to its context's. */
+  readonly epoch: number
   /** Identifies this flight in `#inflight` (a newer flight may have replaced it). */
   readonly token: object
   readonly promise: Promise<FillOutcome>
@@ -119,6 +128,9 @@ export class ListingCache {
   readonly #onLookup: ListingCacheOptions['onLookup']
   readonly #onInvalidate: ListingCacheOptions['onInvalidate']
   readonly #staleOn: (err: unknown) => boolean
+  readonly #mayServe: () => boolean
+  /** Bumped by `invalidateAll`. */
+  #epoch = 0
   readonly #inflight = new Map<string, Flight>()
   /** Per context, bumped by every invalidation. Only contexts that saw a write are present. */
   readonly #generations = new Map<string, number>()
@@ -130,6 +142,7 @@ export class ListingCache {
     this.#onLookup = opts.onLookup
     this.#onInvalidate = opts.onInvalidate
     this.#staleOn = opts.staleOn ?? (() => true)
+    this.#mayServe = opts.mayServe ?? (() => true)
     this.#lru = makeLru(this.#limits.maxBytes)
     const counters = () => ({ lookups: { hit: 0, miss: 0, stale: 0, coalesced: 0 }, invalidations: 0 })
     this.#counters = { customers: counters(), mappings: counters() }
@@ -150,16 +163,17 @@ export class ListingCache {
     key: ListingKey,
     fill: () => Promise<ListingEntry>,
   ): Promise<{ entry: ListingEntry; status: LookupStatus }> {
-    const k = cacheKeyOf(key)
+    const k = listingCacheKey(key)
     const generation = this.#generation(key.context)
     const slot = this.#lru.get(k)
     if (slot !== undefined) {
       const age = this.#now() - slot.storedAt
-      if (this.#fresh(age)) return this.#report(key.resource, slot.entry, 'hit')
+      if (this.#fresh(age) && this.#mayServe()) return this.#report(key.resource, slot.entry, 'hit')
       if (age >= this.#limits.ttlMs + this.#limits.staleIfErrorMs) this.#lru.delete(k)
     }
+    const epoch = this.#epoch
     const running = this.#inflight.get(k)
-    if (running !== undefined && running.generation === generation) {
+    if (running !== undefined && running.generation === generation && running.epoch === epoch) {
       let outcome: FillOutcome
       try {
         outcome = await running.promise
@@ -170,7 +184,12 @@ export class ListingCache {
       return this.#report(key.resource, outcome.entry, outcome.status === 'stale' ? 'stale' : 'coalesced')
     }
     const token = {}
-    const flight: Flight = { generation, token, promise: this.#fill(k, key, generation, token, fill) }
+    const flight: Flight = {
+      generation,
+      epoch,
+      token,
+      promise: this.#fill(k, key, generation, epoch, token, fill),
+    }
     this.#inflight.set(k, flight)
     let outcome: FillOutcome
     try {
@@ -188,8 +207,10 @@ export class ListingCache {
    * `get`, which counts its own lookup.
    */
   peekFresh(key: ListingKey): ListingEntry | undefined {
-    const slot = this.#lru.get(cacheKeyOf(key))
-    return slot !== undefined && this.#fresh(this.#now() - slot.storedAt) ? slot.entry : undefined
+    const slot = this.#lru.get(listingCacheKey(key))
+    return slot !== undefined && this.#fresh(this.#now() - slot.storedAt) && this.#mayServe()
+      ? slot.entry
+      : undefined
   }
 
   /** Counts a `hit` served from `peekFresh`. */
@@ -205,8 +226,23 @@ export class ListingCache {
    */
   invalidateContext(context: string): number {
     this.#generations.set(context, this.#generation(context) + 1)
+    return this.#remove((slot) => slot.key.context === context)
+  }
+
+  /**
+   * Removes every entry and makes every fill in flight unstorable and
+   * unjoinable, as `invalidateContext` does for one context: for when this
+   * instance may have missed invalidations (a lapsed lease, a lost store).
+   * Returns the number of entries removed.
+   */
+  invalidateAll(): number {
+    this.#epoch++
+    return this.#remove(() => true)
+  }
+
+  #remove(doom: (slot: Slot) => boolean): number {
     const doomed: [string, Slot][] = []
-    for (const [k, slot] of this.#lru.entries()) if (slot.key.context === context) doomed.push([k, slot])
+    for (const [k, slot] of this.#lru.entries()) if (doom(slot)) doomed.push([k, slot])
     const removed: Record<ResourceName, number> = { customers: 0, mappings: 0 }
     for (const [k, slot] of doomed) {
       this.#lru.delete(k)
@@ -272,6 +308,7 @@ export class ListingCache {
     k: string,
     key: ListingKey,
     generation: number,
+    epoch: number,
     token: object,
     fill: () => Promise<ListingEntry>,
   ): Promise<FillOutcome> {
@@ -290,7 +327,7 @@ export class ListingCache {
         }
         throw err
       }
-      if (this.#generation(key.context) === generation) this.#store(k, key, entry)
+      if (this.#generation(key.context) === generation && this.#epoch === epoch) this.#store(k, key, entry)
       return { entry, status: 'miss' }
     } finally {
       // Runs before any waiter resumes: from here on, new callers see the stored entry. It also runs

@@ -152,7 +152,7 @@ async function handleWrite(
   } finally {
     // Invalidate before answering, whatever else happened: even a timed-out write
     // may have landed, and any client that reads after this response must see it.
-    if (mayHaveLanded) deps.listings.invalidate(auth.context)
+    if (mayHaveLanded) await deps.listings.invalidate(auth.context)
   }
   const meaning = interpretResponse(res, 'object')
   deps.upstream.report(method, facts.name, outcomeOf(meaning), res.seconds)

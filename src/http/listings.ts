@@ -6,11 +6,18 @@
  * covered by a stale entry.
  */
 import type { FastifyRequest } from 'fastify'
-import type { ListingCache, ListingKey, LookupStatus } from '../cache/listing-cache.js'
+import {
+  type ListingCache,
+  type ListingKey,
+  type LookupStatus,
+  listingCacheKey,
+} from '../cache/listing-cache.js'
 import { buildListingEntry, InvalidListingError, type ListingEntry } from '../cache/listing-entry.js'
 import { GatewayError } from '../errors.js'
 import type { Policy } from '../policy/types.js'
 import type { ResourceFacts } from '../resources.js'
+import { type Coherence, LocalCoherence } from '../store/coherence.js'
+import { type FillCoordinator, LOCAL_FILLS } from '../store/shared-fill.js'
 import { upstreamBody } from '../upstream/body.js'
 import type { UpstreamClient } from '../upstream/client.js'
 import { failureOf, interpretResponse, outcomeOf } from '../upstream/interpret.js'
@@ -23,7 +30,8 @@ export interface Listing {
 
 export interface ListingSource {
   get(request: FastifyRequest, facts: ResourceFacts): Promise<Listing>
-  invalidate(context: string): void
+  /** Invalidates the context's listings here and on every instance; resolves once none can serve them. */
+  invalidate(context: string): Promise<void>
 }
 
 /** The cache key of a resource's listing as fetched with `auth`. */
@@ -35,34 +43,51 @@ export interface CachedListingsOptions {
   readonly cache: ListingCache
   readonly upstream: UpstreamClient
   readonly policy: () => Policy
+  /** How invalidations reach the other instances. Default: this instance only. */
+  readonly coherence?: Coherence
+  /** Who fetches a missing listing. Default: this instance. */
+  readonly fills?: FillCoordinator
 }
 
 export class CachedListings implements ListingSource {
   readonly #cache: ListingCache
   readonly #upstream: UpstreamClient
+  readonly #coherence: Coherence
+  readonly #fills: FillCoordinator
 
   constructor(opts: CachedListingsOptions) {
     this.#cache = opts.cache
     this.#upstream = opts.upstream
+    this.#coherence = opts.coherence ?? new LocalCoherence(opts.cache)
+    this.#fills = opts.fills ?? LOCAL_FILLS
   }
 
   get(request: FastifyRequest, facts: ResourceFacts): Promise<Listing> {
     const auth = request.upstreamAuth
     if (!auth) return Promise.reject(new GatewayError('IPDR_GW_MISSING_CREDENTIALS'))
     const policy = request.gw.policy
-    return this.#cache.get(listingKey(facts, auth), () => this.#fill(facts, auth, policy, String(request.id)))
+    const key = listingKey(facts, auth)
+    return this.#cache.get(key, () =>
+      this.#fills.fill(
+        listingCacheKey(key),
+        key.context,
+        () => this.#fetch(facts, auth, policy, String(request.id)),
+        (raw) => buildListingEntry(raw, facts),
+      ),
+    )
   }
 
-  invalidate(context: string): void {
-    this.#cache.invalidateContext(context)
+  invalidate(context: string): Promise<void> {
+    return this.#coherence.invalidate(context)
   }
 
-  async #fill(
+  /** Fetches and checks the listing; the raw bytes go with the entry, for other instances to share. */
+  async #fetch(
     facts: ResourceFacts,
     auth: UpstreamAuth,
     policy: Policy,
     requestId: string,
-  ): Promise<ListingEntry> {
+  ): Promise<{ raw: Buffer; value: ListingEntry }> {
     const res = await this.#upstream.request({
       method: 'GET',
       path: facts.path,
@@ -76,7 +101,7 @@ export class CachedListings implements ListingSource {
       try {
         const entry = buildListingEntry(meaning.raw, facts)
         this.#upstream.report('GET', facts.name, 'ok', res.seconds)
-        return entry
+        return { raw: meaning.raw, value: entry }
       } catch (err) {
         this.#upstream.report('GET', facts.name, 'invalid_response', res.seconds)
         if (err instanceof InvalidListingError) throw err

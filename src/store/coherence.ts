@@ -1,0 +1,482 @@
+/**
+ * Read-your-writes across instances (SPEC 8) without a Redis round trip on a
+ * cache hit. Each instance holds a lease ({@link Lease}) renewed through Redis
+ * every quarter lease, and serves cached listings only while it holds it. A
+ * write, once the upstream has answered and before the client is answered,
+ * invalidates its context here, then announces it (one script: bump the
+ * sequence, append to the event list, publish, list the live leases), and waits
+ * until every other live instance has acknowledged it or its lease has run out.
+ *
+ * Events are kept durably (a capped list with the sequence, after Kong's
+ * cluster_events), so an instance whose subscriber missed a message catches up
+ * at its next renewal; a gap too long for the list, or a Redis that lost its
+ * data (a new epoch), drops the whole cache. A write that cannot be announced
+ * is kept and announced when Redis answers again, and its response waits until
+ * every lease Redis may have granted before it went away has run out.
+ *
+ * The argument, and the failure cases, are in docs/architecture.md and
+ * docs/decisions.md.
+ */
+import { randomBytes } from 'node:crypto'
+import type { Redis } from 'ioredis'
+import { Lease } from './lease.js'
+import type { StoreHealth } from './store-health.js'
+
+/** What the coherence protocol does to the local cache. */
+export interface LocalInvalidation {
+  invalidateContext(context: string): number
+  invalidateAll(): number
+}
+
+/** The cache's view of the other instances. */
+export interface Coherence {
+  /** Whether cached listings may be served now; synchronous, no I/O (the hit path calls it). */
+  mayServeCached(): boolean
+  /**
+   * Invalidates `context` here and on every instance; resolves when no instance
+   * can serve a listing of it cached before this call. Never rejects.
+   */
+  invalidate(context: string): Promise<void>
+  close(): Promise<void>
+}
+
+/** One instance: invalidation is local and immediate. */
+export class LocalCoherence implements Coherence {
+  readonly #cache: LocalInvalidation
+
+  constructor(cache: LocalInvalidation) {
+    this.#cache = cache
+  }
+
+  mayServeCached(): boolean {
+    return true
+  }
+
+  invalidate(context: string): Promise<void> {
+    this.#cache.invalidateContext(context)
+    return Promise.resolve()
+  }
+
+  close(): Promise<void> {
+    return Promise.resolve()
+  }
+}
+
+/** Newest events kept for instances catching up; a longer gap drops the whole cache. */
+export const MAX_EVENTS = 1000
+/** TTL of the protocol's keys, refreshed by every renewal and announcement. */
+export const KEY_TTL_MS = 24 * 3600 * 1000
+
+// KEYS: members, seq, events, epoch. ARGV: instance id, lease ms, last seen seq (-1: none), epoch
+// candidate, key TTL. Returns {epoch, seq, gap (0|1), events newer than last seen}. An epoch is
+// 'random:creation time (ms)', made by the first renewal that finds none: a Redis that lost its data.
+const RENEW_SCRIPT = `
+local t = redis.call('TIME')
+local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
+local epoch = redis.call('GET', KEYS[4])
+if not epoch then
+  epoch = ARGV[4] .. ':' .. now
+  redis.call('SET', KEYS[4], epoch, 'PX', ARGV[5])
+else
+  redis.call('PEXPIRE', KEYS[4], ARGV[5])
+end
+redis.call('ZREMRANGEBYSCORE', KEYS[1], '-inf', now)
+redis.call('ZADD', KEYS[1], now + tonumber(ARGV[2]), ARGV[1])
+redis.call('PEXPIRE', KEYS[1], ARGV[5])
+local seq = tonumber(redis.call('GET', KEYS[2]) or '0')
+local last = tonumber(ARGV[3])
+local gap = 0
+local events = {}
+if last >= 0 then
+  if seq < last then
+    gap = 1
+  elseif seq > last then
+    local want = seq - last
+    if want > redis.call('LLEN', KEYS[3]) then gap = 1 else events = redis.call('LRANGE', KEYS[3], -want, -1) end
+  end
+end
+return {epoch, seq, gap, events}
+`
+
+// KEYS: seq, events, members, ctxgen, epoch. ARGV: context, writer id, key TTL, max events, channel.
+// Returns {seq, redis now (ms), {member, lease end, ...}, epoch or ''}.
+const ANNOUNCE_SCRIPT = `
+local seq = redis.call('INCR', KEYS[1])
+redis.call('PEXPIRE', KEYS[1], ARGV[3])
+local event = seq .. '\\n' .. ARGV[2] .. '\\n' .. ARGV[1]
+redis.call('RPUSH', KEYS[2], event)
+redis.call('LTRIM', KEYS[2], -tonumber(ARGV[4]), -1)
+redis.call('PEXPIRE', KEYS[2], ARGV[3])
+redis.call('HSET', KEYS[4], ARGV[1], seq)
+redis.call('PEXPIRE', KEYS[4], ARGV[3])
+redis.call('PUBLISH', ARGV[5], event)
+local t = redis.call('TIME')
+local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
+local members = redis.call('ZRANGEBYSCORE', KEYS[3], '(' .. now, '+inf', 'WITHSCORES')
+return {seq, now, members, redis.call('GET', KEYS[5]) or ''}
+`
+
+interface CoherenceCommands {
+  ipdrLeaseRenew(
+    members: string,
+    seq: string,
+    events: string,
+    epoch: string,
+    id: string,
+    leaseMs: number,
+    lastSeen: number,
+    epochCandidate: string,
+    keyTtlMs: number,
+  ): Promise<[string, number, number, string[]]>
+  ipdrAnnounce(
+    seq: string,
+    events: string,
+    members: string,
+    ctxgen: string,
+    epoch: string,
+    context: string,
+    id: string,
+    keyTtlMs: number,
+    maxEvents: number,
+    channel: string,
+  ): Promise<[number, number, string[], string]>
+}
+
+/** The key names of the protocol under a prefix (also used by the shared fill). */
+export function coherenceKeys(prefix: string) {
+  return {
+    members: `${prefix}members`,
+    seq: `${prefix}seq`,
+    events: `${prefix}events`,
+    epoch: `${prefix}epoch`,
+    ctxgen: `${prefix}ctxgen`,
+    invalidations: `${prefix}invalidations`,
+    acks: (instance: string) => `${prefix}acks:${instance}`,
+  }
+}
+
+interface ParsedEvent {
+  readonly seq: number
+  readonly writer: string
+  readonly context: string
+}
+
+/** `seq\nwriter\ncontext` (the context last: it is the only part that could hold a newline). */
+function parseEvent(text: string): ParsedEvent | null {
+  const a = text.indexOf('\n')
+  const b = a < 0 ? -1 : text.indexOf('\n', a + 1)
+  if (b < 0) return null
+  const seq = Number(text.slice(0, a))
+  return Number.isSafeInteger(seq) ? { seq, writer: text.slice(a + 1, b), context: text.slice(b + 1) } : null
+}
+
+export interface RedisCoherenceOptions {
+  /** The command connection (commands fail fast: src/store/redis-client.ts). */
+  readonly redis: Redis
+  /** A second connection, for subscriptions only. */
+  readonly subscriber: Redis
+  readonly keyPrefix: string
+  readonly cache: LocalInvalidation
+  readonly health: StoreHealth
+  /** `store.redis.leaseMs`. */
+  readonly leaseMs: number
+  /** `store.redis.timeoutMs`: a command's longest wait. */
+  readonly timeoutMs: number
+  /** Monotonic ms; default `performance.now`. Must be the clock `health` uses. */
+  readonly now?: () => number
+  /** Instance id (appears in Redis and in audit lines); default random. */
+  readonly instanceId?: string
+  readonly log?: { warn(obj: object, msg: string): void; info(obj: object, msg: string): void }
+}
+
+interface Waiter {
+  resolve(): void
+}
+
+export class RedisCoherence implements Coherence {
+  readonly instanceId: string
+  readonly #redis: Redis & CoherenceCommands
+  readonly #subscriber: Redis
+  readonly #keys: ReturnType<typeof coherenceKeys>
+  readonly #cache: LocalInvalidation
+  readonly #health: StoreHealth
+  readonly #lease: Lease
+  readonly #leaseMs: number
+  readonly #timeoutMs: number
+  readonly #now: () => number
+  readonly #log: RedisCoherenceOptions['log']
+  #epoch: string | null = null
+  /** Highest sequence whose events are all applied here (-1: none yet). */
+  #lastSeen = -1
+  /** Sequences above `#lastSeen` already applied from a message (not applied twice at catch-up). */
+  readonly #appliedFromMessages = new Set<number>()
+  /** `seq\ninstance` → the writer waiting for that acknowledgement. */
+  readonly #acks = new Map<string, Waiter>()
+  /** Contexts whose invalidation Redis has not taken yet, with the writes waiting on them. */
+  readonly #unannounced = new Map<string, Waiter[]>()
+  #timer: NodeJS.Timeout | null = null
+  readonly #onFirstContact: (() => void)[] = []
+  #renewing = false
+  #flushing = false
+  #started = false
+  #closed = false
+
+  constructor(opts: RedisCoherenceOptions) {
+    const redis = opts.redis as Redis & Partial<CoherenceCommands>
+    if (redis.ipdrLeaseRenew === undefined) {
+      redis.defineCommand('ipdrLeaseRenew', { numberOfKeys: 4, lua: RENEW_SCRIPT })
+      redis.defineCommand('ipdrAnnounce', { numberOfKeys: 5, lua: ANNOUNCE_SCRIPT })
+    }
+    this.#redis = redis as Redis & CoherenceCommands
+    this.#subscriber = opts.subscriber
+    this.#keys = coherenceKeys(opts.keyPrefix)
+    this.#cache = opts.cache
+    this.#health = opts.health
+    this.#leaseMs = opts.leaseMs
+    this.#timeoutMs = opts.timeoutMs
+    // Grace after a lapse: longer than an instance that wrote meanwhile needs to reconnect
+    // (at most MAX_RECONNECT_DELAY_MS between attempts) and announce.
+    this.#lease = new Lease({ leaseMs: opts.leaseMs, graceMs: Math.round(opts.leaseMs * 0.75) })
+    this.#now = opts.now ?? (() => performance.now())
+    this.instanceId = opts.instanceId ?? randomBytes(8).toString('hex')
+    this.#log = opts.log
+  }
+
+  /** Subscribes and renews now, then every quarter lease. */
+  start(): void {
+    this.#started = true
+    const subscribe = () => {
+      this.#subscriber
+        .subscribe(this.#keys.invalidations, this.#keys.acks(this.instanceId))
+        .catch((err: unknown) => this.#health.noted('lease', err))
+    }
+    this.#subscriber.on('message', (channel: string, message: string) => this.#onMessage(channel, message))
+    this.#subscriber.on('ready', subscribe)
+    if (this.#subscriber.status === 'ready') subscribe()
+    // Redis is back: renew at once rather than at the next tick.
+    this.#redis.on('ready', () => void this.renew())
+    void this.renew()
+  }
+
+  mayServeCached(): boolean {
+    return this.#lease.mayServe(this.#now())
+  }
+
+  /**
+   * Resolves after the first successful renewal, or after `ms` (a dead Redis must not hold up the
+   * start: the instance then counts locally and reads through until Redis answers).
+   */
+  firstContact(ms: number): Promise<boolean> {
+    if (this.#health.up) return Promise.resolve(true)
+    return new Promise((resolve) => {
+      const timer = setTimeout(() => resolve(false), ms)
+      timer.unref()
+      this.#onFirstContact.push(() => {
+        clearTimeout(timer)
+        resolve(true)
+      })
+    })
+  }
+
+  /** The epoch of the Redis data this instance last renewed with (diagnostics); null before the first renewal. */
+  get epoch(): string | null {
+    return this.#epoch
+  }
+
+  /** Renews the lease and catches up on events; scheduled by `start`, callable by tests. */
+  async renew(): Promise<void> {
+    if (this.#renewing || this.#closed) return
+    this.#renewing = true
+    const sentAt = this.#now()
+    try {
+      const [epoch, seq, gap, events] = await this.#redis.ipdrLeaseRenew(
+        this.#keys.members,
+        this.#keys.seq,
+        this.#keys.events,
+        this.#keys.epoch,
+        this.instanceId,
+        this.#leaseMs,
+        this.#lastSeen,
+        // Fresh each time: a Redis that lost its data must never get back an epoch it had.
+        randomBytes(8).toString('hex'),
+        KEY_TTL_MS,
+      )
+      if (this.#closed) return
+      const lost = this.#epoch !== null && epoch !== this.#epoch
+      if (lost || gap === 1) {
+        // Redis lost its data, or more happened than the list keeps: anything cached may be stale, and a
+        // write announced nowhere (its writer cut off meanwhile) may come yet: wait as after a lapse.
+        this.#cache.invalidateAll()
+        this.#lease.interrupt(this.#now())
+      } else {
+        for (const text of events) {
+          const event = parseEvent(text)
+          if (event && !this.#appliedFromMessages.has(event.seq)) this.#apply(event)
+        }
+      }
+      this.#epoch = epoch
+      this.#lastSeen = seq
+      for (const s of this.#appliedFromMessages) if (s <= seq) this.#appliedFromMessages.delete(s)
+      if (this.#lease.renewed(sentAt, this.#now())) {
+        this.#cache.invalidateAll()
+        this.#log?.info({ instance: this.instanceId }, 'shared store: lease acquired; cache cleared')
+      }
+      this.#health.succeeded()
+      for (const f of this.#onFirstContact.splice(0)) f()
+      // Not awaited: an announcement may wait up to a lease for acknowledgements, and renewals must go on.
+      if (this.#unannounced.size > 0) void this.#announcePending()
+    } catch (err) {
+      this.#health.failed('lease', err)
+    } finally {
+      this.#renewing = false
+      this.#schedule()
+    }
+  }
+
+  async invalidate(context: string): Promise<void> {
+    this.#cache.invalidateContext(context)
+    if (this.#closed) return
+    if (this.#health.up && (await this.#announce(context))) return
+    // Not taken by Redis. Announce it when Redis answers again; meanwhile answer once every lease Redis
+    // may have granted before it went away has run out (a lease runs from its renewal's sending).
+    const deadline = this.#health.downSince + this.#timeoutMs + this.#leaseMs
+    await new Promise<void>((resolve) => {
+      let timer: NodeJS.Timeout | null = null
+      const waiter: Waiter = {
+        resolve: () => {
+          if (timer) clearTimeout(timer)
+          resolve()
+        },
+      }
+      const list = this.#unannounced.get(context) ?? []
+      list.push(waiter)
+      this.#unannounced.set(context, list)
+      const wait = deadline - this.#now()
+      if (wait <= 0) {
+        resolve()
+        return
+      }
+      timer = setTimeout(resolve, wait)
+      timer.unref()
+    })
+  }
+
+  async close(): Promise<void> {
+    if (this.#closed) return
+    this.#closed = true
+    if (this.#timer) clearTimeout(this.#timer)
+    this.#lease.release()
+    for (const waiter of this.#acks.values()) waiter.resolve()
+    this.#acks.clear()
+    for (const list of this.#unannounced.values()) for (const w of list) w.resolve()
+    this.#unannounced.clear()
+    // Leave the member set, so writers do not wait for this instance's lease to run out.
+    if (this.#health.up) await this.#redis.zrem(this.#keys.members, this.instanceId).catch(() => {})
+  }
+
+  /** Announces `context`; true when Redis took it (and the live leases have acknowledged or run out). */
+  async #announce(context: string): Promise<boolean> {
+    let seq: number
+    let redisNow: number
+    let members: string[]
+    let epoch: string
+    try {
+      ;[seq, redisNow, members, epoch] = await this.#redis.ipdrAnnounce(
+        this.#keys.seq,
+        this.#keys.events,
+        this.#keys.members,
+        this.#keys.ctxgen,
+        this.#keys.epoch,
+        context,
+        this.instanceId,
+        KEY_TTL_MS,
+        MAX_EVENTS,
+        this.#keys.invalidations,
+      )
+    } catch (err) {
+      this.#health.failed('announce', err)
+      return false
+    }
+    const waits: Promise<void>[] = []
+    // A Redis that lost its data (restarted empty, flushed) does not list the leases its former self
+    // granted; those end at most a lease after it went away, before this epoch was made.
+    const sinceEpoch = epoch === '' ? 0 : redisNow - Number(epoch.slice(epoch.lastIndexOf(':') + 1))
+    const unlisted = this.#leaseMs - (Number.isFinite(sinceEpoch) ? sinceEpoch : 0)
+    if (unlisted > 0) waits.push(new Promise((resolve) => setTimeout(resolve, unlisted).unref()))
+    for (let i = 0; i + 1 < members.length; i += 2) {
+      const member = members[i] as string
+      if (member === this.instanceId) continue
+      // Until the member acknowledges, or its lease (as Redis granted it) runs out.
+      const remaining = Math.min(Number(members[i + 1]) - redisNow, this.#leaseMs + this.#timeoutMs)
+      if (remaining > 0) waits.push(this.#awaitAck(`${seq}\n${member}`, remaining))
+    }
+    await Promise.all(waits)
+    return true
+  }
+
+  #awaitAck(key: string, ms: number): Promise<void> {
+    return new Promise((resolve) => {
+      const timer = setTimeout(() => {
+        this.#acks.delete(key)
+        resolve()
+      }, ms)
+      timer.unref()
+      this.#acks.set(key, {
+        resolve: () => {
+          clearTimeout(timer)
+          this.#acks.delete(key)
+          resolve()
+        },
+      })
+    })
+  }
+
+  async #announcePending(): Promise<void> {
+    if (this.#flushing) return
+    this.#flushing = true
+    try {
+      for (const context of [...this.#unannounced.keys()]) {
+        // Only the writes kept so far: one kept while this announcement runs needs the next one.
+        const covered = [...(this.#unannounced.get(context) ?? [])]
+        if (!(await this.#announce(context))) return
+        const later = (this.#unannounced.get(context) ?? []).filter((w) => !covered.includes(w))
+        if (later.length === 0) this.#unannounced.delete(context)
+        else this.#unannounced.set(context, later)
+        for (const w of covered) w.resolve()
+      }
+      // Some arrived while announcing: go again (a renewal would, but need not wait for one).
+      if (this.#unannounced.size > 0 && this.#health.up) queueMicrotask(() => void this.#announcePending())
+    } finally {
+      this.#flushing = false
+    }
+  }
+
+  #onMessage(channel: string, message: string): void {
+    if (this.#closed) return
+    if (channel === this.#keys.invalidations) {
+      const event = parseEvent(message)
+      if (!event || event.writer === this.instanceId) return
+      if (event.seq > this.#lastSeen) this.#appliedFromMessages.add(event.seq)
+      this.#apply(event)
+      return
+    }
+    const nl = message.indexOf('\n')
+    this.#acks.get(`${message.slice(0, nl)}\n${message.slice(nl + 1)}`)?.resolve()
+  }
+
+  /** Drops the context's entries here, then tells the writer. */
+  #apply(event: ParsedEvent): void {
+    if (event.writer === this.instanceId) return
+    this.#cache.invalidateContext(event.context)
+    this.#redis
+      .publish(this.#keys.acks(event.writer), `${event.seq}\n${this.instanceId}`)
+      .catch((err: unknown) => this.#health.noted('announce', err))
+  }
+
+  #schedule(): void {
+    if (this.#closed || !this.#started) return
+    if (this.#timer) clearTimeout(this.#timer)
+    this.#timer = setTimeout(() => void this.renew(), Math.max(25, Math.floor(this.#leaseMs / 4)))
+    this.#timer.unref()
+  }
+}

@@ -1,0 +1,74 @@
+/**
+ * The Redis {@link CounterStore} (after fastify-rate-limit's store/RedisStore):
+ * one Lua script, one round trip, atomic across instances, every key with a
+ * TTL (the window). Keys hold a SHA-256 of the identity (consumer name,
+ * upstream username or client address), never the identity itself.
+ */
+import type { Redis } from 'ioredis'
+import { sha256Hex } from '../credentials.js'
+import type { CounterState, CounterStore } from '../policy/counter-store.js'
+
+// INCR, and start the window when the key is new (or lost its TTL). Returns {count, pttl}.
+const INCR_SCRIPT = `
+local count = redis.call('INCR', KEYS[1])
+local ttl = redis.call('PTTL', KEYS[1])
+if ttl < 0 then
+  redis.call('PEXPIRE', KEYS[1], ARGV[1])
+  ttl = tonumber(ARGV[1])
+end
+return {count, ttl}
+`
+
+// The live counter without counting. Returns {count, pttl}; count 0 when absent.
+const GET_SCRIPT = `
+local count = redis.call('GET', KEYS[1])
+if not count then return {0, -2} end
+return {tonumber(count), redis.call('PTTL', KEYS[1])}
+`
+
+interface CounterCommands {
+  ipdrCounterIncr(key: string, windowMs: number): Promise<[number, number]>
+  ipdrCounterGet(key: string): Promise<[number, number]>
+}
+
+export interface RedisCounterStoreOptions {
+  readonly redis: Redis
+  /** Prepended to every key, e.g. `ipdr-gateway:`. */
+  readonly keyPrefix: string
+  /** Milliseconds since the epoch, for `resetAt`. Default `Date.now`. */
+  readonly clock?: () => number
+}
+
+export class RedisCounterStore implements CounterStore {
+  readonly #redis: Redis & CounterCommands
+  readonly #prefix: string
+  readonly #clock: () => number
+
+  constructor(opts: RedisCounterStoreOptions) {
+    const redis = opts.redis as Redis & Partial<CounterCommands>
+    // defineCommand sends EVALSHA and falls back to EVAL when Redis lost its script cache (a restart).
+    if (redis.ipdrCounterIncr === undefined) {
+      redis.defineCommand('ipdrCounterIncr', { numberOfKeys: 1, lua: INCR_SCRIPT })
+      redis.defineCommand('ipdrCounterGet', { numberOfKeys: 1, lua: GET_SCRIPT })
+    }
+    this.#redis = redis as Redis & CounterCommands
+    this.#prefix = opts.keyPrefix
+    this.#clock = opts.clock ?? Date.now
+  }
+
+  /** The Redis key of a counter: the prefix and a digest of the identity. */
+  keyOf(key: string): string {
+    return `${this.#prefix}counter:${sha256Hex(key).slice(0, 40)}`
+  }
+
+  async incr(key: string, windowMs: number): Promise<CounterState> {
+    const [count, ttl] = await this.#redis.ipdrCounterIncr(this.keyOf(key), Math.max(1, Math.round(windowMs)))
+    return { count, resetAt: this.#clock() + Math.max(0, ttl) }
+  }
+
+  async get(key: string): Promise<CounterState | null> {
+    const [count, ttl] = await this.#redis.ipdrCounterGet(this.keyOf(key))
+    if (count === 0 || ttl <= 0) return null
+    return { count, resetAt: this.#clock() + ttl }
+  }
+}
