@@ -11,6 +11,7 @@ t.test('defaults', async (t) => {
     logLevel: 'info',
     metricsPort: null,
     shutdownTimeoutMs: 10_000,
+    redisUrl: null,
   })
   t.ok(Object.isFrozen(c))
 })
@@ -62,6 +63,13 @@ t.test('flags override the environment, which overrides defaults', async (t) => 
     shutdownTimeoutMs: 500,
   })
   t.equal(parseServeConfig([], { PORT: '' }).port, DEFAULT_PORT, 'an empty variable is unset')
+  t.equal(parseServeConfig([], {}).redisUrl, null, 'no shared store by default')
+  t.equal(parseServeConfig([], { REDIS_URL: 'redis://r:6379' }).redisUrl, 'redis://r:6379')
+  t.equal(
+    parseServeConfig(['--redis', 'rediss://:pw@r:6380/2'], { REDIS_URL: 'redis://r:6379' }).redisUrl,
+    'rediss://:pw@r:6380/2',
+    'the flag wins',
+  )
 })
 
 t.test('every error names its flag or variable', async (t) => {
@@ -75,6 +83,9 @@ t.test('every error names its flag or variable', async (t) => {
     [['--metrics-port', '0'], {}, /^--metrics-port: /],
     [['--shutdown-timeout', 'soon'], {}, /^--shutdown-timeout: /],
     [['--bogus'], {}, /bogus/],
+    [['--redis', 'http://cache:6379'], {}, /^--redis: must be a redis: or rediss: URL$/],
+    [[], { REDIS_URL: 'redis://:secret@' }, /^REDIS_URL: /],
+    [['--redis', 'redis://cache:6379/x'], {}, /database number/],
     [['positional'], {}, /positional/],
   ]
   for (const [argv, env, re] of rows) {

@@ -7,7 +7,7 @@ import { readFileSync } from 'node:fs'
 import { fileURLToPath } from 'node:url'
 import t from 'tap'
 import { parse } from 'yaml'
-import { createMetrics } from '../../src/metrics.js'
+import { metricsWithStore } from './populate.js'
 import { exportedNames, metricNamesIn } from './promql.js'
 import { findPromtool, PROMTOOL_MISSING, runPromtool } from './promtool.js'
 
@@ -19,6 +19,7 @@ const REQUIRED = [
   'IpdrGatewayCircuitOpen',
   'IpdrGatewayCacheHitRatioCollapse',
   'IpdrGatewayPolicyReloadFailed',
+  'IpdrGatewayStoreDown',
 ]
 const DOCS = fileURLToPath(new URL('../../docs/operations.md', import.meta.url))
 
@@ -39,7 +40,7 @@ const rules: Rule[] = (parse(readFileSync(RULES, 'utf8')) as { groups: { rules: 
 )
 const promtool = findPromtool()
 
-t.test('the five alerts exist, with severity and a runbook in docs/operations.md', async (t) => {
+t.test('the six alerts exist, with severity and a runbook in docs/operations.md', async (t) => {
   const alerts = rules.map((r) => r.alert)
   t.same([...alerts].sort(), [...REQUIRED].sort())
   const docs = readFileSync(DOCS, 'utf8')
@@ -56,7 +57,7 @@ t.test('the five alerts exist, with severity and a runbook in docs/operations.md
 })
 
 t.test('alert expressions read only exported metrics', async (t) => {
-  const exported = await exportedNames(createMetrics().registry)
+  const exported = await exportedNames(metricsWithStore().registry)
   for (const rule of rules) {
     const names = [...metricNamesIn(rule.expr)]
     t.ok(names.length > 0, `${rule.alert} reads metrics`)
@@ -68,7 +69,7 @@ t.test('promtool check rules', async (t) => {
   if (!promtool) return t.fail(PROMTOOL_MISSING)
   const result = await runPromtool(promtool, ['check', 'rules', RULES])
   t.equal(result.code, 0, `${result.stdout}${result.stderr}`)
-  t.match(result.stdout, /SUCCESS: 5 rules found/)
+  t.match(result.stdout, /SUCCESS: 6 rules found/)
 })
 
 t.test('promtool test rules', async (t) => {

@@ -8,7 +8,7 @@ import { join } from 'node:path'
 import { fileURLToPath } from 'node:url'
 import t from 'tap'
 import { stringify } from 'yaml'
-import { createMetrics } from '../../src/metrics.js'
+import { metricsWithStore } from './populate.js'
 import { exportedNames, metricNamesIn, withoutGrafanaVariables } from './promql.js'
 import { findPromtool, PROMTOOL_MISSING, runPromtool } from './promtool.js'
 
@@ -84,7 +84,7 @@ t.test('dashboard basics', async (t) => {
 })
 
 t.test('every expression names only metrics the gateway exports', async (t) => {
-  const exported = await exportedNames(createMetrics().registry)
+  const exported = await exportedNames(metricsWithStore().registry)
   for (const { panel, expr } of [...exprs, ...variableSelectors]) {
     const names = [...metricNamesIn(expr)]
     t.ok(names.length > 0, `${panel}: reads a metric`)

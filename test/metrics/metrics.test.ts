@@ -32,6 +32,8 @@ const SPEC: Record<string, { type: string; labels: string[] }> = {
   ipdr_gateway_policy_denials_total: { type: 'counter', labels: ['consumer', 'operation'] },
   ipdr_gateway_policy_reloads_total: { type: 'counter', labels: ['result'] },
   ipdr_gateway_upstream_up: { type: 'gauge', labels: [] },
+  ipdr_gateway_store_up: { type: 'gauge', labels: [] },
+  ipdr_gateway_store_errors_total: { type: 'counter', labels: ['operation'] },
 }
 
 function sampleValue(list: Sample[], labels: Record<string, string>): number | undefined {

@@ -1,5 +1,5 @@
 /** Shared by the metrics tests: fill every ipdr_gateway_* family, read samples back. */
-import { type GatewayMetrics, recordHttp } from '../../src/metrics.js'
+import { createMetrics, type GatewayMetrics, recordHttp } from '../../src/metrics.js'
 
 export interface Sample {
   labels: Record<string, string>
@@ -43,6 +43,7 @@ export function populateAll(metrics: GatewayMetrics): void {
   metrics.policyDenials.inc({ consumer: 'crm', operation: 'delete' })
   metrics.policyReloads.inc({ result: 'ok' })
   metrics.policyReloads.inc({ result: 'invalid' })
+  metrics.enableStore(() => true).inc({ operation: 'rate_limit' })
 }
 
 /** The samples of one family (for histograms, every bucket/sum/count sample). */
@@ -55,4 +56,11 @@ export async function samples(metrics: GatewayMetrics, name: string): Promise<Sa
     labels: Object.fromEntries(Object.entries(v.labels).map(([k, l]) => [k, String(l)])),
     value: v.value,
   }))
+}
+
+/** A metrics set with every family, the shared store's included (they exist only with store.redis). */
+export function metricsWithStore(): GatewayMetrics {
+  const metrics = createMetrics()
+  metrics.enableStore(() => true)
+  return metrics
 }

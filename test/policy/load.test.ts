@@ -42,6 +42,7 @@ const SPEC_DEFAULTS = {
   metrics: { port: null, tokenEnv: null },
   docs: { swaggerUi: false },
   trustProxy: [],
+  store: { redis: null },
 }
 
 t.test('an empty gateway.yaml means every default of SPEC 4', async (t) => {

@@ -17,7 +17,26 @@ const schemaCases: Case[] = [
     name: 'unknown top-level key',
     files: { 'gateway.yaml': 'upstreams: {}\n' },
     problems: [
-      'gateway.yaml: upstreams: unknown key (known keys: upstream, auth, cache, rateLimit, validation, limits, cors, metrics, docs, trustProxy)',
+      'gateway.yaml: upstreams: unknown key (known keys: upstream, auth, cache, rateLimit, validation, limits, cors, metrics, docs, store, trustProxy)',
+    ],
+  },
+  {
+    name: 'store.redis: a URL that is not redis, never echoed (it may hold a password)',
+    files: { 'gateway.yaml': 'store: { redis: { url: "http://:hunter2@cache:6379" } }\n' },
+    problems: ['gateway.yaml: store.redis.url: must be a redis: or rediss: URL'],
+  },
+  {
+    name: 'store.redis: bad prefix, timeouts and lease out of range, unknown key',
+    files: {
+      'gateway.yaml':
+        'store: { redis: { keyPrefix: "has space", timeoutMs: 0, leaseMs: 50, shareMaxBytes: -1, db: 2 } }\n',
+    },
+    problems: [
+      'gateway.yaml: store.redis.db: unknown key (known keys: url, keyPrefix, timeoutMs, shareMaxBytes, leaseMs)',
+      'gateway.yaml: store.redis.keyPrefix: must match the pattern ^[A-Za-z0-9._:{}-]+$',
+      'gateway.yaml: store.redis.timeoutMs: must be >= 1',
+      'gateway.yaml: store.redis.shareMaxBytes: must be >= 0',
+      'gateway.yaml: store.redis.leaseMs: must be >= 200',
     ],
   },
   {

@@ -1,0 +1,230 @@
+/**
+ * The coherence protocol (src/store/coherence.ts) against a real redis-server,
+ * renewals driven by hand and the lease on a fake clock: leases run from their
+ * sending, a lapse drops the cache and starts a grace, missed events are applied
+ * and acknowledged at the next renewal, a gap or lost data drops everything, and
+ * a writer facing a Redis that lost its data waits out the old leases.
+ */
+import { Redis } from 'ioredis'
+import t, { type Test } from 'tap'
+import { RedisCoherence } from '../../src/store/coherence.js'
+import { closeRedis, openRedis } from '../../src/store/redis-client.js'
+import { StoreHealth } from '../../src/store/store-health.js'
+import { findRedisServer, REDIS_MISSING, startRedis, type TestRedis } from '../helpers/redis-server.js'
+
+if (!findRedisServer()) t.fail(REDIS_MISSING)
+
+interface FakeCache {
+  contexts: string[]
+  all: number
+  invalidateContext(context: string): number
+  invalidateAll(): number
+}
+
+function fakeCache(): FakeCache {
+  const c: FakeCache = {
+    contexts: [],
+    all: 0,
+    invalidateContext(context) {
+      c.contexts.push(context)
+      return 0
+    },
+    invalidateAll() {
+      c.all++
+      return 0
+    },
+  }
+  return c
+}
+
+async function ready(r: Redis): Promise<void> {
+  const deadline = Date.now() + 5000
+  while (r.status !== 'ready') {
+    if (Date.now() > deadline) throw new Error('redis connection not ready')
+    await new Promise((res) => setTimeout(res, 10))
+  }
+}
+
+/** Data that has been in Redis for long (an epoch made at time 0): no lease of a lost Redis to wait out. */
+async function oldEpoch(t: Test, redis: TestRedis): Promise<Redis> {
+  const admin = new Redis(redis.url)
+  t.teardown(() => admin.disconnect())
+  await admin.set('t:epoch', 'settled:0', 'PX', 3_600_000)
+  return admin
+}
+
+async function instance(t: Test, redis: TestRedis, id: string, leaseMs: number, now?: () => number) {
+  const cmd = openRedis({ url: redis.url, timeoutMs: 200, name: `test-${id}` })
+  const sub = openRedis({ url: redis.url, timeoutMs: 200, name: `test-${id}-sub` })
+  await ready(cmd)
+  await ready(sub)
+  const cache = fakeCache()
+  const health = new StoreHealth()
+  const coherence = new RedisCoherence({
+    redis: cmd,
+    subscriber: sub,
+    keyPrefix: 't:',
+    cache,
+    health,
+    leaseMs,
+    timeoutMs: 200,
+    instanceId: id,
+    ...(now ? { now } : {}),
+  })
+  t.teardown(async () => {
+    await coherence.close()
+    closeRedis(cmd)
+    closeRedis(sub)
+  })
+  return { coherence, cache, health }
+}
+
+t.test('a lease runs from its renewal; a lapse drops the cache and starts a grace', async (t) => {
+  const redis = await startRedis(t)
+  let clock = 0
+  const a = await instance(t, redis, 'a', 400, () => clock)
+  t.notOk(a.coherence.mayServeCached(), 'no lease before the first renewal')
+  await a.coherence.renew()
+  t.ok(a.health.up, 'the store answers')
+  t.equal(a.cache.all, 1, 'the first lease starts from an empty cache')
+  t.notOk(a.coherence.mayServeCached(), 'within the grace (300 ms)')
+  clock = 350
+  t.ok(a.coherence.mayServeCached(), 'held after the grace')
+  clock = 399
+  t.ok(a.coherence.mayServeCached())
+  clock = 400
+  t.notOk(a.coherence.mayServeCached(), 'lapsed at sending + lease, however the answer came')
+  await a.coherence.renew()
+  t.equal(a.cache.all, 2, 'a renewal after a lapse drops everything')
+  t.notOk(a.coherence.mayServeCached(), 'and waits a grace again')
+  clock = 750
+  t.ok(a.coherence.mayServeCached())
+  // A renewal within the lease keeps serving, without dropping anything.
+  await a.coherence.renew()
+  t.equal(a.cache.all, 2)
+  t.ok(a.coherence.mayServeCached())
+})
+
+t.test('an event the subscriber missed is applied and acknowledged at the next renewal', async (t) => {
+  const redis = await startRedis(t)
+  await oldEpoch(t, redis)
+  const a = await instance(t, redis, 'a', 3000)
+  const b = await instance(t, redis, 'b', 3000)
+  a.coherence.start()
+  // b renews by hand and never subscribes: it hears of writes only through renewals.
+  await b.coherence.renew()
+  await a.coherence.renew()
+  const started = performance.now()
+  const write = a.coherence.invalidate('sales')
+  await new Promise((r) => setTimeout(r, 50))
+  t.same(b.cache.contexts, [], 'b has not heard yet')
+  await b.coherence.renew()
+  t.same(b.cache.contexts, ['sales'], 'caught up at its renewal')
+  await write
+  t.ok(
+    performance.now() - started < 2500,
+    "the writer was released by b's acknowledgement, not its lease end",
+  )
+  await b.coherence.renew()
+  t.same(b.cache.contexts, ['sales'], 'an event is applied once')
+  t.same(a.cache.contexts, ['sales'], 'the writer invalidated its own cache')
+})
+
+t.test('a gap longer than the event list drops the whole cache', async (t) => {
+  const redis = await startRedis(t)
+  const admin = await oldEpoch(t, redis)
+  const a = await instance(t, redis, 'a', 3000)
+  const b = await instance(t, redis, 'b', 3000)
+  await b.coherence.renew()
+  await a.coherence.renew()
+  await admin.zrem('t:members', 'b') // so the writer does not wait for b
+  const allBefore = b.cache.all
+  for (const ctx of ['x', 'y', 'z']) await a.coherence.invalidate(ctx)
+  await admin.ltrim('t:events', -1, -1) // the list lost the older two
+  await b.coherence.renew()
+  t.equal(b.cache.all, allBefore + 1, 'everything dropped')
+  t.same(b.cache.contexts, [], 'rather than the one event still listed')
+})
+
+t.test('after Redis lost its data, a writer waits out the leases the old data listed', async (t) => {
+  const redis = await startRedis(t)
+  const a = await instance(t, redis, 'a', 800)
+  const b = await instance(t, redis, 'b', 800)
+  await a.coherence.renew()
+  await b.coherence.renew()
+  const admin = new Redis(redis.url)
+  t.teardown(() => admin.disconnect())
+  await admin.flushall()
+  // a renews with the new, empty data; b (still holding its lease) has not yet.
+  await a.coherence.renew()
+  const allBefore = a.cache.all
+  t.equal(allBefore, 2, 'a dropped its cache on the new epoch')
+  const started = performance.now()
+  await a.coherence.invalidate('sales')
+  const waited = performance.now() - started
+  t.ok(waited >= 600, `the write waited for unlisted leases to end (${Math.round(waited)} ms)`)
+  // b finds the new epoch at its renewal and drops everything.
+  await b.coherence.renew()
+  t.ok(b.cache.all >= 2, 'b dropped everything')
+})
+
+t.test(
+  'a write Redis could not take waits out every lease, then is announced when Redis is back',
+  async (t) => {
+    const redis = await startRedis(t)
+    const a = await instance(t, redis, 'a', 600)
+    const b = await instance(t, redis, 'b', 600)
+    await a.coherence.renew()
+    await b.coherence.renew()
+    await redis.stop()
+    await a.coherence.renew() // fails: marks the store down
+    t.notOk(a.health.up)
+    const started = performance.now()
+    await a.coherence.invalidate('sales')
+    const waited = performance.now() - started
+    t.ok(
+      waited >= 300 && waited < 3000,
+      `held until the leases Redis granted ran out (${Math.round(waited)} ms)`,
+    )
+    t.same(b.cache.contexts, [], 'b could not be told')
+    await redis.start()
+    const deadline = Date.now() + 5000
+    while (Date.now() < deadline && !a.health.up) {
+      await a.coherence.renew().catch(() => {})
+      await new Promise((r) => setTimeout(r, 50))
+    }
+    t.ok(a.health.up, 'a reaches Redis again')
+    await b.coherence.renew().catch(() => {})
+    // The new Redis is empty: b drops everything (new epoch), whatever a announced.
+    t.ok(b.cache.all >= 2, 'b dropped what it cached before the outage')
+  },
+)
+
+t.test('for one lease after Redis starts empty, a write waits (old leases may be unlisted)', async (t) => {
+  const redis = await startRedis(t)
+  const a = await instance(t, redis, 'a', 700)
+  await a.coherence.renew()
+  const started = performance.now()
+  await a.coherence.invalidate('sales')
+  t.ok(performance.now() - started >= 500, 'waited out the rest of the first lease')
+  const again = performance.now()
+  await a.coherence.invalidate('sales')
+  t.ok(performance.now() - again < 500, 'later writes do not wait')
+})
+
+t.test('with both subscribed, a write is acknowledged over pub/sub at once', async (t) => {
+  const redis = await startRedis(t)
+  await oldEpoch(t, redis)
+  const a = await instance(t, redis, 'a', 3000)
+  const b = await instance(t, redis, 'b', 3000)
+  a.coherence.start()
+  b.coherence.start()
+  const deadline = Date.now() + 5000
+  while (Date.now() < deadline && !(a.health.up && b.health.up)) await new Promise((r) => setTimeout(r, 10))
+  // Both subscribed: the message reaches b at once and b acknowledges it.
+  await new Promise((r) => setTimeout(r, 100))
+  const started = performance.now()
+  await a.coherence.invalidate('ops')
+  t.ok(performance.now() - started < 1000, 'acknowledged over pub/sub, well before the lease end')
+  t.same(b.cache.contexts, ['ops'])
+})

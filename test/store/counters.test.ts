@@ -1,0 +1,158 @@
+/**
+ * The shared counters: `RedisCounterStore` against a real redis-server (atomic
+ * across connections, windows as TTLs, hashed keys), `FailoverCounterStore`
+ * falling back to local counting at once while the store is down, and the
+ * Redis URL checks and the `--redis` defaults.
+ */
+import { Redis } from 'ioredis'
+import t from 'tap'
+import type { CounterState, CounterStore } from '../../src/policy/counter-store.js'
+import { FailoverCounterStore } from '../../src/store/failover-counter-store.js'
+import { closeRedis, openRedis } from '../../src/store/redis-client.js'
+import { RedisCounterStore } from '../../src/store/redis-counter-store.js'
+import { redactRedisUrl, redisUrlProblem } from '../../src/store/redis-url.js'
+import { redisStorePolicy } from '../../src/store/shared-store.js'
+import { StoreHealth } from '../../src/store/store-health.js'
+import { findRedisServer, REDIS_MISSING, startRedis } from '../helpers/redis-server.js'
+
+if (!findRedisServer()) t.fail(REDIS_MISSING)
+
+async function connected(url: string): Promise<Redis> {
+  const r = openRedis({ url, timeoutMs: 500, name: 'test' })
+  const deadline = Date.now() + 5000
+  while (r.status !== 'ready' && Date.now() < deadline) await new Promise((res) => setTimeout(res, 10))
+  return r
+}
+
+t.test('RedisCounterStore: atomic across connections, a window per key, only digests in Redis', async (t) => {
+  const redis = await startRedis(t)
+  const a = await connected(redis.url)
+  const b = await connected(redis.url)
+  t.teardown(() => {
+    closeRedis(a)
+    closeRedis(b)
+  })
+  const storeA = new RedisCounterStore({ redis: a, keyPrefix: 'p:' })
+  const storeB = new RedisCounterStore({ redis: b, keyPrefix: 'p:' })
+  t.equal(await storeA.get('rl:consumer:crm'), null, 'absent before the first hit')
+  const states = await Promise.all(
+    Array.from({ length: 40 }, (_, i) => (i % 2 ? storeA : storeB).incr('rl:consumer:crm', 60_000)),
+  )
+  t.same(
+    states.map((s) => s.count).sort((x, y) => x - y),
+    Array.from({ length: 40 }, (_, i) => i + 1),
+    'every hit got its own count',
+  )
+  const now = Date.now()
+  for (const s of states) t.ok(s.resetAt > now && s.resetAt <= now + 60_500, 'resets within the window')
+  const read = (await storeB.get('rl:consumer:crm')) as CounterState
+  t.equal(read.count, 40, 'get reads without counting')
+  t.equal((await storeB.get('rl:consumer:crm'))?.count, 40)
+  const admin = new Redis(redis.url)
+  t.teardown(() => admin.disconnect())
+  const keys = await admin.keys('*')
+  t.same(keys, [storeA.keyOf('rl:consumer:crm')], 'one key')
+  t.match(keys[0], /^p:counter:[0-9a-f]{40}$/, 'a digest, not the identity')
+  const ttl = await admin.pttl(keys[0]!)
+  t.ok(ttl > 0 && ttl <= 60_000, 'the key carries the window as its TTL')
+  // A short window ends; the next hit starts a new one.
+  await storeA.incr('authfail:10.0.0.1', 50)
+  await new Promise((r) => setTimeout(r, 120))
+  t.equal(await storeA.get('authfail:10.0.0.1'), null, 'expired')
+  t.equal((await storeA.incr('authfail:10.0.0.1', 50)).count, 1, 'a new window')
+})
+
+/** A store that fails (or succeeds) as told, counting its calls. */
+function fakeShared(): CounterStore & { calls: number; failing: boolean } {
+  const s = {
+    calls: 0,
+    failing: false,
+    async incr(): Promise<CounterState> {
+      s.calls++
+      if (s.failing) throw new Error('ECONNREFUSED')
+      return { count: 100, resetAt: Date.now() + 1000 }
+    },
+    async get(): Promise<CounterState | null> {
+      s.calls++
+      if (s.failing) throw new Error('ECONNREFUSED')
+      return { count: 100, resetAt: Date.now() + 1000 }
+    },
+  }
+  return s
+}
+
+t.test('FailoverCounterStore: shared while up, local at once while down, back when up', async (t) => {
+  const errors: string[] = []
+  const health = new StoreHealth({ onError: (op) => errors.push(op) })
+  const shared = fakeShared()
+  const store = new FailoverCounterStore({ shared, health, operation: 'rate_limit' })
+  t.equal((await store.incr('k', 1000)).count, 1, 'down before the first success: local')
+  t.equal(shared.calls, 0, 'the shared store is not asked while down')
+  health.succeeded()
+  t.equal((await store.incr('k', 1000)).count, 100, 'up: shared')
+  shared.failing = true
+  t.equal((await store.incr('k', 1000)).count, 2, 'a failure is counted locally, not let through')
+  t.notOk(health.up, 'and marks the store down')
+  t.same(errors, ['rate_limit'], 'counted under its operation')
+  const calls = shared.calls
+  t.equal((await store.incr('k', 1000)).count, 3)
+  t.equal((await store.get('k'))?.count, 3)
+  t.equal(shared.calls, calls, 'no more waits on a store known to be down')
+  health.succeeded()
+  shared.failing = false
+  t.equal((await store.get('k'))?.count, 100, 'shared again')
+})
+
+t.test('StoreHealth: downSince is when it went down; noted failures do not mark it down', async (t) => {
+  let now = 10
+  const changes: boolean[] = []
+  const health = new StoreHealth({ now: () => now, onChange: (up) => changes.push(up) })
+  t.equal(health.downSince, 10, 'down since it was made')
+  now = 20
+  health.succeeded()
+  now = 30
+  health.noted('fill', new Error('slow'))
+  t.ok(health.up)
+  now = 40
+  health.failed('lease', new Error('timeout'))
+  now = 50
+  health.failed('lease', new Error('timeout'))
+  t.equal(health.downSince, 40, 'the first failure of the outage')
+  t.same(changes, [true, false])
+})
+
+t.test(
+  'Redis URLs: checked without echoing, redacted for logs; --redis alone takes the defaults',
+  async (t) => {
+    t.equal(redisUrlProblem('redis://127.0.0.1:6379'), null)
+    t.equal(redisUrlProblem('rediss://:p%40ss@cache.example.net:6380/3'), null)
+    t.equal(redisUrlProblem('redis://cache'), null)
+    for (const bad of [
+      'cache:6379',
+      'http://cache',
+      'redis://cache/db',
+      'redis://cache?x=1',
+      'redis://:pw@',
+    ]) {
+      const problem = redisUrlProblem(bad)
+      t.ok(problem, `${bad} refused`)
+      t.notOk(problem?.includes('pw'), 'the message never holds the password')
+    }
+    t.equal(redactRedisUrl('rediss://:hunter2@cache:6380/1'), 'rediss://***@cache:6380/1')
+    t.equal(redactRedisUrl('redis://cache:6379'), 'redis://cache:6379')
+    t.equal(redisStorePolicy(null, undefined), null, 'no store unless asked')
+    t.same(redisStorePolicy(null, 'redis://r:1'), {
+      url: 'redis://r:1',
+      keyPrefix: 'ipdr-gateway:',
+      timeoutMs: 100,
+      shareMaxBytes: 67_108_864,
+      leaseMs: 2000,
+    })
+    const fromPolicy = { url: 'redis://a:1', keyPrefix: 'x:', timeoutMs: 50, shareMaxBytes: 0, leaseMs: 500 }
+    t.same(
+      redisStorePolicy(fromPolicy, 'redis://b:2'),
+      { ...fromPolicy, url: 'redis://b:2' },
+      'the flag wins',
+    )
+  },
+)
