@@ -17,9 +17,9 @@ import {
 } from './lib/listing-data.mjs'
 import { decoded, expect, expectJson, probe, sha256 } from './lib/probe.mjs'
 import { LOAD_CPU, SERVER_CPU } from './lib/processes.mjs'
-import { median } from './lib/stats.mjs'
+import { median, percentile } from './lib/stats.mjs'
 
-export const ROW_IDS = ['1', '1b', '2', '3', '4', '5', '6', '7', '8', '9']
+export const ROW_IDS = ['1', '1b', '2', '3', '4', '5', '6', '7', '8', '9', '10']
 
 const LIST = '/api/ipdrcustomers'
 const json = (v) => JSON.stringify(v)
@@ -501,6 +501,156 @@ async function emulated(ctx) {
  * The groups in run order, each with the rows it produces. A group runs when
  * any of its rows is wanted.
  */
+/** Resolves once `url` answers a cached HIT (the instance holds its lease and its grace is over). */
+async function untilHit(url, headers) {
+  const deadline = Date.now() + 15_000
+  for (;;) {
+    const res = await probe(url, { headers })
+    if (res.status === 200 && res.headers['x-cache'] === 'HIT') return
+    if (Date.now() > deadline) throw new Error(`${url}: no cached HIT within 15 s`)
+    await new Promise((r) => setTimeout(r, 100))
+  }
+}
+
+/**
+ * Row 10, SPEC 8 (issue 13): the shared store's costs and guarantees. (a) cached-hit throughput
+ * with `store.redis` vs without (the hit path asks Redis only for the rate counter); (b) the write
+ * latency the invalidation protocol adds, with a read through another instance right after each
+ * write (stale reads must be 0); (c) added p99 latency while Redis is frozen (SIGSTOP); (d) budget
+ * accuracy over three instances.
+ */
+async function sharedStore(ctx) {
+  const out = []
+  const headers = gatewayHeaders()
+  const c = ctx.cfg.connections
+  const redis = await ctx.start('servers/redis.mjs', {}, LOAD_CPU)
+  const redisUrl = redis.info.url
+
+  // (a) throughput of cached hits.
+  const up = await ctx.start('servers/upstream.mjs', { n: 1000 }, LOAD_CPU)
+  const shared = await ctx.start('servers/gateway.mjs', { upstreamUrl: up.info.url, redisUrl }, SERVER_CPU)
+  const alone = await ctx.start('servers/gateway.mjs', { upstreamUrl: up.info.url }, SERVER_CPU)
+  await untilHit(shared.info.url + LIST, headers)
+  await untilHit(alone.info.url + LIST, headers)
+  const r = await comparePair(ctx.cfg, {
+    label: 'row 10 store vs none',
+    a: { url: shared.info.url + LIST, headers, connections: c },
+    b: { url: alone.info.url + LIST, headers, connections: c },
+    servers: { a: shared, b: alone },
+  })
+  out.push(
+    throughputRow('10', 'cached listing N = 1,000: with store.redis vs without', r, '≥ 0.90', r.ratio >= 0.9),
+  )
+
+  // (b) invalidation: two instances over the emulator; a third without a store as the baseline.
+  const emu = await ctx.start('servers/emulator.mjs', { seed: 100 }, LOAD_CPU)
+  const a = await ctx.start('servers/gateway.mjs', { upstreamUrl: emu.info.url, redisUrl }, SERVER_CPU)
+  // On the other core, as another host would be: its acknowledgement must not wait for A's core.
+  const b = await ctx.start('servers/gateway.mjs', { upstreamUrl: emu.info.url, redisUrl }, LOAD_CPU)
+  const solo = await ctx.start('servers/gateway.mjs', { upstreamUrl: emu.info.url }, SERVER_CPU)
+  const client = await ctx.start('clients/shared-store.mjs', {}, LOAD_CPU)
+  await untilHit(a.info.url + LIST, headers)
+  await untilHit(b.info.url + LIST, headers)
+  const count = ctx.cfg.quick ? 50 : 300
+  const withStore = await client.call('writes', {
+    writer: a.info.url,
+    reader: b.info.url,
+    headers,
+    count,
+    prefix: 'BS',
+  })
+  const baseline = await client.call('writes', {
+    writer: solo.info.url,
+    reader: solo.info.url,
+    headers,
+    count,
+    prefix: 'BN',
+  })
+  const p99With = percentile(withStore.writeMs, 99)
+  const p99Without = percentile(baseline.writeMs, 99)
+  const added = p99With - p99Without
+  out.push({
+    row: '10',
+    scenario: `invalidation across instances: write p99 with the protocol (${fmt.ms(p99With)}) minus a lone instance's (${fmt.ms(p99Without)}); ${count} writes, each read back at once through the other instance`,
+    aText: `${fmt.ms(added)} added`,
+    bText: `${withStore.stale} stale reads`,
+    ratioText: '',
+    target: '≤ 5 ms, 0 stale',
+    pass: added <= 5 && withStore.stale === 0 && withStore.failed === 0,
+    measured: {
+      p99With,
+      p99Without,
+      p50With: percentile(withStore.writeMs, 50),
+      p50Without: percentile(baseline.writeMs, 50),
+      stale: withStore.stale,
+    },
+  })
+
+  // (c) Redis frozen: latency of listing reads before and during the freeze.
+  const url = { origin: a.info.url, path: LIST, headers }
+  const before = await client.call('latency', { ...url, ms: 2000 })
+  await redis.call('freeze')
+  let during
+  try {
+    during = await client.call('latency', { ...url, ms: 3000 })
+  } finally {
+    await redis.call('thaw')
+  }
+  const p99Before = percentile(
+    before.map((x) => x.ms),
+    99,
+  )
+  const p99During = percentile(
+    during.map((x) => x.ms),
+    99,
+  )
+  const maxDuring = Math.max(...during.map((x) => x.ms))
+  const unanswered = during.filter((x) => x.status !== 200).length
+  out.push({
+    row: '10',
+    scenario: `Redis frozen (SIGSTOP) for 3 s: listing GET p99 ${fmt.ms(p99During)} vs ${fmt.ms(p99Before)} before (slowest ${fmt.ms(maxDuring)}; ${during.length} requests, reads go through once leases end)`,
+    aText: `${fmt.ms(p99During - p99Before)} added`,
+    bText: `${unanswered} not 200`,
+    ratioText: '',
+    target: '≤ 120 ms',
+    pass: p99During - p99Before <= 120 && unanswered === 0,
+    measured: { p99Before, p99During, maxDuring, requests: during.length },
+  })
+
+  // (d) budget accuracy: three instances, a budget of 1,500 per hour, 4,500 requests at once.
+  const budget = { max: 1500, timeWindow: '1 hour' }
+  const trio = []
+  for (let i = 0; i < 3; i++) {
+    trio.push(
+      await ctx.start(
+        'servers/gateway.mjs',
+        { upstreamUrl: up.info.url, redisUrl, keyPrefix: 'bench-budget:', rateLimit: budget },
+        SERVER_CPU,
+      ),
+    )
+  }
+  for (const g of trio) await untilHit(g.info.url + LIST, headers)
+  // A username of its own (the default consumer counts per upstream username): the warm-up spent none of it.
+  const burstHeaders = gatewayHeaders('bench-budget')
+  const spent = await client.call('budget', {
+    origins: trio.map((g) => g.info.url),
+    headers: burstHeaders,
+    count: 4500,
+  })
+  const admitted = spent[200] ?? 0
+  out.push({
+    row: '10',
+    scenario: 'budget of 1,500 per window over 3 instances: 4,500 GETs at once, spread round robin',
+    aText: `${fmt.int(admitted)} admitted`,
+    bText: `${fmt.int(spent[429] ?? 0)} × 429`,
+    ratioText: '',
+    target: 'exactly 1,500',
+    pass: admitted === 1500 && (spent[429] ?? 0) === 3000,
+    measured: { statuses: spent },
+  })
+  return out
+}
+
 export const GROUPS = [
   { rows: ['1b'], run: (ctx, want) => cachedListing(ctx, 10, want) },
   { rows: ['1', '3'], run: (ctx, want) => cachedListing(ctx, 1000, want) },
@@ -514,4 +664,5 @@ export const GROUPS = [
   { rows: ['7'], run: (ctx) => slowUpstream(ctx) },
   { rows: ['8'], run: (ctx) => largeListing(ctx) },
   { rows: ['9'], run: (ctx) => emulated(ctx) },
+  { rows: ['10'], run: (ctx) => sharedStore(ctx) },
 ]

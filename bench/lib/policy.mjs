@@ -15,16 +15,30 @@ const ALL = ['list', 'read', 'create', 'replace', 'update', 'delete']
 export const BENCH_RATE_LIMIT = Object.freeze({ max: 100_000_000, timeWindow: '1 minute' })
 
 /**
- * @param {{ upstreamUrl: string, ttlSeconds?: number }} opts
+ * @param {{ upstreamUrl: string, ttlSeconds?: number, redisUrl?: string, keyPrefix?: string, rateLimit?: object, leaseMs?: number }} opts
  * @returns {string} the directory
  */
-export function writeBenchPolicy({ upstreamUrl, ttlSeconds = 3600 }) {
+export function writeBenchPolicy({
+  upstreamUrl,
+  ttlSeconds = 3600,
+  redisUrl,
+  keyPrefix,
+  rateLimit,
+  leaseMs,
+}) {
   const dir = mkdtempSync(join(tmpdir(), 'ipdr-gw-bench-policy-'))
   mkdirSync(join(dir, 'consumers'))
   const gateway = {
     upstream: { url: upstreamUrl, dialect: 'v2', defaultContext: 'default', timeoutMs: 60_000 },
     cache: { ttlSeconds, staleIfErrorSeconds: 0, maxBytes: 1024 * 1024 * 1024 },
-    rateLimit: BENCH_RATE_LIMIT,
+    rateLimit: rateLimit ?? BENCH_RATE_LIMIT,
+    ...(redisUrl
+      ? {
+          store: {
+            redis: { url: redisUrl, ...(keyPrefix ? { keyPrefix } : {}), ...(leaseMs ? { leaseMs } : {}) },
+          },
+        }
+      : {}),
   }
   const consumer = { operations: { customers: ALL, mappings: ALL }, rateLimit: null }
   writeFileSync(join(dir, 'gateway.json'), JSON.stringify(gateway))

@@ -20,6 +20,7 @@
 import { randomBytes } from 'node:crypto'
 import type { Redis } from 'ioredis'
 import { Lease } from './lease.js'
+import { withinDeadline } from './redis-client.js'
 import type { StoreHealth } from './store-health.js'
 
 /** What the coherence protocol does to the local cache. */
@@ -289,17 +290,20 @@ export class RedisCoherence implements Coherence {
     this.#renewing = true
     const sentAt = this.#now()
     try {
-      const [epoch, seq, gap, events] = await this.#redis.ipdrLeaseRenew(
-        this.#keys.members,
-        this.#keys.seq,
-        this.#keys.events,
-        this.#keys.epoch,
-        this.instanceId,
-        this.#leaseMs,
-        this.#lastSeen,
-        // Fresh each time: a Redis that lost its data must never get back an epoch it had.
-        randomBytes(8).toString('hex'),
-        KEY_TTL_MS,
+      const [epoch, seq, gap, events] = await withinDeadline(
+        this.#redis.ipdrLeaseRenew(
+          this.#keys.members,
+          this.#keys.seq,
+          this.#keys.events,
+          this.#keys.epoch,
+          this.instanceId,
+          this.#leaseMs,
+          this.#lastSeen,
+          // Fresh each time: a Redis that lost its data must never get back an epoch it had.
+          randomBytes(8).toString('hex'),
+          KEY_TTL_MS,
+        ),
+        this.#timeoutMs,
       )
       if (this.#closed) return
       const lost = this.#epoch !== null && epoch !== this.#epoch
@@ -371,7 +375,11 @@ export class RedisCoherence implements Coherence {
     for (const list of this.#unannounced.values()) for (const w of list) w.resolve()
     this.#unannounced.clear()
     // Leave the member set, so writers do not wait for this instance's lease to run out.
-    if (this.#health.up) await this.#redis.zrem(this.#keys.members, this.instanceId).catch(() => {})
+    if (this.#health.up) {
+      await withinDeadline(this.#redis.zrem(this.#keys.members, this.instanceId), this.#timeoutMs).catch(
+        () => {},
+      )
+    }
   }
 
   /** Announces `context`; true when Redis took it (and the live leases have acknowledged or run out). */
@@ -381,17 +389,20 @@ export class RedisCoherence implements Coherence {
     let members: string[]
     let epoch: string
     try {
-      ;[seq, redisNow, members, epoch] = await this.#redis.ipdrAnnounce(
-        this.#keys.seq,
-        this.#keys.events,
-        this.#keys.members,
-        this.#keys.ctxgen,
-        this.#keys.epoch,
-        context,
-        this.instanceId,
-        KEY_TTL_MS,
-        MAX_EVENTS,
-        this.#keys.invalidations,
+      ;[seq, redisNow, members, epoch] = await withinDeadline(
+        this.#redis.ipdrAnnounce(
+          this.#keys.seq,
+          this.#keys.events,
+          this.#keys.members,
+          this.#keys.ctxgen,
+          this.#keys.epoch,
+          context,
+          this.instanceId,
+          KEY_TTL_MS,
+          MAX_EVENTS,
+          this.#keys.invalidations,
+        ),
+        this.#timeoutMs,
       )
     } catch (err) {
       this.#health.failed('announce', err)

@@ -26,7 +26,8 @@ export function redisOptions(opts: RedisConnectionOptions): RedisOptions {
     // Never hold a command while disconnected; never re-send one after a reconnect.
     enableOfflineQueue: false,
     maxRetriesPerRequest: 0,
-    commandTimeout: opts.timeoutMs,
+    // A backstop only: callers bound each command with `withinDeadline` (see there for why).
+    commandTimeout: Math.max(1000, opts.timeoutMs * 10),
     connectTimeout: Math.max(1000, opts.timeoutMs * 5),
     // Keep trying for as long as the gateway runs, at a bounded pace.
     retryStrategy: (times: number) => Math.min(times * 50, MAX_RECONNECT_DELAY_MS),
@@ -49,4 +50,44 @@ export function openRedis(opts: RedisConnectionOptions): Redis {
 /** Closes a connection without waiting for a Redis that may be gone. */
 export function closeRedis(redis: Redis): void {
   redis.disconnect(false)
+}
+
+export class StoreTimeoutError extends Error {
+  override name = 'StoreTimeoutError'
+  constructor(ms: number) {
+    super(`shared store did not answer within ${ms} ms`)
+  }
+}
+
+/**
+ * `command`, or a `StoreTimeoutError` after `ms`. Unlike ioredis' `commandTimeout`, which rejects in
+ * the timers phase of the event loop, this gives the loop one more turn (`setImmediate` runs after the
+ * poll phase) before giving up: on a busy process a reply that Redis sent in time is then read rather
+ * than dropped — a command that timed out here may still have run in Redis (a budget counted twice).
+ */
+export function withinDeadline<T>(command: Promise<T>, ms: number): Promise<T> {
+  return new Promise<T>((resolve, reject) => {
+    let settled = false
+    const timer = setTimeout(() => {
+      setImmediate(() => {
+        if (settled) return
+        settled = true
+        reject(new StoreTimeoutError(ms))
+      })
+    }, ms)
+    command.then(
+      (value) => {
+        if (settled) return
+        settled = true
+        clearTimeout(timer)
+        resolve(value)
+      },
+      (err: unknown) => {
+        if (settled) return
+        settled = true
+        clearTimeout(timer)
+        reject(err)
+      },
+    )
+  })
 }

@@ -7,6 +7,7 @@
 import type { Redis } from 'ioredis'
 import { sha256Hex } from '../credentials.js'
 import type { CounterState, CounterStore } from '../policy/counter-store.js'
+import { withinDeadline } from './redis-client.js'
 
 // INCR, and start the window when the key is new (or lost its TTL). Returns {count, pttl}.
 const INCR_SCRIPT = `
@@ -37,12 +38,15 @@ export interface RedisCounterStoreOptions {
   readonly keyPrefix: string
   /** Milliseconds since the epoch, for `resetAt`. Default `Date.now`. */
   readonly clock?: () => number
+  /** `store.redis.timeoutMs`: the longest wait for one command. */
+  readonly timeoutMs: number
 }
 
 export class RedisCounterStore implements CounterStore {
   readonly #redis: Redis & CounterCommands
   readonly #prefix: string
   readonly #clock: () => number
+  readonly #timeoutMs: number
 
   constructor(opts: RedisCounterStoreOptions) {
     const redis = opts.redis as Redis & Partial<CounterCommands>
@@ -54,6 +58,7 @@ export class RedisCounterStore implements CounterStore {
     this.#redis = redis as Redis & CounterCommands
     this.#prefix = opts.keyPrefix
     this.#clock = opts.clock ?? Date.now
+    this.#timeoutMs = opts.timeoutMs
   }
 
   /** The Redis key of a counter: the prefix and a digest of the identity. */
@@ -62,12 +67,15 @@ export class RedisCounterStore implements CounterStore {
   }
 
   async incr(key: string, windowMs: number): Promise<CounterState> {
-    const [count, ttl] = await this.#redis.ipdrCounterIncr(this.keyOf(key), Math.max(1, Math.round(windowMs)))
+    const [count, ttl] = await withinDeadline(
+      this.#redis.ipdrCounterIncr(this.keyOf(key), Math.max(1, Math.round(windowMs))),
+      this.#timeoutMs,
+    )
     return { count, resetAt: this.#clock() + Math.max(0, ttl) }
   }
 
   async get(key: string): Promise<CounterState | null> {
-    const [count, ttl] = await this.#redis.ipdrCounterGet(this.keyOf(key))
+    const [count, ttl] = await withinDeadline(this.#redis.ipdrCounterGet(this.keyOf(key)), this.#timeoutMs)
     if (count === 0 || ttl <= 0) return null
     return { count, resetAt: this.#clock() + ttl }
   }

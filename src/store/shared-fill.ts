@@ -14,6 +14,7 @@
 import type { Redis } from 'ioredis'
 import { sha256Hex } from '../credentials.js'
 import { coherenceKeys } from './coherence.js'
+import { withinDeadline } from './redis-client.js'
 import type { StoreHealth } from './store-health.js'
 
 /** How a listing fill is made: here, or by whichever instance claimed it first. */
@@ -71,6 +72,8 @@ export interface RedisFillsOptions {
   readonly health: StoreHealth
   /** `store.redis.shareMaxBytes`; 0: never shared. */
   readonly shareMaxBytes: number
+  /** `store.redis.timeoutMs`: the longest wait for one claim. */
+  readonly timeoutMs: number
   /** `upstream.timeoutMs`: the longest a waiter waits, and the lock's TTL. */
   readonly upstreamTimeoutMs: number
   /** How long finished bytes stay for late waiters, in ms. */
@@ -122,13 +125,16 @@ export class RedisFills implements FillCoordinator {
       let gen: string
       let state: string
       try {
-        ;[gen, state] = await this.#redis.ipdrFillClaim(
-          this.#ctxgen,
-          context,
-          digest,
-          this.#prefix,
-          this.#opts.upstreamTimeoutMs,
-          this.#opts.instanceId,
+        ;[gen, state] = await withinDeadline(
+          this.#redis.ipdrFillClaim(
+            this.#ctxgen,
+            context,
+            digest,
+            this.#prefix,
+            this.#opts.upstreamTimeoutMs,
+            this.#opts.instanceId,
+          ),
+          this.#opts.timeoutMs,
         )
       } catch (err) {
         this.#health.failed('fill', err)

@@ -73,7 +73,11 @@ export function openSharedStore(opts: SharedStoreOptions): SharedStore {
     timeoutMs: Math.max(policy.timeoutMs, opts.upstreamTimeoutMs),
     name: 'ipdr-gateway-bulk',
   })
-  const counters = new RedisCounterStore({ redis: commands, keyPrefix: policy.keyPrefix })
+  const counters = new RedisCounterStore({
+    redis: commands,
+    keyPrefix: policy.keyPrefix,
+    timeoutMs: policy.timeoutMs,
+  })
   let coherence: RedisCoherence | null = null
   const instanceId = opts.instanceId ?? cryptoId()
   return {
@@ -87,6 +91,7 @@ export function openSharedStore(opts: SharedStoreOptions): SharedStore {
       keyPrefix: policy.keyPrefix,
       health,
       shareMaxBytes: policy.shareMaxBytes,
+      timeoutMs: policy.timeoutMs,
       upstreamTimeoutMs: opts.upstreamTimeoutMs,
       // Long enough for every waiter to take the bytes; never much past the listing's freshness.
       bodyTtlMs: Math.min(5000, Math.max(1000, opts.cacheTtlMs)),

@@ -8,7 +8,7 @@ import { Redis } from 'ioredis'
 import t from 'tap'
 import type { CounterState, CounterStore } from '../../src/policy/counter-store.js'
 import { FailoverCounterStore } from '../../src/store/failover-counter-store.js'
-import { closeRedis, openRedis } from '../../src/store/redis-client.js'
+import { closeRedis, openRedis, StoreTimeoutError, withinDeadline } from '../../src/store/redis-client.js'
 import { RedisCounterStore } from '../../src/store/redis-counter-store.js'
 import { redactRedisUrl, redisUrlProblem } from '../../src/store/redis-url.js'
 import { redisStorePolicy } from '../../src/store/shared-store.js'
@@ -32,8 +32,8 @@ t.test('RedisCounterStore: atomic across connections, a window per key, only dig
     closeRedis(a)
     closeRedis(b)
   })
-  const storeA = new RedisCounterStore({ redis: a, keyPrefix: 'p:' })
-  const storeB = new RedisCounterStore({ redis: b, keyPrefix: 'p:' })
+  const storeA = new RedisCounterStore({ redis: a, keyPrefix: 'p:', timeoutMs: 500 })
+  const storeB = new RedisCounterStore({ redis: b, keyPrefix: 'p:', timeoutMs: 500 })
   t.equal(await storeA.get('rl:consumer:crm'), null, 'absent before the first hit')
   const states = await Promise.all(
     Array.from({ length: 40 }, (_, i) => (i % 2 ? storeA : storeB).incr('rl:consumer:crm', 60_000)),
@@ -154,5 +154,25 @@ t.test(
       { ...fromPolicy, url: 'redis://b:2' },
       'the flag wins',
     )
+  },
+)
+
+t.test(
+  'withinDeadline: a reply that came in time is read even when the loop was busy past the deadline',
+  async (t) => {
+    const redis = await startRedis(t)
+    const r = await connected(redis.url)
+    t.teardown(() => closeRedis(r))
+    const answered = withinDeadline(r.ping(), 20)
+    // The process is busy for 60 ms (a GC pause, a large JSON.parse): Redis has long answered, but the
+    // deadline's timer and the reply are both due when the loop runs again, the timer first.
+    const until = performance.now() + 60
+    while (performance.now() < until) {
+      // busy
+    }
+    t.equal(await answered, 'PONG', 'the reply wins')
+    redis.freeze()
+    await t.rejects(withinDeadline(r.ping(), 50), StoreTimeoutError, 'a frozen Redis times out')
+    redis.thaw()
   },
 )
