@@ -202,6 +202,7 @@ export async function buildApp(options: AppOptions): Promise<FastifyInstance> {
     policy: () => source.current,
     coherence,
     ...(shared ? { fills: shared.fills } : {}),
+    onFilled: (resource, seconds) => metrics.cacheFillDuration.observe({ resource }, seconds),
   })
   metrics.setSources({ cache: () => cache.stats(), upstreamUp: () => (readiness.up ? 1 : 0) })
 

@@ -47,6 +47,10 @@ export const ERRORS = {
   // Upstream failures.
   IPDR_GW_UPSTREAM_UNAVAILABLE: { status: 502, message: 'The upstream is unavailable' },
   IPDR_GW_UPSTREAM_BAD_RESPONSE: { status: 502, message: 'The upstream sent an invalid response' },
+  IPDR_GW_UPSTREAM_TOO_LARGE: {
+    status: 502,
+    message: 'The upstream answer is larger than the gateway accepts (upstream.maxListingBytes)',
+  },
   IPDR_GW_UPSTREAM_TIMEOUT: { status: 504, message: 'The upstream did not answer in time' },
   IPDR_GW_CIRCUIT_OPEN: { status: 503, message: 'The upstream is failing; requests are paused' },
   // Requests Node's HTTP parser refuses before they become requests (src/http/client-errors.ts).

@@ -87,6 +87,8 @@ export interface GatewayMetrics {
   readonly policyDenials: Counter<'consumer' | 'operation'>
   /** `ipdr_gateway_policy_reloads_total` */
   readonly policyReloads: Counter<'result'>
+  /** `ipdr_gateway_cache_fill_duration_seconds`: upstream bytes in → entry served. */
+  readonly cacheFillDuration: Histogram<'resource'>
   // Gauges ipdr_gateway_cache_entries{resource}, ipdr_gateway_cache_bytes{resource} and
   // ipdr_gateway_upstream_up are computed in collect() from MetricsSources.
   /** Replace the sources (the app sets them once its cache and upstream client exist). */
@@ -127,6 +129,7 @@ export const METRIC_FAMILIES = {
   ipdr_gateway_policy_reloads_total: { type: 'counter', labels: ['result'] },
   ipdr_gateway_upstream_up: { type: 'gauge', labels: [] },
   ipdr_gateway_store_up: { type: 'gauge', labels: [] },
+  ipdr_gateway_cache_fill_duration_seconds: { type: 'histogram', labels: ['resource'] },
   ipdr_gateway_store_errors_total: { type: 'counter', labels: ['operation'] },
 } as const satisfies Record<string, { type: 'counter' | 'gauge' | 'histogram'; labels: readonly string[] }>
 
@@ -199,6 +202,14 @@ export function createMetrics(options: CreateMetricsOptions = {}): GatewayMetric
     name: 'ipdr_gateway_policy_reloads_total',
     help: 'Policy reloads, by result (ok: swapped in; invalid: rejected, the old policy kept).',
     labelNames: ['result'] as const,
+    registers,
+  })
+
+  const cacheFillDuration = new Histogram({
+    name: 'ipdr_gateway_cache_fill_duration_seconds',
+    help: 'Time from the last byte of an upstream listing to its cache entry being ready to serve, in seconds.',
+    labelNames: ['resource'] as const,
+    buckets: [...DURATION_BUCKETS],
     registers,
   })
 
@@ -282,6 +293,7 @@ export function createMetrics(options: CreateMetricsOptions = {}): GatewayMetric
     rateLimited,
     policyDenials,
     policyReloads,
+    cacheFillDuration,
     setSources(next: MetricsSources) {
       sources = next ?? {}
     },

@@ -47,6 +47,8 @@ export interface CachedListingsOptions {
   readonly coherence?: Coherence
   /** Who fetches a missing listing. Default: this instance. */
   readonly fills?: FillCoordinator
+  /** Seconds from the listing's last upstream byte (here or in Redis) to its entry (`ipdr_gateway_cache_fill_duration_seconds`). */
+  readonly onFilled?: (resource: ResourceFacts['name'], seconds: number) => void
 }
 
 export class CachedListings implements ListingSource {
@@ -54,12 +56,14 @@ export class CachedListings implements ListingSource {
   readonly #upstream: UpstreamClient
   readonly #coherence: Coherence
   readonly #fills: FillCoordinator
+  readonly #onFilled: CachedListingsOptions['onFilled']
 
   constructor(opts: CachedListingsOptions) {
     this.#cache = opts.cache
     this.#upstream = opts.upstream
     this.#coherence = opts.coherence ?? new LocalCoherence(opts.cache)
     this.#fills = opts.fills ?? LOCAL_FILLS
+    this.#onFilled = opts.onFilled
   }
 
   get(request: FastifyRequest, facts: ResourceFacts): Promise<Listing> {
@@ -72,13 +76,21 @@ export class CachedListings implements ListingSource {
         listingCacheKey(key),
         key.context,
         () => this.#fetch(facts, auth, policy, String(request.id)),
-        (raw) => buildListingEntry(raw, facts),
+        (raw) => this.#build(raw, facts),
       ),
     )
   }
 
   invalidate(context: string): Promise<void> {
     return this.#coherence.invalidate(context)
+  }
+
+  /** The entry of `raw`, timed from its last byte to ready. */
+  #build(raw: Buffer, facts: ResourceFacts): ListingEntry {
+    const started = performance.now()
+    const entry = buildListingEntry(raw, facts)
+    this.#onFilled?.(facts.name, (performance.now() - started) / 1000)
+    return entry
   }
 
   /** Fetches and checks the listing; the raw bytes go with the entry, for other instances to share. */
@@ -95,11 +107,12 @@ export class CachedListings implements ListingSource {
       body: upstreamBody(facts, policy.gateway.upstream.dialect, auth),
       requestId,
       retryOnConnectError: true,
+      maxBytes: policy.gateway.upstream.maxListingBytes,
     })
     const meaning = interpretResponse(res, 'array')
     if (meaning.kind === 'array') {
       try {
-        const entry = buildListingEntry(meaning.raw, facts)
+        const entry = this.#build(meaning.raw, facts)
         this.#upstream.report('GET', facts.name, 'ok', res.seconds)
         return { raw: meaning.raw, value: entry }
       } catch (err) {

@@ -185,6 +185,14 @@ function gatewaySchema(): Schema {
             description:
               'Extra CA certificate (PEM) for an https upstream; a relative path is relative to the policy directory. TLS verification is never skipped.',
           },
+          maxListingBytes: {
+            type: 'integer',
+            minimum: 1024,
+            maximum: 4_294_967_295,
+            default: 2_147_483_648,
+            description:
+              'Largest listing accepted from the upstream, in bytes (2 GiB: about 13 million customers); past it 502 IPDR_GW_UPSTREAM_TOO_LARGE.',
+          },
           circuit: {
             type: 'object',
             additionalProperties: false,

@@ -30,6 +30,8 @@ export interface UpstreamPolicy {
   readonly normalizeErrors: boolean
   /** Extra CA (PEM file) for an https upstream, resolved to an absolute path (relative to the policy directory) at load. Default null. */
   readonly caFile: string | null
+  /** Largest listing accepted from the upstream, in bytes; past it 502 `IPDR_GW_UPSTREAM_TOO_LARGE`. Default 2147483648. */
+  readonly maxListingBytes: number
   readonly circuit: {
     /** Consecutive connect errors or timeouts that open the circuit. Default 5. */
     readonly failures: number

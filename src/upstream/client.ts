@@ -20,8 +20,16 @@ export type UpstreamOutcome =
   | 'connect_error'
   | 'invalid_response'
 
-/** Largest upstream body read into memory (a 100,000-customer listing is about 25 MB). */
-export const MAX_UPSTREAM_BODY_BYTES = 512 * 1024 * 1024
+/**
+ * Largest body of an upstream answer that is not a listing (a write answers one record). Listings
+ * have their own bound, `upstream.maxListingBytes` (`UpstreamCall.maxBytes`).
+ */
+export const MAX_UPSTREAM_BODY_BYTES = 16 * 1024 * 1024
+
+/** The upstream body was larger than the call allows (`IPDR_GW_UPSTREAM_TOO_LARGE`). */
+class BodyTooLargeError extends Error {
+  override name = 'BodyTooLargeError'
+}
 
 export interface UpstreamClientOptions {
   /** Base URL, `http://` or `https://`; a path prefix is kept. */
@@ -57,6 +65,8 @@ export interface UpstreamCall {
   /** Listing GETs only: retry once on a connect error. Writes are never retried. */
   readonly retryOnConnectError?: boolean
   readonly signal?: AbortSignal
+  /** Largest body accepted; past it the call fails with `IPDR_GW_UPSTREAM_TOO_LARGE`. Default `MAX_UPSTREAM_BODY_BYTES`. */
+  readonly maxBytes?: number
 }
 
 export interface UpstreamResponse {
@@ -152,7 +162,9 @@ export class UpstreamClient {
       case 'timeout':
         return new GatewayError('IPDR_GW_UPSTREAM_TIMEOUT', undefined, { cause: f.cause })
       case 'invalid_response':
-        return new GatewayError('IPDR_GW_UPSTREAM_BAD_RESPONSE', undefined, { cause: f.cause })
+        return f.cause instanceof BodyTooLargeError
+          ? new GatewayError('IPDR_GW_UPSTREAM_TOO_LARGE', f.cause.message, { cause: f.cause })
+          : new GatewayError('IPDR_GW_UPSTREAM_BAD_RESPONSE', undefined, { cause: f.cause })
       default:
         return new GatewayError('IPDR_GW_UPSTREAM_UNAVAILABLE', undefined, { cause: f.cause })
     }
@@ -195,11 +207,19 @@ export class UpstreamClient {
       this.#opts.onResponse?.()
       const chunks: Buffer[] = []
       let size = 0
+      const maxBytes = call.maxBytes ?? MAX_UPSTREAM_BODY_BYTES
+      const declared = Number(res.headers['content-length'])
+      if (Number.isFinite(declared) && declared > maxBytes) {
+        res.body.destroy()
+        throw new BodyTooLargeError(
+          `The upstream answer (${declared} bytes) exceeds the limit of ${maxBytes} bytes`,
+        )
+      }
       for await (const chunk of res.body) {
         size += (chunk as Buffer).length
-        if (size > MAX_UPSTREAM_BODY_BYTES) {
+        if (size > maxBytes) {
           res.body.destroy()
-          throw new Error('upstream body exceeds the gateway limit')
+          throw new BodyTooLargeError(`The upstream answer exceeds the limit of ${maxBytes} bytes`)
         }
         chunks.push(chunk as Buffer)
       }

@@ -318,3 +318,48 @@ t.test('GET with body credentials (legacy clients)', async (t) => {
   t.equal(bad.statusCode, 400)
   await bad.body.dump()
 })
+
+t.test('a listing over upstream.maxListingBytes is a 502 of its own, declared or streamed', async (t) => {
+  const records = Array.from({ length: 40 }, (_, i) => ({ id: i, UserID: `U${i}`, Name: 'x'.repeat(40) }))
+  const body = JSON.stringify(records)
+  t.ok(body.length > 2048, 'the listing is over the limit')
+  for (const behaviour of [
+    { kind: 'raw', body, contentType: 'application/json' },
+    // No Content-Length: the limit is found while reading.
+    { kind: 'trickle', chunks: [body.slice(0, 1500), body.slice(1500)], intervalMs: 5 },
+  ] as Behaviour[]) {
+    const { gw } = await gatewayWith(t, behaviour, { upstream: { maxListingBytes: 2048 } })
+    const res = await request(`${gw.url}/api/ipdrcustomers`, { headers: AUTH })
+    const json = (await res.body.json()) as { code: string; message: string }
+    t.equal(res.statusCode, 502)
+    t.equal(json.code, 'IPDR_GW_UPSTREAM_TOO_LARGE')
+    t.match(json.message, /2048 bytes/, 'the message names the limit')
+    const metrics = await gw.app.gatewayMetrics.registry.getSingleMetricAsString(
+      'ipdr_gateway_upstream_requests_total',
+    )
+    t.match(
+      metrics,
+      /method="GET",resource="customers",outcome="invalid_response"} 1/,
+      'counted as an invalid response',
+    )
+  }
+  // Within the limit, the same listing is served.
+  const { gw } = await gatewayWith(
+    t,
+    { kind: 'raw', body, contentType: 'application/json' },
+    {
+      upstream: { maxListingBytes: 1_000_000 },
+    },
+  )
+  const ok = await request(`${gw.url}/api/ipdrcustomers`, { headers: AUTH })
+  t.equal(ok.statusCode, 200)
+  t.equal(await ok.body.text(), body)
+  const fills = await gw.app.gatewayMetrics.registry.getSingleMetricAsString(
+    'ipdr_gateway_cache_fill_duration_seconds',
+  )
+  t.match(
+    fills,
+    /ipdr_gateway_cache_fill_duration_seconds_count\{resource="customers"\} 1/,
+    'the fill is timed',
+  )
+})

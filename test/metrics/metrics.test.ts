@@ -33,6 +33,7 @@ const SPEC: Record<string, { type: string; labels: string[] }> = {
   ipdr_gateway_policy_reloads_total: { type: 'counter', labels: ['result'] },
   ipdr_gateway_upstream_up: { type: 'gauge', labels: [] },
   ipdr_gateway_store_up: { type: 'gauge', labels: [] },
+  ipdr_gateway_cache_fill_duration_seconds: { type: 'histogram', labels: ['resource'] },
   ipdr_gateway_store_errors_total: { type: 'counter', labels: ['operation'] },
 }
 

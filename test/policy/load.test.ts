@@ -27,6 +27,7 @@ const SPEC_DEFAULTS = {
     normalizeErrors: true,
     caFile: null,
     circuit: { failures: 5, resetSeconds: 10 },
+    maxListingBytes: 2147483648,
   },
   auth: { bodyCredentials: true, failureLimit: { max: 10, timeWindow: '1 minute', timeWindowMs: 60000 } },
   cache: { ttlSeconds: 30, staleIfErrorSeconds: 300, maxBytes: 268435456 },
