@@ -12,6 +12,7 @@ import Fastify, {
   type FastifyServerOptions,
 } from 'fastify'
 import { ListingCache } from './cache/listing-cache.js'
+import { listingScannerPool } from './cache/listing-scanner.js'
 import { ERRORS, errorBody, GatewayError, WWW_AUTHENTICATE } from './errors.js'
 import { registerApiRoutes } from './http/api-routes.js'
 import { clientErrorHandler } from './http/client-errors.js'
@@ -185,6 +186,8 @@ export async function buildApp(options: AppOptions): Promise<FastifyInstance> {
     app.log.info({ store: redactRedisUrl(redisPolicy.url), keyPrefix: redisPolicy.keyPrefix }, 'shared store')
   }
   let coherence: Coherence | null = null
+  // Large listings are checked in a worker, so a fill never stalls the event loop (SPEC 9).
+  const scanner = listingScannerPool()
   const cache = new ListingCache({
     maxBytes: initial.gateway.cache.maxBytes,
     ttlMs: initial.gateway.cache.ttlSeconds * 1000,
@@ -203,6 +206,7 @@ export async function buildApp(options: AppOptions): Promise<FastifyInstance> {
     coherence,
     ...(shared ? { fills: shared.fills } : {}),
     onFilled: (resource, seconds) => metrics.cacheFillDuration.observe({ resource }, seconds),
+    scanner,
   })
   metrics.setSources({ cache: () => cache.stats(), upstreamUp: () => (readiness.up ? 1 : 0) })
 
@@ -338,6 +342,7 @@ export async function buildApp(options: AppOptions): Promise<FastifyInstance> {
     await coherence?.close()
     await shared?.close()
     await upstream.close()
+    await scanner.close()
   })
   app.decorate('gatewayMetrics', metrics)
   app.decorate('readiness', readiness)

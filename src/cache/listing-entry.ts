@@ -10,8 +10,9 @@ import type { ResourceFacts, ResourceName } from '../resources.js'
 import type { ContentEncoding } from './encoding.js'
 import { strongEtag } from './etag.js'
 import { ListingBody, type ListingRepresentation } from './listing-body.js'
-import { canonicalInteger, ListingIndex } from './listing-index.js'
-import { findRecordOffsets } from './record-offsets.js'
+import { buildIndexParts, canonicalInteger, ListingIndex } from './listing-index.js'
+import { scanListing } from './listing-scan.js'
+import type { ListingScanner, ScannedListing } from './listing-scanner.js'
 import { normalizeFieldList, redactRecord } from './redaction.js'
 
 /**
@@ -40,12 +41,18 @@ export class ListingEntry implements ListingRepresentation {
   #sizeListener: (() => void) | undefined
 
   /** Use `buildListingEntry`. */
-  constructor(raw: Buffer, facts: ResourceFacts, index: ListingIndex | null, offsets: Uint32Array) {
+  constructor(
+    raw: Buffer,
+    facts: ResourceFacts,
+    index: ListingIndex | null,
+    offsets: Uint32Array,
+    etag: string = strongEtag(raw),
+  ) {
     this.resource = facts.name
     this.facts = facts
     this.#index = index
     this.#offsets = offsets
-    this.#body = new ListingBody(raw, strongEtag(raw), () => this.#grew())
+    this.#body = new ListingBody(raw, etag, () => this.#grew())
   }
 
   get raw(): Buffer {
@@ -64,10 +71,7 @@ export class ListingEntry implements ListingRepresentation {
    */
   get index(): ListingIndex {
     if (this.#index === null) {
-      this.#index = new ListingIndex(
-        JSON.parse(this.raw.toString('utf8')) as Record<string, unknown>[],
-        this.facts,
-      )
+      this.#index = new ListingIndex(buildIndexParts(this.raw, this.#offsets, this.facts), this.facts)
       this.#grew()
     }
     return this.#index
@@ -190,28 +194,43 @@ export class ListingEntry implements ListingRepresentation {
  * the complete body (a right-sized Buffer: it is kept as it is). Throws
  * `InvalidListingError` unless it is a JSON array whose every element is an
  * object; envelopes are the caller's to detect before (they are objects, so
- * they land here as invalid).
+ * they land here as invalid). Checks the bytes on the event loop: for a large
+ * body use `buildListingEntryOffLoop`.
  */
 export function buildListingEntry(raw: Buffer, facts: ResourceFacts): ListingEntry {
   if (!Buffer.isBuffer(raw)) throw new InvalidListingError('The upstream listing is not a byte body')
-  let parsed: unknown
-  try {
-    parsed = JSON.parse(raw.toString('utf8'))
-  } catch {
-    throw new InvalidListingError('The upstream listing is not valid JSON')
-  }
-  if (!Array.isArray(parsed)) throw new InvalidListingError('The upstream listing is not a JSON array')
-  for (let i = 0; i < parsed.length; i++) {
-    const element: unknown = parsed[i]
-    if (element === null || typeof element !== 'object' || Array.isArray(element)) {
-      throw new InvalidListingError(`The upstream listing has a non-object element at index ${i}`)
-    }
-  }
   let offsets: Uint32Array
   try {
-    offsets = findRecordOffsets(raw, parsed.length)
-  } catch {
-    throw new InvalidListingError('The upstream listing could not be indexed')
+    offsets = scanListing(raw)
+  } catch (err) {
+    throw invalidListing(err)
   }
   return new ListingEntry(raw, facts, null, offsets)
+}
+
+/** The same entry, with the bytes checked by `scanner` (in a worker when large): the event loop stays free. */
+export async function buildListingEntryOffLoop(
+  scanner: ListingScanner,
+  raw: Buffer,
+  facts: ResourceFacts,
+): Promise<ListingEntry> {
+  if (!Buffer.isBuffer(raw)) throw new InvalidListingError('The upstream listing is not a byte body')
+  let scanned: ScannedListing
+  try {
+    scanned = await scanner.scan(raw, facts.name)
+  } catch (err) {
+    throw invalidListing(err)
+  }
+  const index = scanned.index ? new ListingIndex(scanned.index, facts) : null
+  return new ListingEntry(scanned.raw, facts, index, scanned.offsets, scanned.etag)
+}
+
+function invalidListing(err: unknown): InvalidListingError {
+  const message = err instanceof Error ? err.message : ''
+  const element = /^non-object element at index (\d+)/.exec(message)
+  if (element)
+    return new InvalidListingError(`The upstream listing has a non-object element at index ${element[1]}`)
+  if (message.startsWith('not a JSON array'))
+    return new InvalidListingError('The upstream listing is not a JSON array')
+  return new InvalidListingError(`The upstream listing is not valid JSON (${message || 'unreadable'})`)
 }

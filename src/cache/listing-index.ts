@@ -120,35 +120,62 @@ export function canonicalInteger(value: unknown): string | null {
   return null
 }
 
+/** An `IpRange` object and its two bigints, as measured on Node 20. */
+const IP_RANGE_BYTES = 120
+
 const CHUNK_SHIFT = 12
-/** Records per text chunk: small enough that one non-Latin-1 name only makes its own chunk two-byte. */
+/** Records per text chunk. */
 const CHUNK_RECORDS = 1 << CHUNK_SHIFT
 const CHUNK_MASK = CHUNK_RECORDS - 1
 // biome-ignore lint/suspicious/noControlCharactersInRegex: control characters are the tags; values must not hold them.
 const CONTROL = /[\u0000-\u001f]/g
-const NON_LATIN1 = /[\u0100-\uffff]/
 const TAGS = Array.from({ length: 32 }, (_, i) => String.fromCharCode(i))
 
-interface TextChunk {
-  readonly text: string
-  /** Offset in `text` of each record's first tag. */
-  readonly starts: Uint32Array
-  readonly base: number
+/**
+ * What an index is made of: typed arrays and byte buffers only, so a worker can
+ * build it and hand it over by transfer (src/cache/listing-worker.ts), and the
+ * garbage collector has a few large objects to track rather than millions.
+ */
+export interface IndexParts {
+  readonly count: number
+  /** Open-addressing table of key positions + 1 (0: empty); its length is a power of two. */
+  readonly keyTable: Int32Array
+  /** Next position with the same key (-1: none), in ascending order. */
+  readonly keyNext: Int32Array
+  /** The canonical keys' UTF-8 bytes, record by record; `keyStarts` has count + 1 entries. */
+  readonly keyBytes: Uint8Array
+  readonly keyStarts: Uint32Array
+  /** Text columns, UTF-8, in chunks of 4096 records; `starts` are byte offsets of each record's first tag. */
+  readonly chunks: readonly { readonly text: Uint8Array; readonly starts: Uint32Array }[]
+  readonly ipVersion: Uint8Array | null
+  readonly ip4Start: Uint32Array | null
+  readonly ip4End: Uint32Array | null
+  /** IPv6 ranges (rare): positions and ranges in step. */
+  readonly ip6Positions: Uint32Array
+  readonly ip6Ranges: readonly IpRange[]
+  readonly timeStart: Float64Array | null
+  readonly timeEnd: Float64Array | null
 }
 
-/** Heap bytes of a V8 sequential string (16-byte header, 8-byte aligned). */
-function stringBytes(length: number, twoByte = false): number {
-  return (16 + length * (twoByte ? 2 : 1) + 7) & ~7
+/** Every buffer of `parts`, for a transfer list. */
+export function indexTransferList(parts: IndexParts): ArrayBuffer[] {
+  const views: (ArrayBufferView | null)[] = [
+    parts.keyTable,
+    parts.keyNext,
+    parts.keyBytes,
+    parts.keyStarts,
+    parts.ipVersion,
+    parts.ip4Start,
+    parts.ip4End,
+    parts.ip6Positions,
+    parts.timeStart,
+    parts.timeEnd,
+  ]
+  for (const c of parts.chunks) views.push(c.text, c.starts)
+  const out = new Set<ArrayBuffer>()
+  for (const v of views) if (v && v.buffer instanceof ArrayBuffer) out.add(v.buffer)
+  return [...out]
 }
-
-/** V8's OrderedHashMap: 3 words per entry slot plus one bucket word per two slots, capacity a power of 2. */
-function mapBytes(size: number): number {
-  if (size === 0) return 0
-  return 28 * 2 ** Math.ceil(Math.log2(size))
-}
-
-/** An `IpRange` object and its two bigints, as measured on Node 20. */
-const IP_RANGE_BYTES = 120
 
 function textOf(value: unknown, normalize: TextNormalization): string {
   let s: string
@@ -175,164 +202,257 @@ function keyOf(value: unknown, kind: ListingKeyFact['kind']): string | null {
   return null
 }
 
+/** FNV-1a over bytes. */
+function hashBytes(b: Uint8Array, start: number, end: number): number {
+  let h = 0x811c9dc5
+  for (let i = start; i < end; i++) {
+    h ^= b[i] as number
+    h = Math.imul(h, 0x01000193)
+  }
+  return h >>> 0
+}
+
+function sameBytes(a: Uint8Array, as: number, ae: number, b: Uint8Array, bs: number, be: number): boolean {
+  if (ae - as !== be - bs) return false
+  for (let i = 0; i < ae - as; i++) if (a[as + i] !== b[bs + i]) return false
+  return true
+}
+
+/**
+ * Builds the parts of a listing's index from its bytes and record offsets,
+ * parsing one record at a time (never the whole body). Runs on the event loop
+ * for small listings and in the listing worker for large ones.
+ */
+export function buildIndexParts(raw: Uint8Array, offsets: Uint32Array, facts: ResourceFacts): IndexParts {
+  const plan = indexPlan(facts)
+  const n = offsets.length / 2
+  const bytes = Buffer.from(raw.buffer, raw.byteOffset, raw.byteLength)
+  const encoder = new TextEncoder()
+  const keyStarts = new Uint32Array(n + 1)
+  const keyChunks: Uint8Array[] = []
+  let keyLength = 0
+  const hasKey = new Uint8Array(n)
+  const chunks: { text: Uint8Array; starts: Uint32Array }[] = []
+  let parts: string[] = []
+  const ipVersion = plan.ipField === null ? null : new Uint8Array(n)
+  const ip4Start = plan.ipField === null ? null : new Uint32Array(n)
+  const ip4End = plan.ipField === null ? null : new Uint32Array(n)
+  const ip6Positions: number[] = []
+  const ip6Ranges: IpRange[] = []
+  const timeStart = plan.timeFields === null ? null : new Float64Array(n)
+  const timeEnd = plan.timeFields === null ? null : new Float64Array(n)
+  const firstTag = plan.text[0]?.tag ?? 1
+
+  const flush = (): void => {
+    const text = encoder.encode(parts.join(''))
+    // Each record's text starts with the first column's tag, which no value holds.
+    const records = parts.length / (2 * plan.text.length)
+    const starts = new Uint32Array(records)
+    let k = 0
+    for (let i = 0; i < text.length && k < records; i++) if (text[i] === firstTag) starts[k++] = i
+    chunks.push({ text, starts })
+    parts = []
+  }
+
+  for (let pos = 0; pos < n; pos++) {
+    const record = JSON.parse(bytes.toString('utf8', offsets[2 * pos], offsets[2 * pos + 1])) as Record<
+      string,
+      unknown
+    >
+    const key = keyOf(record[plan.key.field], plan.key.kind)
+    keyStarts[pos] = keyLength
+    if (key !== null) {
+      const encoded = encoder.encode(key)
+      keyChunks.push(encoded)
+      keyLength += encoded.length
+      hasKey[pos] = 1
+    }
+    if (plan.text.length > 0) {
+      for (const column of plan.text)
+        parts.push(TAGS[column.tag] as string, textOf(record[column.field], column.normalize))
+      if ((pos & CHUNK_MASK) === CHUNK_MASK || pos === n - 1) flush()
+    }
+    if (plan.ipField !== null && ipVersion && ip4Start && ip4End) {
+      const value = record[plan.ipField]
+      const fast = typeof value === 'string' ? fastIpv4(value) : null
+      const range = fast === null && typeof value === 'string' ? parseIpRange(value) : null
+      if (fast !== null) {
+        ipVersion[pos] = 4
+        ip4Start[pos] = fast[0]
+        ip4End[pos] = fast[1]
+      } else if (range?.version === 4) {
+        ipVersion[pos] = 4
+        ip4Start[pos] = Number(range.start)
+        ip4End[pos] = Number(range.end)
+      } else if (range?.version === 6) {
+        ipVersion[pos] = 6
+        ip6Positions.push(pos)
+        ip6Ranges.push(range)
+      }
+    }
+    if (plan.timeFields !== null && timeStart && timeEnd) {
+      timeStart[pos] = timeOf(record[plan.timeFields[0]], Number.NaN)
+      timeEnd[pos] = timeOf(record[plan.timeFields[1]], Number.POSITIVE_INFINITY)
+    }
+  }
+  keyStarts[n] = keyLength
+  const keyBytes = new Uint8Array(keyLength)
+  let at = 0
+  for (const c of keyChunks) {
+    keyBytes.set(c, at)
+    at += c.length
+  }
+
+  // The key table: the first position of each distinct key; later ones chained in order.
+  let capacity = 8
+  while (capacity < n * 2) capacity *= 2
+  const keyTable = new Int32Array(capacity)
+  const keyNext = new Int32Array(n).fill(-1)
+  const keyTail = new Int32Array(n).fill(-1)
+  const mask = capacity - 1
+  for (let pos = 0; pos < n; pos++) {
+    if (hasKey[pos] === 0) continue
+    const ks = keyStarts[pos] as number
+    const ke = keyStarts[pos + 1] as number
+    let slot = hashBytes(keyBytes, ks, ke) & mask
+    for (;;) {
+      const held = keyTable[slot] as number
+      if (held === 0) {
+        keyTable[slot] = pos + 1
+        keyTail[pos] = pos
+        break
+      }
+      const first = held - 1
+      if (sameBytes(keyBytes, keyStarts[first] as number, keyStarts[first + 1] as number, keyBytes, ks, ke)) {
+        keyNext[keyTail[first] as number] = pos
+        keyTail[first] = pos
+        break
+      }
+      slot = (slot + 1) & mask
+    }
+  }
+  return {
+    count: n,
+    keyTable,
+    keyNext,
+    keyBytes,
+    keyStarts,
+    chunks,
+    ipVersion,
+    ip4Start,
+    ip4End,
+    ip6Positions: Uint32Array.from(ip6Positions),
+    ip6Ranges,
+    timeStart,
+    timeEnd,
+  }
+}
+
+function viewBytes(v: ArrayBufferView | null): number {
+  return v?.byteLength ?? 0
+}
+
 export class ListingIndex {
   readonly count: number
   readonly plan: IndexPlan
-  /** Estimated heap bytes of everything this index holds. */
+  /** Estimated bytes of everything this index holds (typed arrays and buffers, off the V8 heap). */
   readonly bytes: number
-  readonly #keyFirst: Map<string, number>
-  readonly #keyNext: Int32Array
-  readonly #chunks: readonly TextChunk[]
-  readonly #ipVersion: Uint8Array | null
-  readonly #ip4Start: Uint32Array | null
-  readonly #ip4End: Uint32Array | null
+  readonly #parts: IndexParts
+  readonly #chunks: readonly { readonly text: Buffer; readonly starts: Uint32Array }[]
+  readonly #keyBytes: Buffer
   readonly #ip6: Map<number, IpRange>
-  readonly #timeStart: Float64Array | null
-  readonly #timeEnd: Float64Array | null
 
-  /** `records` must be plain objects (the entry has checked); nothing of them is retained. */
-  constructor(records: readonly Record<string, unknown>[], facts: ResourceFacts) {
-    const plan = indexPlan(facts)
-    const n = records.length
-    this.count = n
-    this.plan = plan
-    const keyFirst = new Map<string, number>()
-    const keyNext = new Int32Array(n).fill(-1)
-    let keyTails: Map<string, number> | undefined
-    let keyBytes = 0
-    const chunks: TextChunk[] = []
-    let chunkBytes = 0
-    let parts: string[] = []
-    let starts = new Uint32Array(0)
-    let length = 0
-    const ipVersion = plan.ipField === null ? null : new Uint8Array(n)
-    const ip4Start = plan.ipField === null ? null : new Uint32Array(n)
-    const ip4End = plan.ipField === null ? null : new Uint32Array(n)
-    const ip6 = new Map<number, IpRange>()
-    const timeStart = plan.timeFields === null ? null : new Float64Array(n)
-    const timeEnd = plan.timeFields === null ? null : new Float64Array(n)
-
-    const flush = (): void => {
-      const text = parts.join('')
-      const base = chunks.length << CHUNK_SHIFT
-      chunks.push({ text, starts, base })
-      chunkBytes += stringBytes(text.length, NON_LATIN1.test(text)) + starts.byteLength + 64
-      parts = []
-      length = 0
-    }
-
-    for (let pos = 0; pos < n; pos++) {
-      const record = records[pos] as Record<string, unknown>
-      const key = keyOf(record[plan.key.field], plan.key.kind)
-      if (key !== null) {
-        const first = keyFirst.get(key)
-        if (first === undefined) {
-          keyFirst.set(key, pos)
-          keyBytes += stringBytes(key.length, NON_LATIN1.test(key))
-        } else {
-          keyTails ??= new Map()
-          keyNext[keyTails.get(key) ?? first] = pos
-          keyTails.set(key, pos)
-        }
-      }
-      if (plan.text.length > 0) {
-        const slot = pos & CHUNK_MASK
-        if (slot === 0) starts = new Uint32Array(Math.min(CHUNK_RECORDS, n - pos))
-        starts[slot] = length
-        for (const column of plan.text) {
-          const value = textOf(record[column.field], column.normalize)
-          parts.push(TAGS[column.tag] as string, value)
-          length += 1 + value.length
-        }
-        if (slot === CHUNK_MASK || pos === n - 1) flush()
-      }
-      if (plan.ipField !== null && ipVersion && ip4Start && ip4End) {
-        const value = record[plan.ipField]
-        const fast = typeof value === 'string' ? fastIpv4(value) : null
-        const range = fast === null && typeof value === 'string' ? parseIpRange(value) : null
-        if (fast !== null) {
-          ipVersion[pos] = 4
-          ip4Start[pos] = fast[0]
-          ip4End[pos] = fast[1]
-        } else if (range?.version === 4) {
-          ipVersion[pos] = 4
-          ip4Start[pos] = Number(range.start)
-          ip4End[pos] = Number(range.end)
-        } else if (range?.version === 6) {
-          ipVersion[pos] = 6
-          ip6.set(pos, range)
-        }
-      }
-      if (plan.timeFields !== null && timeStart && timeEnd) {
-        timeStart[pos] = timeOf(record[plan.timeFields[0]], Number.NaN)
-        timeEnd[pos] = timeOf(record[plan.timeFields[1]], Number.POSITIVE_INFINITY)
-      }
-    }
-
-    this.#keyFirst = keyFirst
-    this.#keyNext = keyNext
-    this.#chunks = chunks
-    this.#ipVersion = ipVersion
-    this.#ip4Start = ip4Start
-    this.#ip4End = ip4End
-    this.#ip6 = ip6
-    this.#timeStart = timeStart
-    this.#timeEnd = timeEnd
-    this.bytes =
-      mapBytes(keyFirst.size) +
-      keyBytes +
-      keyNext.byteLength +
-      chunkBytes +
-      (ipVersion?.byteLength ?? 0) +
-      (ip4Start?.byteLength ?? 0) +
-      (ip4End?.byteLength ?? 0) +
-      mapBytes(ip6.size) +
-      ip6.size * IP_RANGE_BYTES +
-      (timeStart?.byteLength ?? 0) +
-      (timeEnd?.byteLength ?? 0)
+  /** From the parts `buildIndexParts` made, here or in a worker. */
+  constructor(parts: IndexParts, facts: ResourceFacts) {
+    this.plan = indexPlan(facts)
+    this.count = parts.count
+    this.#parts = parts
+    this.#chunks = parts.chunks.map((c) => ({
+      text: Buffer.from(c.text.buffer, c.text.byteOffset, c.text.byteLength),
+      starts: c.starts,
+    }))
+    this.#keyBytes = Buffer.from(parts.keyBytes.buffer, parts.keyBytes.byteOffset, parts.keyBytes.byteLength)
+    this.#ip6 = new Map()
+    parts.ip6Positions.forEach((pos, i) => this.#ip6.set(pos, parts.ip6Ranges[i] as IpRange))
+    let bytes =
+      viewBytes(parts.keyTable) +
+      viewBytes(parts.keyNext) +
+      viewBytes(parts.keyBytes) +
+      viewBytes(parts.keyStarts) +
+      viewBytes(parts.ipVersion) +
+      viewBytes(parts.ip4Start) +
+      viewBytes(parts.ip4End) +
+      viewBytes(parts.ip6Positions) +
+      parts.ip6Ranges.length * IP_RANGE_BYTES +
+      viewBytes(parts.timeStart) +
+      viewBytes(parts.timeEnd)
+    for (const c of parts.chunks) bytes += c.text.byteLength + c.starts.byteLength + 64
+    this.bytes = bytes
   }
 
   /** Positions of the records whose key field is `key` (already canonical: see `canonicalInteger`). */
   positionsForKey(key: string): number[] {
-    const out: number[] = []
-    let pos = this.#keyFirst.get(key)
-    // The chain only moves forward, so it ends; the bound is belt and braces.
-    for (let guard = 0; pos !== undefined && pos !== -1 && guard < this.count; guard++) {
-      out.push(pos)
-      pos = this.#keyNext[pos]
+    const { keyTable, keyNext, keyStarts } = this.#parts
+    const want = Buffer.from(key, 'utf8')
+    const mask = keyTable.length - 1
+    let slot = hashBytes(want, 0, want.length) & mask
+    for (let probes = 0; probes < keyTable.length; probes++) {
+      const held = keyTable[slot] as number
+      if (held === 0) return []
+      const first = held - 1
+      if (
+        sameBytes(
+          this.#keyBytes,
+          keyStarts[first] as number,
+          keyStarts[first + 1] as number,
+          want,
+          0,
+          want.length,
+        )
+      ) {
+        const out: number[] = []
+        // The chain only moves forward, so it ends; the bound is belt and braces.
+        for (let pos = first, guard = 0; pos !== -1 && guard < this.count; guard++) {
+          out.push(pos)
+          pos = keyNext[pos] as number
+        }
+        return out
+      }
+      slot = (slot + 1) & mask
     }
-    return out
+    return []
   }
 
   /** Positions whose column `tag` equals `value` (normalized like the column). */
   scanExact(tag: number, value: string): number[] {
-    const needle = (TAGS[tag] as string) + value
+    const needle = Buffer.from((TAGS[tag] as string) + value, 'utf8')
     // Whole field: the match ends where the text or the field ends (tags are control characters).
     return this.#scan(needle, (text, p) => {
       const after = p + needle.length
-      return after === text.length || text.charCodeAt(after) < 0x20
+      return after === text.length || (text[after] as number) < 0x20
     })
   }
 
   /** Positions where one of the columns in `tagMask` (bit `1 << tag`) contains `needle`. */
   scanSubstring(tagMask: number, needle: string): number[] {
     if (needle.length === 0) return []
-    // The needle has no control characters: the match lies inside one field, after its tag.
-    return this.#scan(needle, (text, p) => {
+    // The needle has no control characters: the match lies inside one field, after its tag. UTF-8
+    // is self-synchronizing, so a byte match is a character match.
+    return this.#scan(Buffer.from(needle, 'utf8'), (text, p) => {
       let t = p - 1
-      while (t > 0 && text.charCodeAt(t) >= 0x20) t--
-      return (tagMask & (1 << text.charCodeAt(t))) !== 0
+      while (t > 0 && (text[t] as number) >= 0x20) t--
+      return (tagMask & (1 << (text[t] as number))) !== 0
     })
   }
 
   /**
    * Every record position with an occurrence of `needle` that `accepts`; one
-   * `indexOf` per chunk and candidate, and at most one position per record.
+   * native `indexOf` per chunk and candidate, and at most one position per record.
    */
-  #scan(needle: string, accepts: (text: string, at: number) => boolean): number[] {
+  #scan(needle: Buffer, accepts: (text: Buffer, at: number) => boolean): number[] {
     const out: number[] = []
-    for (const chunk of this.#chunks) {
-      const { text, starts, base } = chunk
+    this.#chunks.forEach(({ text, starts }, c) => {
+      const base = c << CHUNK_SHIFT
       let from = 0
       for (;;) {
         const p = text.indexOf(needle, from)
@@ -345,7 +465,7 @@ export class ListingIndex {
           from = p + 1
         }
       }
-    }
+    })
     return out
   }
 
@@ -355,11 +475,13 @@ export class ListingIndex {
     if (chunk === undefined || pos < 0 || pos >= this.count) return ''
     const { text, starts } = chunk
     const recordStart = starts[pos & CHUNK_MASK] as number
-    const start = text.indexOf(TAGS[tag] as string, recordStart) + 1
-    if (start === 0) return ''
-    let end = start
-    while (end < text.length && text.charCodeAt(end) >= 0x20) end++
-    return text.slice(start, end)
+    const recordEnd =
+      (pos & CHUNK_MASK) + 1 < starts.length ? (starts[(pos & CHUNK_MASK) + 1] as number) : text.length
+    const at = text.indexOf(tag, recordStart)
+    if (at === -1 || at >= recordEnd) return ''
+    let end = at + 1
+    while (end < text.length && (text[end] as number) >= 0x20) end++
+    return text.toString('utf8', at + 1, end)
   }
 
   exactAt(pos: number, tag: number, value: string): boolean {
@@ -384,19 +506,20 @@ export class ListingIndex {
   }
 
   ipEqualsAt(pos: number, range: IpRange): boolean {
-    if (this.#ipVersion?.[pos] !== range.version) return false
-    if (range.version === 4) {
-      return this.#ip4Start?.[pos] === Number(range.start) && this.#ip4End?.[pos] === Number(range.end)
-    }
+    const { ipVersion, ip4Start, ip4End } = this.#parts
+    if (ipVersion?.[pos] !== range.version) return false
+    if (range.version === 4)
+      return ip4Start?.[pos] === Number(range.start) && ip4End?.[pos] === Number(range.end)
     const r = this.#ip6.get(pos)
     return r !== undefined && r.start === range.start && r.end === range.end
   }
 
   ipContainsAt(pos: number, range: IpRange): boolean {
-    if (this.#ipVersion?.[pos] !== range.version) return false
+    const { ipVersion, ip4Start, ip4End } = this.#parts
+    if (ipVersion?.[pos] !== range.version) return false
     if (range.version === 4) {
-      const start = this.#ip4Start?.[pos] as number
-      const end = this.#ip4End?.[pos] as number
+      const start = ip4Start?.[pos] as number
+      const end = ip4End?.[pos] as number
       return start <= Number(range.start) && Number(range.end) <= end
     }
     const r = this.#ip6.get(pos)
@@ -405,8 +528,8 @@ export class ListingIndex {
 
   /** Valid at `at`: start <= at, and no end or end > at. A missing or malformed start never matches. */
   validAt(pos: number, at: number): boolean {
-    const start = this.#timeStart?.[pos]
-    const end = this.#timeEnd?.[pos]
+    const start = this.#parts.timeStart?.[pos]
+    const end = this.#parts.timeEnd?.[pos]
     return start !== undefined && end !== undefined && start <= at && end > at
   }
 
@@ -417,7 +540,7 @@ export class ListingIndex {
       for (const pos of this.#ip6.keys()) if (test(pos)) out.push(pos)
       return out
     }
-    const versions = this.#ipVersion
+    const versions = this.#parts.ipVersion
     if (versions === null) return out
     for (let pos = 0; pos < this.count; pos++) if (versions[pos] === 4 && test(pos)) out.push(pos)
     return out

@@ -12,7 +12,8 @@ import {
   type LookupStatus,
   listingCacheKey,
 } from '../cache/listing-cache.js'
-import { buildListingEntry, InvalidListingError, type ListingEntry } from '../cache/listing-entry.js'
+import { buildListingEntryOffLoop, InvalidListingError, type ListingEntry } from '../cache/listing-entry.js'
+import { INLINE_SCANNER, type ListingScanner } from '../cache/listing-scanner.js'
 import { GatewayError } from '../errors.js'
 import type { Policy } from '../policy/types.js'
 import type { ResourceFacts } from '../resources.js'
@@ -47,6 +48,8 @@ export interface CachedListingsOptions {
   readonly coherence?: Coherence
   /** Who fetches a missing listing. Default: this instance. */
   readonly fills?: FillCoordinator
+  /** Where listing bytes are checked (a worker pool for large ones). Default: inline. */
+  readonly scanner?: ListingScanner
   /** Seconds from the listing's last upstream byte (here or in Redis) to its entry (`ipdr_gateway_cache_fill_duration_seconds`). */
   readonly onFilled?: (resource: ResourceFacts['name'], seconds: number) => void
 }
@@ -57,6 +60,7 @@ export class CachedListings implements ListingSource {
   readonly #coherence: Coherence
   readonly #fills: FillCoordinator
   readonly #onFilled: CachedListingsOptions['onFilled']
+  readonly #scanner: ListingScanner
 
   constructor(opts: CachedListingsOptions) {
     this.#cache = opts.cache
@@ -64,6 +68,7 @@ export class CachedListings implements ListingSource {
     this.#coherence = opts.coherence ?? new LocalCoherence(opts.cache)
     this.#fills = opts.fills ?? LOCAL_FILLS
     this.#onFilled = opts.onFilled
+    this.#scanner = opts.scanner ?? INLINE_SCANNER
   }
 
   get(request: FastifyRequest, facts: ResourceFacts): Promise<Listing> {
@@ -85,10 +90,10 @@ export class CachedListings implements ListingSource {
     return this.#coherence.invalidate(context)
   }
 
-  /** The entry of `raw`, timed from its last byte to ready. */
-  #build(raw: Buffer, facts: ResourceFacts): ListingEntry {
+  /** The entry of `raw`, timed from its last byte to ready; `raw` is moved (use the entry's). */
+  async #build(raw: Buffer, facts: ResourceFacts): Promise<ListingEntry> {
     const started = performance.now()
-    const entry = buildListingEntry(raw, facts)
+    const entry = await buildListingEntryOffLoop(this.#scanner, raw, facts)
     this.#onFilled?.(facts.name, (performance.now() - started) / 1000)
     return entry
   }
@@ -112,9 +117,9 @@ export class CachedListings implements ListingSource {
     const meaning = interpretResponse(res, 'array')
     if (meaning.kind === 'array') {
       try {
-        const entry = this.#build(meaning.raw, facts)
+        const entry = await this.#build(meaning.raw, facts)
         this.#upstream.report('GET', facts.name, 'ok', res.seconds)
-        return { raw: meaning.raw, value: entry }
+        return { raw: entry.raw, value: entry }
       } catch (err) {
         this.#upstream.report('GET', facts.name, 'invalid_response', res.seconds)
         if (err instanceof InvalidListingError) throw err

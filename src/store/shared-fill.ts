@@ -29,7 +29,7 @@ export interface FillCoordinator {
     key: string,
     context: string,
     produce: () => Promise<{ raw: Buffer; value: T }>,
-    adopt: (raw: Buffer) => T,
+    adopt: (raw: Buffer) => T | Promise<T>,
   ): Promise<T>
 }
 
@@ -113,7 +113,7 @@ export class RedisFills implements FillCoordinator {
     key: string,
     context: string,
     produce: () => Promise<{ raw: Buffer; value: T }>,
-    adopt: (raw: Buffer) => T,
+    adopt: (raw: Buffer) => T | Promise<T>,
   ): Promise<T> {
     const local = async () => (await produce()).value
     if (this.#opts.shareMaxBytes === 0) return local()

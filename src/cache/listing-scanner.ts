@@ -1,0 +1,83 @@
+/**
+ * Where a listing's bytes are checked: on the event loop when small (a worker
+ * round trip costs more than the scan), in a worker pool when large, so a fill
+ * of a million customers never stalls other requests (SPEC 9). One pool per
+ * app, closed with it; at most one worker per spare core.
+ */
+import { availableParallelism } from 'node:os'
+import { Piscina } from 'piscina'
+import type { ResourceName } from '../resources.js'
+import { strongEtag } from './etag.js'
+import type { IndexParts } from './listing-index.js'
+import { scanListing } from './listing-scan.js'
+import type { ScanResult } from './listing-worker.js'
+
+/** Below this, the scan runs inline: about 2 ms of work, less than a worker round trip with its transfers. */
+export const INLINE_SCAN_BYTES = 1024 * 1024
+
+export interface ScannedListing {
+  readonly raw: Buffer
+  readonly offsets: Uint32Array
+  readonly etag: string
+  /** Built with the scan for a large listing (in the worker); null: built on first use. */
+  readonly index: IndexParts | null
+}
+
+export interface ListingScanner {
+  /**
+   * The record offsets of `raw`, and the bytes to keep (the same memory: moved to the worker and
+   * back when large; `raw` must not be used afterwards). Rejects with the scan's message.
+   */
+  scan(raw: Buffer, resource: ResourceName): Promise<ScannedListing>
+  close(): Promise<void>
+}
+
+/** Scans inline, whatever the size (tests, and a pool that could not start). */
+export const INLINE_SCANNER: ListingScanner = {
+  async scan(raw) {
+    return { raw, offsets: scanListing(raw), etag: strongEtag(raw), index: null }
+  },
+  async close() {},
+}
+
+export function listingScannerPool(): ListingScanner {
+  // The worker file sits beside this one: .ts under the test loader, .js once built.
+  const here = import.meta.url
+  const filename = new URL(`./listing-worker${here.endsWith('.ts') ? '.ts' : '.js'}`, here).href
+  let pool: Piscina | null = null
+  return {
+    async scan(raw, resource) {
+      if (raw.length < INLINE_SCAN_BYTES) return INLINE_SCANNER.scan(raw, resource)
+      // Move only memory the Buffer owns whole (a large body is its own ArrayBuffer; a slice is copied).
+      const owned =
+        raw.byteOffset === 0 && raw.byteLength === raw.buffer.byteLength && raw.buffer instanceof ArrayBuffer
+          ? raw.buffer
+          : Uint8Array.prototype.slice.call(raw).buffer
+      pool ??= new Piscina({
+        filename,
+        minThreads: 0,
+        maxThreads: Math.max(1, Math.min(2, availableParallelism() - 1)),
+        idleTimeout: 30_000,
+      })
+      const result = (await pool.run({ bytes: owned, resource }, { transferList: [owned] })) as ScanResult
+      const back = Buffer.from(result.bytes)
+      if (!result.ok) throw new ScanFailure(result.message, back)
+      return { raw: back, offsets: result.offsets, etag: result.etag, index: result.index }
+    },
+    async close() {
+      await pool?.destroy()
+      pool = null
+    },
+  }
+}
+
+/** The scan found the bytes invalid; `message` says where. */
+export class ScanFailure extends Error {
+  override name = 'ScanFailure'
+  constructor(
+    message: string,
+    readonly raw: Buffer,
+  ) {
+    super(message)
+  }
+}
