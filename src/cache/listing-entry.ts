@@ -10,7 +10,7 @@ import type { ResourceFacts, ResourceName } from '../resources.js'
 import type { ContentEncoding } from './encoding.js'
 import { strongEtag } from './etag.js'
 import { ListingBody, type ListingRepresentation } from './listing-body.js'
-import { buildIndexParts, canonicalInteger, ListingIndex } from './listing-index.js'
+import { buildIndexParts, canonicalInteger, type IndexParts, ListingIndex } from './listing-index.js'
 import { scanListing } from './listing-scan.js'
 import type { ListingScanner, ScannedListing } from './listing-scanner.js'
 import { normalizeFieldList, redactRecord } from './redaction.js'
@@ -34,6 +34,8 @@ export class ListingEntry implements ListingRepresentation {
   readonly resource: ResourceName
   readonly facts: ResourceFacts
   #index: ListingIndex | null
+  /** The index a worker is building for this entry, until it arrives. */
+  #pendingIndex: Promise<void> | null = null
   readonly #body: ListingBody
   /** `[start, end)` byte offsets of each record in `raw`. */
   readonly #offsets: Uint32Array
@@ -75,6 +77,32 @@ export class ListingEntry implements ListingRepresentation {
       this.#grew()
     }
     return this.#index
+  }
+
+  /**
+   * Resolves once the index is here: at once for a small listing (built on first use), when the
+   * worker's index arrives for a large one. Routes await it before `lookup` and filters, so a
+   * large listing's index is never built on the event loop; a failed worker build falls back to
+   * the synchronous build.
+   */
+  whenIndexed(): Promise<void> {
+    return this.#pendingIndex ?? Promise.resolve()
+  }
+
+  /** Takes the index a worker is building (`buildListingEntryOffLoop`). */
+  adoptIndex(parts: Promise<IndexParts>): void {
+    this.#pendingIndex = parts.then(
+      (p) => {
+        if (this.#index === null) {
+          this.#index = new ListingIndex(p, this.facts)
+          this.#grew()
+        }
+        this.#pendingIndex = null
+      },
+      () => {
+        this.#pendingIndex = null
+      },
+    )
   }
 
   /** Number of records. */
@@ -221,8 +249,9 @@ export async function buildListingEntryOffLoop(
   } catch (err) {
     throw invalidListing(err)
   }
-  const index = scanned.index ? new ListingIndex(scanned.index, facts) : null
-  return new ListingEntry(scanned.raw, facts, index, scanned.offsets, scanned.etag)
+  const entry = new ListingEntry(scanned.raw, facts, null, scanned.offsets, scanned.etag)
+  if (scanned.index) entry.adoptIndex(scanned.index)
+  return entry
 }
 
 function invalidListing(err: unknown): InvalidListingError {

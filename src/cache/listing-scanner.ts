@@ -5,6 +5,7 @@
  * app, closed with it; at most one worker per spare core.
  */
 import { availableParallelism } from 'node:os'
+import type { MessagePort } from 'node:worker_threads'
 import { Piscina } from 'piscina'
 import type { ResourceName } from '../resources.js'
 import { strongEtag } from './etag.js'
@@ -19,8 +20,8 @@ export interface ScannedListing {
   readonly raw: Buffer
   readonly offsets: Uint32Array
   readonly etag: string
-  /** Built with the scan for a large listing (in the worker); null: built on first use. */
-  readonly index: IndexParts | null
+  /** Being built by the worker after the scan, for a large listing; null: built on first use. */
+  readonly index: Promise<IndexParts> | null
 }
 
 export interface ListingScanner {
@@ -58,17 +59,41 @@ export function listingScannerPool(): ListingScanner {
         minThreads: 0,
         maxThreads: Math.max(1, Math.min(2, availableParallelism() - 1)),
         idleTimeout: 30_000,
+        // A worker goes on indexing after it has answered the scan: its event loop must keep running
+        // between tasks (piscina's default 'sync' atomics pause an idle worker outright).
+        atomics: 'disabled',
       })
       const result = (await pool.run({ bytes: owned, resource }, { transferList: [owned] })) as ScanResult
       const back = Buffer.from(result.bytes)
       if (!result.ok) throw new ScanFailure(result.message, back)
-      return { raw: back, offsets: result.offsets, etag: result.etag, index: result.index }
+      return { raw: back, offsets: result.offsets, etag: result.etag, index: indexFrom(result.port) }
     },
     async close() {
       await pool?.destroy()
       pool = null
     },
   }
+}
+
+/** The index the worker posts on `port` once built (after it has answered the scan). */
+function indexFrom(port: MessagePort): Promise<IndexParts> {
+  const parts = new Promise<IndexParts>((resolve, reject) => {
+    let settled = false
+    port.once('message', (msg: { index?: IndexParts; error?: string }) => {
+      settled = true
+      port.close()
+      if (msg.index) resolve(msg.index)
+      else reject(new Error(msg.error ?? 'the listing worker could not index the listing'))
+    })
+    // The pool was closed (the app stopping) before the index came.
+    port.once('close', () => {
+      if (!settled) reject(new Error('the listing worker stopped before the index was built'))
+    })
+    port.unref()
+  })
+  // Whoever takes the index handles a failure (falling back to building it); none is unhandled.
+  parts.catch(() => {})
+  return parts
 }
 
 /** The scan found the bytes invalid; `message` says where. */

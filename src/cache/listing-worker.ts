@@ -5,10 +5,11 @@
  * transferred Uint32Array, never as objects (structured clone of a million
  * objects costs seconds). Pure apart from the transfer.
  */
+import { MessageChannel, type MessagePort } from 'node:worker_threads'
 import { Piscina } from 'piscina'
 import { RESOURCE_BY_NAME, type ResourceName } from '../resources.js'
 import { strongEtag } from './etag.js'
-import { buildIndexParts, type IndexParts, indexTransferList } from './listing-index.js'
+import { buildIndexParts, indexTransferList } from './listing-index.js'
 import { ListingScanError, scanListing } from './listing-scan.js'
 
 export interface ScanTask {
@@ -22,15 +23,17 @@ export type ScanResult =
       readonly bytes: ArrayBuffer
       readonly offsets: Uint32Array
       readonly etag: string
-      readonly index: IndexParts
+      /** Where the index is posted once built: `{ index }` or `{ error }`. */
+      readonly port: MessagePort
     }
   | { readonly ok: false; readonly bytes: ArrayBuffer; readonly message: string }
 
 /** The reply with its buffers in the transfer list (piscina's Transferable protocol). */
 function moved(value: ScanResult): ScanResult {
   const buffers: ArrayBuffer[] = [value.bytes]
-  if (value.ok) buffers.push(value.offsets.buffer as ArrayBuffer, ...indexTransferList(value.index))
-  const reply = { [Piscina.transferableSymbol]: buffers, [Piscina.valueSymbol]: value }
+  const transfer: (ArrayBuffer | MessagePort)[] = buffers
+  if (value.ok) transfer.push(value.offsets.buffer as ArrayBuffer, value.port)
+  const reply = { [Piscina.transferableSymbol]: transfer, [Piscina.valueSymbol]: value }
   return Piscina.move(reply as unknown as ArrayBuffer) as unknown as ScanResult
 }
 
@@ -38,11 +41,23 @@ export default function scan(task: ScanTask): ScanResult {
   const view = new Uint8Array(task.bytes)
   try {
     const offsets = scanListing(view)
-    // The digest and the index too: SHA-256 of 200 MB is half a second, the index of a million
-    // records seconds, that the event loop need not spend.
+    // The digest too: SHA-256 of 200 MB is half a second the event loop need not spend.
     const etag = strongEtag(Buffer.from(task.bytes))
-    const index = buildIndexParts(view, offsets, RESOURCE_BY_NAME[task.resource])
-    return moved({ ok: true, bytes: task.bytes, offsets, etag, index })
+    // The index takes seconds at a million records: answer first (the listing can be served), then
+    // build it from copies (the originals go back) and post it when done.
+    const bytes = view.slice()
+    const kept = offsets.slice()
+    const { port1, port2 } = new MessageChannel()
+    setImmediate(() => {
+      try {
+        const index = buildIndexParts(bytes, kept, RESOURCE_BY_NAME[task.resource])
+        port1.postMessage({ index }, indexTransferList(index))
+      } catch (err) {
+        port1.postMessage({ error: err instanceof Error ? err.message : 'indexing failed' })
+      }
+      // Not closed here: a close can overtake the message; the receiver closes the channel.
+    })
+    return moved({ ok: true, bytes: task.bytes, offsets, etag, port: port2 })
   } catch (err) {
     const message = err instanceof ListingScanError ? err.message : 'the listing could not be indexed'
     return moved({ ok: false, bytes: task.bytes, message })

@@ -105,6 +105,7 @@ export async function sendListing(
     return
   }
   cacheHeaders(reply, status)
+  await entry.whenIndexed()
   const result = applyListingQuery(entry, parsed.query)
   reply.header('x-total-count', String(result.total))
   // The page is a function of the listing, the query and the redaction: no need to hash its bytes.
@@ -124,6 +125,7 @@ export async function sendRead(
   if (facts.name === 'customers') {
     const { entry, status } = await listings.get(request, facts)
     cacheHeaders(reply, status)
+    await entry.whenIndexed()
     const pos = entry.lookup(userId)[0]
     if (pos === undefined) throw new GatewayError('IPDR_GW_RECORD_NOT_FOUND')
     const body =
@@ -136,11 +138,13 @@ export async function sendRead(
   // Mappings carry ipdr_customer_id, not UserID: resolve it through the
   // customers listing of the same credentials, then answer that customer's mappings.
   const customers = await listings.get(request, RESOURCE_BY_NAME.customers)
+  await customers.entry.whenIndexed()
   const pos = customers.entry.lookup(userId)[0]
   if (pos === undefined) throw new GatewayError('IPDR_GW_RECORD_NOT_FOUND')
   const id = customers.entry.record(pos).id
   const { entry, status } = await listings.get(request, facts)
   cacheHeaders(reply, status)
+  await entry.whenIndexed()
   const positions = typeof id === 'number' || typeof id === 'string' ? entry.lookup(id) : []
   const body =
     redact.length > 0

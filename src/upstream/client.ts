@@ -106,6 +106,15 @@ function classify(err: unknown, headersReceived: boolean, timedOut: boolean): Fa
   return { kind: 'connect_error', cause: err }
 }
 
+/** The body read: the preallocated buffer when the declared length held, else the chunks joined. */
+function bodyOf(whole: Buffer | null, filled: number, chunks: Buffer[], size: number): Buffer {
+  if (whole !== null && chunks.length === 0)
+    return filled === whole.length ? whole : whole.subarray(0, filled)
+  // The length was wrong (an upstream bug), or none was declared: join what came, in order.
+  const parts = whole === null ? chunks : [whole.subarray(0, filled), ...chunks]
+  return parts.length === 1 ? (parts[0] as Buffer) : Buffer.concat(parts, size)
+}
+
 export class UpstreamClient {
   readonly #pool: Pool
   readonly #base: URL
@@ -215,13 +224,23 @@ export class UpstreamClient {
           `The upstream answer (${declared} bytes) exceeds the limit of ${maxBytes} bytes`,
         )
       }
+      // With a declared length, the body goes into one buffer chunk by chunk as it arrives: a
+      // concatenation at the end would copy (and page-fault) it all at once, ~200 ms per 200 MB of
+      // event loop. Without one, the chunks are joined at the end.
+      const whole =
+        Number.isFinite(declared) && declared > 64 * 1024 ? Buffer.allocUnsafeSlow(declared) : null
+      let filled = 0
       for await (const chunk of res.body) {
-        size += (chunk as Buffer).length
+        const c = chunk as Buffer
+        if (whole !== null && chunks.length === 0 && filled + c.length <= whole.length) {
+          c.copy(whole, filled)
+          filled += c.length
+        } else chunks.push(c)
+        size += c.length
         if (size > maxBytes) {
           res.body.destroy()
           throw new BodyTooLargeError(`The upstream answer exceeds the limit of ${maxBytes} bytes`)
         }
-        chunks.push(chunk as Buffer)
       }
       const seconds = (performance.now() - started) / 1000
       this.#breaker.onSuccess()
@@ -231,7 +250,7 @@ export class UpstreamClient {
         response: {
           statusCode: res.statusCode,
           contentType: typeof ct === 'string' ? ct : null,
-          body: chunks.length === 1 ? (chunks[0] as Buffer) : Buffer.concat(chunks, size),
+          body: bodyOf(whole, filled, chunks, size),
           seconds,
         },
       }

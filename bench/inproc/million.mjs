@@ -1,0 +1,130 @@
+#!/usr/bin/env node
+/**
+ * SPEC 9 at scale (issue 14): one listing of N customers (default 1,000,000)
+ * from a separate upstream process, through a gateway in this process, over
+ * real sockets. Reports: the longest event-loop stall and the /healthz p99
+ * (probed every 5 ms) during the first fill; the fill (last upstream byte →
+ * entry ready, from ipdr_gateway_cache_fill_duration_seconds); time to a ready
+ * gzip variant after the fill; entry bytes against the raw bytes; peak RSS over
+ * idle; `GET /{UserID}` p50 and `?q=` p50 with the stall meanwhile.
+ *
+ *   npm run build && node bench/inproc/million.mjs [N]
+ */
+import { rmSync } from 'node:fs'
+import { monitorEventLoopDelay } from 'node:perf_hooks'
+import { request } from 'undici'
+import { buildApp } from '../../dist/app.js'
+import { seedUserId } from '../../dist/emulator/seed.js'
+import { loadPolicy } from '../../dist/policy/load.js'
+import { gatewayHeaders } from '../lib/listing-data.mjs'
+import { writeBenchPolicy } from '../lib/policy.mjs'
+import { killAll, LOAD_CPU, startChild } from '../lib/processes.mjs'
+import { percentile } from '../lib/stats.mjs'
+
+const n = Number(process.argv[2] ?? 1_000_000)
+const up = await startChild(
+  'servers/big-upstream.mjs',
+  { n },
+  { cpu: LOAD_CPU, nodeArgs: ['--max-old-space-size=8192'] },
+)
+const dir = writeBenchPolicy({ upstreamUrl: up.info.url })
+const loaded = await loadPolicy(dir, {})
+rmSync(dir, { recursive: true, force: true })
+if (!loaded.ok) throw new Error(loaded.problems.join('\n'))
+const app = await buildApp({ policy: loaded.policy, upstreamUrl: up.info.url, logger: false, probe: false })
+const base = await app.listen({ host: '127.0.0.1', port: 0 })
+const headers = gatewayHeaders()
+const get = async (path, extra = {}) => {
+  const t = performance.now()
+  const res = await request(`${base}${path}`, {
+    headers: { ...headers, ...extra },
+    bodyTimeout: 0,
+    headersTimeout: 0,
+  })
+  const body = Buffer.from(await res.body.arrayBuffer())
+  return { ms: performance.now() - t, status: res.statusCode, headers: res.headers, body }
+}
+
+// The whole point is the first fill: measured cold.
+const idleRss = process.memoryUsage().rss
+let peakRss = idleRss
+const rssTimer = setInterval(() => {
+  peakRss = Math.max(peakRss, process.memoryUsage().rss)
+}, 20)
+const probes = []
+let probing = true
+const probeLoop = (async () => {
+  while (probing) {
+    const t = performance.now()
+    const res = await request(`${base}/healthz`)
+    await res.body.dump()
+    probes.push(performance.now() - t)
+    await new Promise((r) => setTimeout(r, 5))
+  }
+})()
+const delay = monitorEventLoopDelay({ resolution: 5 })
+delay.enable()
+const first = await get('/api/ipdrcustomers')
+delay.disable()
+const fillStall = delay.max / 1e6
+probing = false
+await probeLoop
+clearInterval(rssTimer)
+const fill = await app.gatewayMetrics.registry
+  .getSingleMetric('ipdr_gateway_cache_fill_duration_seconds')
+  .get()
+const fillSeconds = fill.values.find((v) => v.metricName?.endsWith('_sum'))?.value
+const stats = await app.gatewayMetrics.registry.getSingleMetric('ipdr_gateway_cache_bytes').get()
+const entryBytes = stats.values.find((v) => v.labels.resource === 'customers')?.value
+
+// gzip: the first ask starts the variant; poll until it is served.
+const gzStart = performance.now()
+let gzMs = Number.NaN
+for (let i = 0; i < 600; i++) {
+  const r = await get('/api/ipdrcustomers', { 'accept-encoding': 'gzip' })
+  if (r.headers['content-encoding'] === 'gzip') {
+    gzMs = performance.now() - gzStart
+    break
+  }
+  await new Promise((res) => setTimeout(res, 50))
+}
+
+const reads = []
+for (let i = 0; i < 200; i++)
+  reads.push((await get(`/api/ipdrcustomers/${seedUserId(1 + ((i * 7919) % n))}`)).ms)
+delay.reset()
+delay.enable()
+const qs = []
+for (let i = 0; i < 20; i++)
+  qs.push((await get(`/api/ipdrcustomers?q=${encodeURIComponent(`sharma${i}`)}&limit=50`)).ms)
+delay.disable()
+const qStall = delay.max / 1e6
+
+const mb = (b) => `${(b / 1e6).toFixed(1)} MB`
+const raw = first.body.length
+console.log(
+  JSON.stringify(
+    {
+      n,
+      rawBytes: mb(raw),
+      firstListingMs: Math.round(first.ms),
+      fillMs: Math.round((fillSeconds ?? Number.NaN) * 1000),
+      stallMaxMs: Math.round(fillStall),
+      healthzP99Ms: Number(percentile(probes, 99).toFixed(1)),
+      healthzProbes: probes.length,
+      gzipReadyMs: Math.round(gzMs),
+      entryBytes: mb(entryBytes),
+      entryOverRaw: Number((entryBytes / raw).toFixed(2)),
+      peakRssOverIdle: mb(peakRss - idleRss),
+      peakRssOverRaw: Number(((peakRss - idleRss) / raw).toFixed(2)),
+      readP50Ms: Number(percentile(reads, 50).toFixed(2)),
+      qP50Ms: Number(percentile(qs, 50).toFixed(1)),
+      qStallMaxMs: Math.round(qStall),
+    },
+    null,
+    1,
+  ),
+)
+await app.close()
+await up.stop()
+killAll()
