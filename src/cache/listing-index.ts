@@ -373,7 +373,9 @@ export class ListingIndex {
     }))
     this.#keyBytes = Buffer.from(parts.keyBytes.buffer, parts.keyBytes.byteOffset, parts.keyBytes.byteLength)
     this.#ip6 = new Map()
-    parts.ip6Positions.forEach((pos, i) => this.#ip6.set(pos, parts.ip6Ranges[i] as IpRange))
+    for (let i = 0; i < parts.ip6Positions.length; i++) {
+      this.#ip6.set(parts.ip6Positions[i] as number, parts.ip6Ranges[i] as IpRange)
+    }
     let bytes =
       viewBytes(parts.keyTable) +
       viewBytes(parts.keyNext) +
