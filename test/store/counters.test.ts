@@ -163,14 +163,20 @@ t.test(
     const redis = await startRedis(t)
     const r = await connected(redis.url)
     t.teardown(() => closeRedis(r))
-    const answered = withinDeadline(r.ping(), 20)
-    // The process is busy for 60 ms (a GC pause, a large JSON.parse): Redis has long answered, but the
-    // deadline's timer and the reply are both due when the loop runs again, the timer first.
-    const until = performance.now() + 60
-    while (performance.now() < until) {
-      // busy
+    // The process is busy past the deadline (a GC pause, a large JSON.parse): Redis has long answered,
+    // and the deadline's timer and the reply are both due when the loop runs again, the timer first.
+    // On a machine so loaded that Redis itself did not run meanwhile, nothing can be read: try again
+    // (a deadline that rejects in the timers phase loses every time).
+    const outcomes: string[] = []
+    for (let attempt = 0; attempt < 3 && !outcomes.includes('PONG'); attempt++) {
+      const answered = withinDeadline(r.ping(), 20)
+      const until = performance.now() + 300
+      while (performance.now() < until) {
+        // busy
+      }
+      outcomes.push(await answered.catch((err: unknown) => (err as Error).name))
     }
-    t.equal(await answered, 'PONG', 'the reply wins')
+    t.ok(outcomes.includes('PONG'), `the reply wins (${outcomes.join(', ')})`)
     redis.freeze()
     await t.rejects(withinDeadline(r.ping(), 50), StoreTimeoutError, 'a frozen Redis times out')
     redis.thaw()
