@@ -62,19 +62,34 @@ export class StoreTimeoutError extends Error {
 /**
  * `command`, or a `StoreTimeoutError` after `ms`. Unlike ioredis' `commandTimeout`, which rejects in
  * the timers phase of the event loop, this gives the loop one more turn (`setImmediate` runs after the
- * poll phase) before giving up: on a busy process a reply that Redis sent in time is then read rather
- * than dropped — a command that timed out here may still have run in Redis (a budget counted twice).
+ * poll phase) before giving up, and extends the deadline when its timer fired late (the process, not
+ * Redis, was slow): on a busy process a reply that Redis sent in time is then read rather than
+ * dropped — a command that timed out here may still have run in Redis (a budget counted twice).
  */
 export function withinDeadline<T>(command: Promise<T>, ms: number): Promise<T> {
   return new Promise<T>((resolve, reject) => {
     let settled = false
-    const timer = setTimeout(() => {
-      setImmediate(() => {
-        if (settled) return
-        settled = true
-        reject(new StoreTimeoutError(ms))
-      })
-    }, ms)
+    let timer: NodeJS.Timeout
+    let extensions = 0
+    const arm = (wait: number) => {
+      const due = performance.now() + wait
+      timer = setTimeout(() => {
+        // A timer that fired late measures this process, not Redis: while the loop is that busy,
+        // replies wait in the socket behind other work. Give them the time the loop lost (bounded).
+        const late = performance.now() - due
+        if (late > ms / 2 && extensions < MAX_EXTENSIONS) {
+          extensions++
+          arm(Math.min(late, ms))
+          return
+        }
+        setImmediate(() => {
+          if (settled) return
+          settled = true
+          reject(new StoreTimeoutError(ms))
+        })
+      }, wait)
+    }
+    arm(ms)
     command.then(
       (value) => {
         if (settled) return
@@ -91,3 +106,6 @@ export function withinDeadline<T>(command: Promise<T>, ms: number): Promise<T> {
     )
   })
 }
+
+/** How many times a deadline is extended for a process too busy to read replies (each by at most the deadline). */
+const MAX_EXTENSIONS = 3

@@ -182,3 +182,14 @@ t.test(
     redis.thaw()
   },
 )
+
+t.test('withinDeadline: a busy loop extends a deadline a bounded number of times', async (t) => {
+  const started = performance.now()
+  const never = withinDeadline(new Promise<string>(() => {}), 20)
+  const until = performance.now() + 100
+  while (performance.now() < until) {
+    // busy: the first timer fires ~80 ms late
+  }
+  await t.rejects(never, StoreTimeoutError, 'a command that never answers still times out')
+  t.ok(performance.now() - started < 1000, 'within the deadline and at most three extensions of it')
+})
