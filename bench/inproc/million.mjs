@@ -22,6 +22,8 @@ import { killAll, LOAD_CPU, startChild } from '../lib/processes.mjs'
 import { percentile } from '../lib/stats.mjs'
 
 const n = Number(process.argv[2] ?? 1_000_000)
+const log = (m) => process.stderr.write(`[${new Date().toISOString().slice(11, 19)}] ${m}\n`)
+log(`building an upstream of ${n} customers`)
 const up = await startChild(
   'servers/big-upstream.mjs',
   { n },
@@ -64,6 +66,7 @@ const probeLoop = (async () => {
 })()
 const delay = monitorEventLoopDelay({ resolution: 5 })
 delay.enable()
+log('first listing read')
 const first = await get('/api/ipdrcustomers')
 delay.disable()
 const fillStall = delay.max / 1e6
@@ -77,6 +80,7 @@ const fillSeconds = fill.values.find((v) => v.metricName?.endsWith('_sum'))?.val
 const stats = await app.gatewayMetrics.registry.getSingleMetric('ipdr_gateway_cache_bytes').get()
 const entryBytes = stats.values.find((v) => v.labels.resource === 'customers')?.value
 
+log('fill done; waiting for gzip')
 // gzip: the first ask starts the variant; poll until it is served.
 const gzStart = performance.now()
 let gzMs = Number.NaN
@@ -89,6 +93,7 @@ for (let i = 0; i < 600; i++) {
   await new Promise((res) => setTimeout(res, 50))
 }
 
+log('single reads (the first waits for the index)')
 const reads = []
 for (let i = 0; i < 200; i++)
   reads.push((await get(`/api/ipdrcustomers/${seedUserId(1 + ((i * 7919) % n))}`)).ms)

@@ -229,7 +229,8 @@ export function buildIndexParts(raw: Uint8Array, offsets: Uint32Array, facts: Re
   const bytes = Buffer.from(raw.buffer, raw.byteOffset, raw.byteLength)
   const encoder = new TextEncoder()
   const keyStarts = new Uint32Array(n + 1)
-  const keyChunks: Uint8Array[] = []
+  // One growing buffer: a typed array per key would be millions of heap objects in a big listing.
+  let keyBuffer = new Uint8Array(Math.max(1024, n * 8))
   let keyLength = 0
   const hasKey = new Uint8Array(n)
   const chunks: { text: Uint8Array; starts: Uint32Array }[] = []
@@ -262,9 +263,13 @@ export function buildIndexParts(raw: Uint8Array, offsets: Uint32Array, facts: Re
     const key = keyOf(record[plan.key.field], plan.key.kind)
     keyStarts[pos] = keyLength
     if (key !== null) {
-      const encoded = encoder.encode(key)
-      keyChunks.push(encoded)
-      keyLength += encoded.length
+      // At most 3 bytes per UTF-16 unit.
+      if (keyLength + key.length * 3 > keyBuffer.length) {
+        const grown = new Uint8Array(Math.max(keyBuffer.length * 2, keyLength + key.length * 3))
+        grown.set(keyBuffer.subarray(0, keyLength))
+        keyBuffer = grown
+      }
+      keyLength += encoder.encodeInto(key, keyBuffer.subarray(keyLength)).written
       hasKey[pos] = 1
     }
     if (plan.text.length > 0) {
@@ -296,12 +301,7 @@ export function buildIndexParts(raw: Uint8Array, offsets: Uint32Array, facts: Re
     }
   }
   keyStarts[n] = keyLength
-  const keyBytes = new Uint8Array(keyLength)
-  let at = 0
-  for (const c of keyChunks) {
-    keyBytes.set(c, at)
-    at += c.length
-  }
+  const keyBytes = keyBuffer.slice(0, keyLength)
 
   // The key table: the first position of each distinct key; later ones chained in order.
   let capacity = 8
