@@ -12,25 +12,27 @@ export const BENCH_TOKEN = 'bench-token-0000'
 export const BENCH_USER = 'bench'
 export const BENCH_CONTEXT = 'default'
 
-/** The N customers, fields in the order the upstream documents them (shared/SPEC.md 2). */
+/** Customer `i` (from 1), fields in the order the upstream documents them (shared/SPEC.md 2). */
+export function customerRecord(i) {
+  const c = seedCustomer(i)
+  return {
+    id: i,
+    Name: c.Name,
+    Address: c.Address,
+    Email: c.Email,
+    PhoneNumber: c.PhoneNumber,
+    AltPhoneNumber: c.AltPhoneNumber,
+    UserID: c.UserID,
+  }
+}
+
+/** The N customers. */
 export function customers(n) {
   const out = new Array(n)
-  for (let i = 1; i <= n; i++) {
-    const c = seedCustomer(i)
-    out[i - 1] = {
-      id: i,
-      Name: c.Name,
-      Address: c.Address,
-      Email: c.Email,
-      PhoneNumber: c.PhoneNumber,
-      AltPhoneNumber: c.AltPhoneNumber,
-      UserID: c.UserID,
-    }
-  }
+  for (let i = 1; i <= n; i++) out[i - 1] = customerRecord(i)
   return out
 }
 
-/** The listing of N customers as the upstream sends it (compact JSON, UTF-8). */
 export function listingBytes(n) {
   return Buffer.from(JSON.stringify(customers(n)), 'utf8')
 }

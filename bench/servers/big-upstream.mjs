@@ -3,10 +3,8 @@
  * listing of `n` customers built in slices, so it can exceed the longest
  * string Node can make (5,000,000 customers are ~800 MB). Options: `{ n }`.
  */
-
-import { seedCustomer } from '../../dist/emulator/seed.js'
 import { listenLoopback, serveAsChild } from '../lib/child.mjs'
-import { recordBytes } from '../lib/listing-data.mjs'
+import { customerRecord, recordBytes } from '../lib/listing-data.mjs'
 import { createUpstream } from './upstream-core.mjs'
 
 function bigListing(n) {
@@ -14,18 +12,7 @@ function bigListing(n) {
   const step = 50_000
   for (let from = 0; from < n; from += step) {
     const slice = []
-    for (let i = from + 1; i <= Math.min(n, from + step); i++) {
-      const c = seedCustomer(i)
-      slice.push({
-        id: i,
-        Name: c.Name,
-        Address: c.Address,
-        Email: c.Email,
-        PhoneNumber: c.PhoneNumber,
-        AltPhoneNumber: c.AltPhoneNumber,
-        UserID: c.UserID,
-      })
-    }
+    for (let i = from + 1; i <= Math.min(n, from + step); i++) slice.push(customerRecord(i))
     const json = JSON.stringify(slice)
     parts.push(Buffer.from(from === 0 ? json.slice(1, -1) : `,${json.slice(1, -1)}`))
   }
