@@ -105,6 +105,8 @@ for (let i = 0; i < 20; i++)
 delay.disable()
 const qStall = delay.max / 1e6
 
+const indexed = await app.gatewayMetrics.registry.getSingleMetric('ipdr_gateway_cache_bytes').get()
+const indexedBytes = indexed.values.find((v) => v.labels.resource === 'customers')?.value
 const mb = (b) => `${(b / 1e6).toFixed(1)} MB`
 const raw = first.body.length
 console.log(
@@ -120,6 +122,8 @@ console.log(
       gzipReadyMs: Math.round(gzMs),
       entryBytes: mb(entryBytes),
       entryOverRaw: Number((entryBytes / raw).toFixed(2)),
+      entryWithIndexAndGzip: mb(indexedBytes),
+      entryWithIndexAndGzipOverRaw: Number((indexedBytes / raw).toFixed(2)),
       peakRssOverIdle: mb(peakRss - idleRss),
       peakRssOverRaw: Number(((peakRss - idleRss) / raw).toFixed(2)),
       readP50Ms: Number(percentile(reads, 50).toFixed(2)),
