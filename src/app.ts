@@ -27,7 +27,7 @@ import type { RequestContext } from './http/request-context.js'
 import { LOG_REDACT_PATHS } from './logging.js'
 import { createMetrics, type GatewayMetrics, recordHttp } from './metrics.js'
 import type { Policy } from './policy/types.js'
-import { type Coherence, LocalCoherence, RedisCoherence } from './store/coherence.js'
+import { type Coherence, LocalCoherence } from './store/coherence.js'
 import { redactRedisUrl } from './store/redis-url.js'
 import { openSharedStore, redisStorePolicy, type SharedStore } from './store/shared-store.js'
 import { UpstreamClient } from './upstream/client.js'
@@ -198,7 +198,8 @@ export async function buildApp(options: AppOptions): Promise<FastifyInstance> {
     staleOn: staleMayCover,
     mayServe: () => coherence === null || coherence.mayServeCached(),
   })
-  coherence = shared ? shared.coherence(cache) : new LocalCoherence(cache)
+  const sharedCoherence = shared ? shared.coherence(cache) : null
+  coherence = sharedCoherence ?? new LocalCoherence(cache)
   const listings = new CachedListings({
     cache,
     upstream,
@@ -319,12 +320,11 @@ export async function buildApp(options: AppOptions): Promise<FastifyInstance> {
     onDenied: (consumer, operation) => metrics.policyDenials.inc({ consumer, operation }),
   })
 
-  if (coherence instanceof RedisCoherence) {
-    const first = coherence
+  if (sharedCoherence) {
     // Listen once Redis has been reached (budgets counted there from the first request), but never
     // wait long for a dead one: SPEC 8 wants the gateway up without its store.
     app.addHook('onReady', async () => {
-      if (!(await first.firstContact(START_WAIT_FOR_STORE_MS))) {
+      if (!(await sharedCoherence.firstContact(START_WAIT_FOR_STORE_MS))) {
         app.log.warn(
           { store: 'redis' },
           'shared store not reached at start: counting locally until it answers',
@@ -339,7 +339,7 @@ export async function buildApp(options: AppOptions): Promise<FastifyInstance> {
   }
   app.addHook('onClose', async () => {
     readiness.stop()
-    await coherence?.close()
+    // Closes its coherence protocol too (a local one has nothing to close).
     await shared?.close()
     await upstream.close()
     await scanner.close()
@@ -352,7 +352,7 @@ export async function buildApp(options: AppOptions): Promise<FastifyInstance> {
     up: shared?.health.up ?? false,
     servingCached: coherence?.mayServeCached() ?? true,
     instanceId: shared?.instanceId ?? null,
-    epoch: coherence instanceof RedisCoherence ? coherence.epoch : null,
+    epoch: sharedCoherence?.epoch ?? null,
   }))
   return app
 }

@@ -10,7 +10,7 @@ import { applyDefaults } from '../policy/apply-defaults.js'
 import type { CounterStore } from '../policy/counter-store.js'
 import { redisStoreSchema } from '../policy/schema.js'
 import type { RedisStorePolicy } from '../policy/types.js'
-import { type Coherence, type LocalInvalidation, RedisCoherence } from './coherence.js'
+import { type LocalInvalidation, RedisCoherence } from './coherence.js'
 import { FailoverCounterStore } from './failover-counter-store.js'
 import { closeRedis, openRedis } from './redis-client.js'
 import { RedisCounterStore } from './redis-counter-store.js'
@@ -35,8 +35,8 @@ export interface SharedStore {
   readonly rateCounters: CounterStore
   readonly authFailureCounters: CounterStore
   readonly fills: FillCoordinator
-  /** Starts the coherence protocol for `cache` (once). */
-  coherence(cache: LocalInvalidation): Coherence
+  /** Starts the coherence protocol for `cache` (once); `close()` stops it. */
+  coherence(cache: LocalInvalidation): RedisCoherence
   close(): Promise<void>
 }
 
