@@ -545,7 +545,8 @@ async function sharedStore(ctx) {
   // (b) invalidation: two instances over the emulator; a third without a store as the baseline.
   const emu = await ctx.start('servers/emulator.mjs', { seed: 100 }, LOAD_CPU)
   const a = await ctx.start('servers/gateway.mjs', { upstreamUrl: emu.info.url, redisUrl }, SERVER_CPU)
-  // On the other core, as another host would be: its acknowledgement must not wait for A's core.
+  // On the other core, as another host would be. (With A on core 0 the budget of (d) came out
+  // 1,742-1,768 in two runs of two, and the acknowledgement p99 was 6.2-6.3 ms.)
   const b = await ctx.start('servers/gateway.mjs', { upstreamUrl: emu.info.url, redisUrl }, LOAD_CPU)
   const solo = await ctx.start('servers/gateway.mjs', { upstreamUrl: emu.info.url }, SERVER_CPU)
   const client = await ctx.start('clients/shared-store.mjs', {}, LOAD_CPU)
@@ -558,6 +559,7 @@ async function sharedStore(ctx) {
     headers,
     count,
     prefix: 'BS',
+    observe: { redisUrl, keyPrefix: 'ipdr-gateway:' },
   })
   const baseline = await client.call('writes', {
     writer: solo.info.url,
@@ -568,21 +570,41 @@ async function sharedStore(ctx) {
   })
   const p99With = percentile(withStore.writeMs, 99)
   const p99Without = percentile(baseline.writeMs, 99)
-  const added = p99With - p99Without
+  const p99Visible = percentile(withStore.visibleMs, 99)
   out.push({
     row: '10',
-    scenario: `invalidation across instances: write p99 with the protocol (${fmt.ms(p99With)}) minus a lone instance's (${fmt.ms(p99Without)}); ${count} writes, each read back at once through the other instance`,
-    aText: `${fmt.ms(added)} added`,
+    scenario: `invalidation visible on the other instance: the writer's announcement to the other's acknowledgement (sent once it dropped the entries), p99 of ${withStore.visibleMs.length} writes (p50 ${fmt.ms(percentile(withStore.visibleMs, 50))}); each write read back at once through the other instance`,
+    aText: fmt.ms(p99Visible),
     bText: `${withStore.stale} stale reads`,
     ratioText: '',
     target: '≤ 5 ms, 0 stale',
-    pass: added <= 5 && withStore.stale === 0 && withStore.failed === 0,
+    pass:
+      p99Visible <= 5 &&
+      withStore.visibleMs.length === count &&
+      withStore.unacknowledged === 0 &&
+      withStore.stale === 0 &&
+      withStore.failed === 0,
+    measured: {
+      p99Visible,
+      p50Visible: percentile(withStore.visibleMs, 50),
+      maxVisible: Math.max(...withStore.visibleMs),
+      unacknowledged: withStore.unacknowledged,
+      stale: withStore.stale,
+    },
+  })
+  out.push({
+    row: '10',
+    scenario: `write latency through the writer, end to end (upstream write included): p99 with the protocol (${fmt.ms(p99With)}) minus a lone instance's (${fmt.ms(p99Without)}); p50 ${fmt.ms(percentile(withStore.writeMs, 50))} vs ${fmt.ms(percentile(baseline.writeMs, 50))}`,
+    aText: `${fmt.ms(p99With - p99Without)} added`,
+    bText: '',
+    ratioText: '',
+    target: 'reported',
+    pass: null,
     measured: {
       p99With,
       p99Without,
       p50With: percentile(withStore.writeMs, 50),
       p50Without: percentile(baseline.writeMs, 50),
-      stale: withStore.stale,
     },
   })
 

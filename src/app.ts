@@ -18,7 +18,7 @@ import { registerApiRoutes } from './http/api-routes.js'
 import { clientErrorHandler } from './http/client-errors.js'
 import { registerCors } from './http/cors.js'
 import { registerHealthRoutes } from './http/health-routes.js'
-import { makeListingFastPath } from './http/listing-fast-path.js'
+import { isListingFastPathRequest, makeListingFastPath } from './http/listing-fast-path.js'
 import { CachedListings, staleMayCover } from './http/listings.js'
 import { registerMetricsRoute } from './http/metrics-route.js'
 import { registerOpenApi } from './http/openapi.js'
@@ -291,18 +291,21 @@ export async function buildApp(options: AppOptions): Promise<FastifyInstance> {
   })
 
   await registerCors(app, { store: source })
-  await registerAuthFailureLimiter(app, {
+  const fastPath = options.listingFastPath !== false
+  const authFailures = registerAuthFailureLimiter(app, {
     store: source,
     ...(shared ? { counterStore: shared.authFailureCounters } : {}),
+    // The fast path makes this check itself, with the rate charge (one round trip to a shared store).
+    ...(fastPath ? { defer: isListingFastPathRequest } : {}),
   })
   const rateLimiter = await registerRateLimits(app, {
     store: source,
-    ...(shared ? { counterStore: shared.rateCounters } : {}),
+    ...(shared ? { counterStore: shared.rateCounters, guardedCounter: shared.admission } : {}),
     onLimited: (consumer) => metrics.rateLimited.inc({ consumer }),
   })
-  if (options.listingFastPath !== false) {
+  if (fastPath) {
     // After the CORS and failed-authentication hooks, which apply to it as to every request.
-    app.addHook('onRequest', makeListingFastPath({ cache, rateLimiter }))
+    app.addHook('onRequest', makeListingFastPath({ cache, rateLimiter, authFailures }))
   }
 
   // Before any route it documents: @fastify/swagger collects routes as they are added.

@@ -1,12 +1,17 @@
 /**
  * Child process: the client of the shared-store rows (row 10). Handlers:
  * - `writes`: creates customers through one instance and reads each back at
- *   once through another; reports each write's latency and the stale reads;
+ *   once through another; reports each write's latency and the stale reads,
+ *   and with `observe` (a Redis URL and key prefix) how long each invalidation
+ *   took to reach the other instances: from the writer's announcement to the
+ *   last acknowledgement, as a subscriber of both channels sees them (an
+ *   instance acknowledges once it has dropped the entries);
  * - `latency`: GETs one URL back to back for `ms`, `concurrency` at a time;
  *   reports each request's start time (relative) and latency;
  * - `budget`: fires `count` GETs at once, spread over `origins`; reports the
  *   statuses.
  */
+import { Redis } from 'ioredis'
 import { Pool } from 'undici'
 import { serveAsChild } from '../lib/child.mjs'
 
@@ -32,10 +37,39 @@ async function call(origin, method, path, headers, body) {
   return { status: res.statusCode, text, ms: performance.now() - started }
 }
 
-async function writes({ writer, reader, headers, count, prefix }) {
+/** Subscribes to the coherence channels under `keyPrefix`; `visible()` gives announcement → last ack per write. */
+async function observeInvalidations({ redisUrl, keyPrefix }) {
+  const sub = new Redis(redisUrl, { lazyConnect: true, maxRetriesPerRequest: 1 })
+  await sub.connect()
+  const announced = new Map()
+  const lastAck = new Map()
+  sub.on('pmessage', (_pattern, channel, message) => {
+    const at = performance.now()
+    const seq = message.slice(0, message.indexOf('\n'))
+    if (channel === `${keyPrefix}invalidations`) announced.set(seq, at)
+    else if (channel.startsWith(`${keyPrefix}acks:`)) lastAck.set(seq, at)
+  })
+  await sub.psubscribe(`${keyPrefix}*`)
+  return {
+    visible() {
+      const out = []
+      let unacknowledged = 0
+      for (const [seq, at] of announced) {
+        const acked = lastAck.get(seq)
+        if (acked === undefined) unacknowledged++
+        else out.push(acked - at)
+      }
+      return { visibleMs: out, unacknowledged }
+    },
+    close: () => sub.disconnect(),
+  }
+}
+
+async function writes({ writer, reader, headers, count, prefix, observe }) {
   const writeMs = []
   let stale = 0
   let failed = 0
+  const observer = observe ? await observeInvalidations(observe) : null
   for (let i = 0; i < count; i++) {
     const id = `${prefix}${i}`
     const w = await call(writer, 'POST', '/api/ipdrcustomers', headers, { UserID: id, Name: `Bench ${i}` })
@@ -46,7 +80,11 @@ async function writes({ writer, reader, headers, count, prefix }) {
     // Keep the reader's cache warm, so the next read is a hit unless invalidated.
     await call(reader, 'GET', '/api/ipdrcustomers', headers)
   }
-  return { writeMs, stale, failed }
+  // The last acknowledgements are in before the last write was answered; one more turn to read them.
+  await new Promise((r) => setTimeout(r, 50))
+  const seen = observer?.visible() ?? null
+  observer?.close()
+  return { writeMs, stale, failed, ...(seen ?? {}) }
 }
 
 async function latency({ origin, path, headers, ms, concurrency = 4 }) {

@@ -21,32 +21,49 @@ import { applyAuthorization, authorize } from './authenticate.js'
 import { hasBody } from './get-body.js'
 import { sendRepresentationIfReady } from './listing-replies.js'
 import { listingKey } from './listings.js'
-import type { RateLimiter } from './rate-limit.js'
+import type { AuthFailureGate, RateLimiter } from './rate-limit.js'
 import './request-context.js'
 
 export interface ListingFastPathDeps {
   readonly cache: ListingCache
   readonly rateLimiter: RateLimiter
+  /**
+   * The failed-authentication check, deferred to this hook for its requests
+   * ({@link isListingFastPathRequest}) so that a shared store reads it in the
+   * same round trip as the rate charge.
+   */
+  readonly authFailures: AuthFailureGate
+}
+
+/** The requests the fast path may answer: a plain listing GET, no query string, no body. */
+export function isListingFastPathRequest(request: FastifyRequest): boolean {
+  if (request.method !== 'GET') return false
+  const { operation, resource } = request.routeOptions.config
+  if (operation !== 'list' || resource === undefined) return false
+  // Filters, paging and body credentials are the route's: it parses and checks them.
+  return !request.url.includes('?') && !hasBody(request.raw)
 }
 
 /** The `onRequest` hook; it answers the request or leaves it, unchanged but for the rate-limit charge. */
 export function makeListingFastPath(deps: ListingFastPathDeps) {
   return async function listingFastPath(request: FastifyRequest, reply: FastifyReply): Promise<void> {
-    if (request.method !== 'GET') return
-    const { operation, resource } = request.routeOptions.config
-    if (operation !== 'list' || resource === undefined) return
-    // Filters, paging and body credentials are the route's: it parses and checks them.
-    if (request.url.includes('?') || hasBody(request.raw)) return
+    if (!isListingFastPathRequest(request)) return
+    const { operation, resource } = request.routeOptions.config as Required<
+      typeof request.routeOptions.config
+    >
     const facts = RESOURCE_BY_NAME[resource]
     const decided = authorize(request.gw.policy, facts, operation, {
       rawHeaders: request.raw.rawHeaders,
       body: undefined,
       clientIp: request.ip,
     })
-    // The route answers 401/403 itself, and counts them.
-    if (!decided.ok) return
+    // The route answers 401/403 itself, and counts them, once the address is known not to be blocked.
+    if (!decided.ok) return deps.authFailures.check(request, reply)
+    // Charged before the decision is applied: a blocked address's 429 is the onRequest check's, to the metrics label.
+    const subject = { consumer: decided.consumer, rateKey: decided.rateKey }
+    const charged = await deps.rateLimiter.charge(request, reply, { subject, gate: deps.authFailures })
+    if (charged !== 'allowed') return
     applyAuthorization(request, facts, operation, decided)
-    if ((await deps.rateLimiter.charge(request, reply)) !== 'allowed') return
     // After the last await: a write whose response was sent before this point has invalidated the entry.
     const entry = deps.cache.peekFresh(listingKey(facts, decided.auth))
     if (entry === undefined) return

@@ -19,8 +19,15 @@ import rateLimitPlugin from '@fastify/rate-limit'
 import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify'
 import { GatewayError } from '../errors.js'
 import { AuthFailureLimiter } from '../policy/auth-failure-limiter.js'
-import { type CounterState, type CounterStore, LocalCounterStore } from '../policy/counter-store.js'
+import {
+  type CounterGuard,
+  type CounterState,
+  type CounterStore,
+  type GuardedCounter,
+  LocalCounterStore,
+} from '../policy/counter-store.js'
 import type { Policy, RateLimitPolicy } from '../policy/types.js'
+import type { RequestContext } from './request-context.js'
 import './request-context.js'
 
 export interface RateLimitOptions {
@@ -32,7 +39,16 @@ export interface RateLimitOptions {
   counterStore?: CounterStore
   /** Milliseconds since the epoch, for `Reset`/`Retry-After`. Default `Date.now`; must match the store's clock. */
   clock?: () => number
+  /**
+   * Reads the failed-authentication guard and counts in one step, for `charge`
+   * with a gate (a shared store: one round trip instead of two). Default: the
+   * gate's own check, then the count.
+   */
+  guardedCounter?: GuardedCounter
 }
+
+/** Whose budget a request draws on: the core's resolution (`request.gw`), or the fast path's before it applies it. */
+export type RateSubject = Pick<RequestContext, 'consumer' | 'rateKey'>
 
 /** The per-route `config.rateLimit` the core puts on every API route. */
 export function apiRouteRateLimitConfig(): object {
@@ -41,15 +57,18 @@ export function apiRouteRateLimitConfig(): object {
 }
 
 /** The budget that applies: the consumer's own, else the gateway's default. */
-export function rateLimitFor(request: FastifyRequest, fallback: Policy): RateLimitPolicy {
+export function rateLimitFor(
+  request: FastifyRequest,
+  fallback: Policy,
+  subject: RateSubject | undefined = request.gw,
+): RateLimitPolicy {
   const gw = request.gw as FastifyRequest['gw'] | undefined
-  return gw?.consumer?.rateLimit ?? (gw?.policy ?? fallback).gateway.rateLimit
+  return subject?.consumer?.rateLimit ?? (gw?.policy ?? fallback).gateway.rateLimit
 }
 
 /** The counter key: the core's rate key, else (no consumer resolved) the client address. */
-export function rateKeyFor(request: FastifyRequest): string {
-  const gw = request.gw as FastifyRequest['gw'] | undefined
-  return `rl:${gw?.rateKey ?? `address:${request.ip}`}`
+export function rateKeyFor(request: FastifyRequest, subject: RateSubject | undefined = request.gw): string {
+  return `rl:${subject?.rateKey ?? `address:${request.ip}`}`
 }
 
 type IncrCallback = (error: Error | null, result?: { current: number; ttl: number }) => void
@@ -99,6 +118,17 @@ export type ChargeOutcome =
   /** The counter store failed: nothing set; the plugin's hook tries again and lets the request through. */
   | 'unavailable'
 
+export interface ChargeOptions {
+  /** Whose budget; default `request.gw`. */
+  readonly subject?: RateSubject
+  /**
+   * The failed-authentication check deferred from `onRequest` (the fast path's
+   * requests): made before the count, in the same step when the counters
+   * allow; a blocked address gets the gate's 429 (thrown) and is not counted.
+   */
+  readonly gate?: AuthFailureGate
+}
+
 /**
  * Counting outside the plugin's hook, for the cached-listing fast path
  * (src/http/listing-fast-path.ts), which answers before any route hook runs.
@@ -107,7 +137,7 @@ export type ChargeOutcome =
  * being charged is counted once.
  */
 export interface RateLimiter {
-  charge(request: FastifyRequest, reply: FastifyReply): Promise<ChargeOutcome>
+  charge(request: FastifyRequest, reply: FastifyReply, opts?: ChargeOptions): Promise<ChargeOutcome>
 }
 
 /**
@@ -127,7 +157,7 @@ export async function registerRateLimits(app: FastifyInstance, opts: RateLimitOp
     store: storeAdapter(counters, clock, storeFailed),
     // A failing (shared) store must not turn into an outage of the whole API.
     skipOnError: true,
-    keyGenerator: rateKeyFor,
+    keyGenerator: (request: FastifyRequest) => rateKeyFor(request),
     allowList: (request: FastifyRequest) => request.gw?.rateCharged === true,
     max: (request: FastifyRequest) => rateLimitFor(request, opts.store.current).max,
     timeWindow: (request: FastifyRequest) => rateLimitFor(request, opts.store.current).timeWindowMs,
@@ -145,14 +175,29 @@ export async function registerRateLimits(app: FastifyInstance, opts: RateLimitOp
     },
   })
   return {
-    async charge(request, reply) {
-      const { max, timeWindowMs } = rateLimitFor(request, opts.store.current)
+    async charge(request, reply, { subject, gate } = {}) {
+      const { max, timeWindowMs } = rateLimitFor(request, opts.store.current, subject)
+      const key = rateKeyFor(request, subject)
+      const guard = gate?.guardFor(request) ?? null
       let state: CounterState
-      try {
-        state = await counters.incr(rateKeyFor(request), timeWindowMs)
-      } catch {
-        // Not logged here: the plugin's hook meets the same failure and logs it.
-        return 'unavailable'
+      if (gate && guard && opts.guardedCounter) {
+        let counted: Awaited<ReturnType<GuardedCounter['incrUnlessBlocked']>>
+        try {
+          counted = await opts.guardedCounter.incrUnlessBlocked(guard, key, timeWindowMs)
+        } catch {
+          await gate.check(request, reply)
+          return 'unavailable'
+        }
+        if (counted.blocked) return gate.refuse(reply, counted.blocked)
+        state = counted.counted
+      } else {
+        if (gate) await gate.check(request, reply)
+        try {
+          state = await counters.incr(key, timeWindowMs)
+        } catch {
+          // Not logged here: the plugin's hook meets the same failure and logs it.
+          return 'unavailable'
+        }
       }
       if (state.count > max) return 'exceeded'
       // The headers and values the plugin sets on a request within its budget (enableDraftSpec).
@@ -176,6 +221,22 @@ export interface AuthFailureLimiterRegistration {
    * failed to authenticate (a developer's loopback). Default `['/healthz', '/readyz']`.
    */
   exemptRoutes?: readonly string[]
+  /**
+   * Requests whose check the `onRequest` hook leaves to a later hook, which
+   * must then call {@link AuthFailureGate.check} or charge with the gate (the
+   * listing fast path). Default: none.
+   */
+  defer?: (request: FastifyRequest) => boolean
+}
+
+/** The failed-authentication check, for a hook the `onRequest` check was deferred to. */
+export interface AuthFailureGate {
+  /** What the `onRequest` hook does: throws `IPDR_GW_AUTH_RATE_LIMITED` (429) when the address is blocked. */
+  check(request: FastifyRequest, reply: FastifyReply): Promise<void>
+  /** The counter the request's address must keep under its max; null when the limit is off. */
+  guardFor(request: FastifyRequest): CounterGuard | null
+  /** Throws the 429 of an address whose guard reads `state` (at or over its max). */
+  refuse(reply: FastifyReply, state: CounterState): never
 }
 
 /**
@@ -183,7 +244,10 @@ export interface AuthFailureLimiterRegistration {
  * gets `429 IPDR_GW_AUTH_RATE_LIMITED` with `Retry-After`, before any work;
  * (b) `onResponse`: every 401 counts as a failure of `request.ip`.
  */
-export function registerAuthFailureLimiter(app: FastifyInstance, opts: AuthFailureLimiterRegistration): void {
+export function registerAuthFailureLimiter(
+  app: FastifyInstance,
+  opts: AuthFailureLimiterRegistration,
+): AuthFailureGate {
   const clock = opts.clock ?? Date.now
   const limiter = new AuthFailureLimiter({
     store: opts.counterStore ?? new LocalCounterStore({ clock }),
@@ -192,16 +256,28 @@ export function registerAuthFailureLimiter(app: FastifyInstance, opts: AuthFailu
   })
   const exempt = new Set(opts.exemptRoutes ?? ['/healthz', '/readyz'])
 
-  app.addHook('onRequest', async (request, reply) => {
-    if (exempt.has(request.routeOptions.url ?? '')) return
-    const state = await limiter.isBlocked(request.ip)
-    if (!state.blocked) return
-    const retryAfter = String(state.retryAfterSeconds)
+  const defer = opts.defer ?? (() => false)
+  const refuseFor = (reply: FastifyReply, retryAfterSeconds: number): never => {
+    const retryAfter = String(retryAfterSeconds)
     reply.header('retry-after', retryAfter)
     throw new GatewayError('IPDR_GW_AUTH_RATE_LIMITED', undefined, { headers: { 'retry-after': retryAfter } })
+  }
+  const gate: AuthFailureGate = {
+    async check(request, reply) {
+      if (exempt.has(request.routeOptions.url ?? '')) return
+      const state = await limiter.isBlocked(request.ip)
+      if (state.blocked) refuseFor(reply, state.retryAfterSeconds)
+    },
+    guardFor: (request) => (exempt.has(request.routeOptions.url ?? '') ? null : limiter.guardFor(request.ip)),
+    refuse: (reply, state) => refuseFor(reply, limiter.blockedBy(state).retryAfterSeconds),
+  }
+
+  app.addHook('onRequest', async (request, reply) => {
+    if (!defer(request)) await gate.check(request, reply)
   })
 
   app.addHook('onResponse', async (request, reply) => {
     if (reply.statusCode === 401) await limiter.recordFailure(request.ip)
   })
+  return gate
 }

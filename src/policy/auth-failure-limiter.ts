@@ -7,7 +7,7 @@
  */
 import { isIPv4 } from 'node:net'
 import { formatIpRange, parseIpRange } from '../shared/ip-range.js'
-import type { CounterStore } from './counter-store.js'
+import type { CounterGuard, CounterState, CounterStore } from './counter-store.js'
 import type { RateLimitPolicy } from './types.js'
 
 export interface AuthFailureLimiterOptions {
@@ -56,13 +56,29 @@ export class AuthFailureLimiter {
 
   /** Whether `ip` has used up its failures for the current window. */
   async isBlocked(ip: string): Promise<BlockState> {
+    const guard = this.guardFor(ip)
+    if (!guard) return NOT_BLOCKED
+    const state = await this.#store.get(guard.key)
+    return state && state.count >= guard.max ? this.blockedBy(state) : NOT_BLOCKED
+  }
+
+  /**
+   * The counter `ip` must keep under its max to be served, for a store that reads
+   * it in the same step as it counts the request (`GuardedCounter`); null when
+   * the limiter is off.
+   */
+  guardFor(ip: string): CounterGuard | null {
     const { max } = this.#limit()
-    if (max <= 0) return { blocked: false, retryAfterSeconds: 0 }
-    const state = await this.#store.get(addressKey(ip))
-    if (!state || state.count < max) return { blocked: false, retryAfterSeconds: 0 }
+    return max > 0 ? { key: addressKey(ip), max } : null
+  }
+
+  /** The block a guard's live state at or over its max means. */
+  blockedBy(state: CounterState): BlockState {
     return {
       blocked: true,
       retryAfterSeconds: Math.max(1, Math.ceil((state.resetAt - this.#clock()) / 1000)),
     }
   }
 }
+
+const NOT_BLOCKED: BlockState = { blocked: false, retryAfterSeconds: 0 }

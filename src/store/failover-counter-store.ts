@@ -5,7 +5,15 @@
  * is counted locally too, so every request is still answered and counted.
  * Unlike fastify-rate-limit's `skipOnError`, nothing goes uncounted.
  */
-import { type CounterState, type CounterStore, LocalCounterStore } from '../policy/counter-store.js'
+import {
+  type CounterGuard,
+  type CounterState,
+  type CounterStore,
+  type GuardedCount,
+  type GuardedCounter,
+  guardedCounterOver,
+  LocalCounterStore,
+} from '../policy/counter-store.js'
 import type { StoreHealth, StoreOperation } from './store-health.js'
 
 export interface FailoverCounterStoreOptions {
@@ -31,26 +39,70 @@ export class FailoverCounterStore implements CounterStore {
   }
 
   incr(key: string, windowMs: number): Promise<CounterState> {
-    return this.#either(
+    return failover(
+      this.#health,
+      this.#operation,
       () => this.#shared.incr(key, windowMs),
       () => this.#local.incr(key, windowMs),
     )
   }
 
   get(key: string): Promise<CounterState | null> {
-    return this.#either(
+    return failover(
+      this.#health,
+      this.#operation,
       () => this.#shared.get(key),
       () => this.#local.get(key),
     )
   }
+}
 
-  async #either<T>(shared: () => Promise<T>, local: () => Promise<T>): Promise<T> {
-    if (!this.#health.up) return local()
-    try {
-      return await shared()
-    } catch (err) {
-      this.#health.failed(this.#operation, err)
-      return local()
-    }
+export interface FailoverGuardedCounterOptions {
+  /** The one-step count on the shared store. */
+  readonly shared: GuardedCounter
+  /** Where guards (failed authentications) are read when the one step fails: a failover store. */
+  readonly guards: CounterStore
+  /** Where counts (rate budgets) are made when the one step fails: a failover store. */
+  readonly counters: CounterStore
+  readonly health: StoreHealth
+  readonly operation: StoreOperation
+}
+
+/**
+ * The guarded count of a cached hit on the shared store, else the two failover
+ * stores one after the other (each counts locally while the store is down).
+ */
+export class FailoverGuardedCounter implements GuardedCounter {
+  readonly #opts: FailoverGuardedCounterOptions
+  readonly #fallback: GuardedCounter
+
+  constructor(opts: FailoverGuardedCounterOptions) {
+    this.#opts = opts
+    this.#fallback = guardedCounterOver(opts.guards, opts.counters)
+  }
+
+  incrUnlessBlocked(guard: CounterGuard, key: string, windowMs: number): Promise<GuardedCount> {
+    return failover(
+      this.#opts.health,
+      this.#opts.operation,
+      () => this.#opts.shared.incrUnlessBlocked(guard, key, windowMs),
+      () => this.#fallback.incrUnlessBlocked(guard, key, windowMs),
+    )
+  }
+}
+
+/** `shared()` while the store is up; `local()` while it is down or when `shared()` fails (reported). */
+async function failover<T>(
+  health: StoreHealth,
+  operation: StoreOperation,
+  shared: () => Promise<T>,
+  local: () => Promise<T>,
+): Promise<T> {
+  if (!health.up) return local()
+  try {
+    return await shared()
+  } catch (err) {
+    health.failed(operation, err)
+    return local()
   }
 }

@@ -6,17 +6,28 @@
  */
 import type { Redis } from 'ioredis'
 import { sha256Hex } from '../credentials.js'
-import type { CounterState, CounterStore } from '../policy/counter-store.js'
+import type {
+  CounterGuard,
+  CounterState,
+  CounterStore,
+  GuardedCount,
+  GuardedCounter,
+} from '../policy/counter-store.js'
 import { withinDeadline } from './redis-client.js'
 
-// INCR, and start the window when the key is new (or lost its TTL). Returns {count, pttl}.
-const INCR_SCRIPT = `
-local count = redis.call('INCR', KEYS[1])
-local ttl = redis.call('PTTL', KEYS[1])
+/** Lua: INCR `key`, and start the window of `windowMs` when the key is new (or lost its TTL); sets count, ttl. */
+function incrLua(key: string, windowMs: string): string {
+  return `
+local count = redis.call('INCR', ${key})
+local ttl = redis.call('PTTL', ${key})
 if ttl < 0 then
-  redis.call('PEXPIRE', KEYS[1], ARGV[1])
-  ttl = tonumber(ARGV[1])
-end
+  redis.call('PEXPIRE', ${key}, ${windowMs})
+  ttl = tonumber(${windowMs})
+end`
+}
+
+// Returns {count, pttl}.
+const INCR_SCRIPT = `${incrLua('KEYS[1]', 'ARGV[1]')}
 return {count, ttl}
 `
 
@@ -27,7 +38,24 @@ if not count then return {0, -2} end
 return {tonumber(count), redis.call('PTTL', KEYS[1])}
 `
 
+// The guard's live count first (KEYS[1], ARGV[1] its max); unless it is reached, INCR KEYS[2] as
+// INCR_SCRIPT does (ARGV[2] the window). Returns {1, guard count, guard pttl} or {0, count, pttl}.
+const GUARDED_INCR_SCRIPT = `
+local guard = tonumber(redis.call('GET', KEYS[1]) or '0')
+if guard > 0 and guard >= tonumber(ARGV[1]) then
+  local gttl = redis.call('PTTL', KEYS[1])
+  if gttl > 0 then return {1, guard, gttl} end
+end${incrLua('KEYS[2]', 'ARGV[2]')}
+return {0, count, ttl}
+`
+
 interface CounterCommands {
+  ipdrCounterGuardedIncr(
+    guardKey: string,
+    key: string,
+    guardMax: number,
+    windowMs: number,
+  ): Promise<[number, number, number]>
   ipdrCounterIncr(key: string, windowMs: number): Promise<[number, number]>
   ipdrCounterGet(key: string): Promise<[number, number]>
 }
@@ -42,7 +70,7 @@ export interface RedisCounterStoreOptions {
   readonly timeoutMs: number
 }
 
-export class RedisCounterStore implements CounterStore {
+export class RedisCounterStore implements CounterStore, GuardedCounter {
   readonly #redis: Redis & CounterCommands
   readonly #prefix: string
   readonly #clock: () => number
@@ -54,6 +82,7 @@ export class RedisCounterStore implements CounterStore {
     if (redis.ipdrCounterIncr === undefined) {
       redis.defineCommand('ipdrCounterIncr', { numberOfKeys: 1, lua: INCR_SCRIPT })
       redis.defineCommand('ipdrCounterGet', { numberOfKeys: 1, lua: GET_SCRIPT })
+      redis.defineCommand('ipdrCounterGuardedIncr', { numberOfKeys: 2, lua: GUARDED_INCR_SCRIPT })
     }
     this.#redis = redis as Redis & CounterCommands
     this.#prefix = opts.keyPrefix
@@ -78,5 +107,20 @@ export class RedisCounterStore implements CounterStore {
     const [count, ttl] = await withinDeadline(this.#redis.ipdrCounterGet(this.keyOf(key)), this.#timeoutMs)
     if (count === 0 || ttl <= 0) return null
     return { count, resetAt: this.#clock() + ttl }
+  }
+
+  /** One script, one round trip: the failed-authentication check and the rate charge of a cached hit. */
+  async incrUnlessBlocked(guard: CounterGuard, key: string, windowMs: number): Promise<GuardedCount> {
+    const [blocked, count, ttl] = await withinDeadline(
+      this.#redis.ipdrCounterGuardedIncr(
+        this.keyOf(guard.key),
+        this.keyOf(key),
+        guard.max,
+        Math.max(1, Math.round(windowMs)),
+      ),
+      this.#timeoutMs,
+    )
+    const state = { count, resetAt: this.#clock() + Math.max(0, ttl) }
+    return blocked === 1 ? { blocked: state } : { counted: state }
   }
 }

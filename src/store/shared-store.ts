@@ -7,11 +7,11 @@
  * bulk transfers of listing bytes (a longer timeout).
  */
 import { applyDefaults } from '../policy/apply-defaults.js'
-import type { CounterStore } from '../policy/counter-store.js'
+import type { CounterStore, GuardedCounter } from '../policy/counter-store.js'
 import { redisStoreSchema } from '../policy/schema.js'
 import type { RedisStorePolicy } from '../policy/types.js'
 import { type LocalInvalidation, RedisCoherence } from './coherence.js'
-import { FailoverCounterStore } from './failover-counter-store.js'
+import { FailoverCounterStore, FailoverGuardedCounter } from './failover-counter-store.js'
 import { closeRedis, openRedis } from './redis-client.js'
 import { RedisCounterStore } from './redis-counter-store.js'
 import { type FillCoordinator, RedisFills } from './shared-fill.js'
@@ -34,6 +34,8 @@ export interface SharedStore {
   readonly instanceId: string
   readonly rateCounters: CounterStore
   readonly authFailureCounters: CounterStore
+  /** A cached hit's failed-authentication check and rate charge in one round trip. */
+  readonly admission: GuardedCounter
   readonly fills: FillCoordinator
   /** Starts the coherence protocol for `cache` (once); `close()` stops it. */
   coherence(cache: LocalInvalidation): RedisCoherence
@@ -80,11 +82,24 @@ export function openSharedStore(opts: SharedStoreOptions): SharedStore {
   })
   let coherence: RedisCoherence | null = null
   const instanceId = opts.instanceId ?? cryptoId()
+  const rateCounters = new FailoverCounterStore({ shared: counters, health, operation: 'rate_limit' })
+  const authFailureCounters = new FailoverCounterStore({
+    shared: counters,
+    health,
+    operation: 'auth_failure',
+  })
   return {
     health,
     instanceId,
-    rateCounters: new FailoverCounterStore({ shared: counters, health, operation: 'rate_limit' }),
-    authFailureCounters: new FailoverCounterStore({ shared: counters, health, operation: 'auth_failure' }),
+    rateCounters,
+    authFailureCounters,
+    admission: new FailoverGuardedCounter({
+      shared: counters,
+      guards: authFailureCounters,
+      counters: rateCounters,
+      health,
+      operation: 'rate_limit',
+    }),
     fills: new RedisFills({
       redis: commands,
       bulk,

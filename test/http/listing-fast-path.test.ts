@@ -48,6 +48,14 @@ const CREDENTIALS: Record<string, Record<string, string>> = {
   malformed: { authorization: 'Bearer' },
 }
 
+/** Plain listings with good credentials: what the fast path charges (with the failed-authentication check). */
+const FAST_PATH_CANDIDATES = new Set(
+  ['alice', 'bob', 'redacted', 'limited'].flatMap((c) => [
+    `${c} /api/ipdrcustomers`,
+    `${c} /api/ipdrcustomers_mapping`,
+  ]),
+)
+
 async function gatewayPair(t: Test) {
   const upstream = await startRecordingUpstream((req) => {
     if (req.body?.api_token === 'revoked')
@@ -60,6 +68,8 @@ async function gatewayPair(t: Test) {
     gateway: {
       cache: { ttlSeconds: 30, staleIfErrorSeconds: 60 },
       cors: { origins: ['https://crm.example'] },
+      // Low enough that sequences reach it: a blocked address with good credentials is the fast path's to refuse.
+      auth: { failureLimit: { max: 6, timeWindow: '1 minute' } },
     },
     consumers: {
       default: PERMISSIVE_DEFAULT,
@@ -136,6 +146,7 @@ function comparable(res: { statusCode: number; headers: Record<string, unknown>;
 t.test('whatever the fast path answers is what the route answers', async (t) => {
   let hits = 0
   let runs = 0
+  let blockedListings = 0
   await fc.assert(
     fc.asyncProperty(fc.array(action, { minLength: 1, maxLength: 24 }), async (actions) => {
       const pair = await gatewayPair(t)
@@ -170,6 +181,8 @@ t.test('whatever the fast path answers is what the route answers', async (t) => 
           if (!same) t.same(comparable(x), comparable(y), `${a.path} as ${a.credentials}`)
           if (!same) return false
           if (y.headers['x-cache'] === 'HIT') hits++
+          const refused = y.statusCode === 429 && y.json().code === 'IPDR_GW_AUTH_RATE_LIMITED'
+          if (refused && FAST_PATH_CANDIDATES.has(`${a.credentials} ${a.path}`)) blockedListings++
           if (typeof y.headers.etag === 'string') lastEtag = y.headers.etag
         }
       }
@@ -179,6 +192,10 @@ t.test('whatever the fast path answers is what the route answers', async (t) => 
   )
   // Guards the generator: sequences that never hit the cache would prove nothing about the fast path.
   t.ok(hits > runs, `the sequences were served ${hits} cache hits in ${runs} runs`)
+  t.ok(
+    blockedListings > 0,
+    `${blockedListings} plain listings with good credentials refused to a blocked address`,
+  )
 })
 
 t.test('a fresh cached plain listing is answered before the route hooks', async (t) => {
