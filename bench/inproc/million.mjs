@@ -8,7 +8,11 @@
  * gzip variant after the fill; entry bytes against the raw bytes; peak RSS over
  * idle; `GET /{UserID}` p50 and `?q=` p50 with the stall meanwhile.
  *
- *   npm run build && node bench/inproc/million.mjs [N]
+ *   npm run build && node bench/inproc/million.mjs [N] [--emulator]
+ *
+ * `--emulator`: the upstream is the emulator (SQLite file, `--seed N`, its
+ * listing streamed from the database) instead of a prebuilt buffer; also
+ * reports how long seeding took.
  */
 import { rmSync } from 'node:fs'
 import { monitorEventLoopDelay } from 'node:perf_hooks'
@@ -21,14 +25,18 @@ import { writeBenchPolicy } from '../lib/policy.mjs'
 import { killAll, LOAD_CPU, startChild } from '../lib/processes.mjs'
 import { percentile } from '../lib/stats.mjs'
 
-const n = Number(process.argv[2] ?? 1_000_000)
+const args = process.argv.slice(2)
+const useEmulator = args.includes('--emulator')
+const n = Number(args.find((a) => !a.startsWith('--')) ?? 1_000_000)
 const log = (m) => process.stderr.write(`[${new Date().toISOString().slice(11, 19)}] ${m}\n`)
-log(`building an upstream of ${n} customers`)
+log(`building an upstream of ${n} customers${useEmulator ? ' (the emulator, seeded)' : ''}`)
+const upStarted = performance.now()
 const up = await startChild(
-  'servers/big-upstream.mjs',
-  { n },
+  useEmulator ? 'servers/emulator.mjs' : 'servers/big-upstream.mjs',
+  useEmulator ? { seed: n } : { n },
   { cpu: LOAD_CPU, nodeArgs: ['--max-old-space-size=8192'] },
 )
+const upstreamStartMs = performance.now() - upStarted
 const dir = writeBenchPolicy({ upstreamUrl: up.info.url })
 const loaded = await loadPolicy(dir, {})
 rmSync(dir, { recursive: true, force: true })
@@ -113,6 +121,8 @@ console.log(
   JSON.stringify(
     {
       n,
+      upstream: useEmulator ? 'emulator (SQLite file, streamed listing)' : 'prebuilt buffer',
+      upstreamStartMs: Math.round(upstreamStartMs),
       rawBytes: mb(raw),
       firstListingMs: Math.round(first.ms),
       fillMs: Math.round((fillSeconds ?? Number.NaN) * 1000),

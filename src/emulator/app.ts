@@ -4,6 +4,7 @@
  * Fastify does not parse), and one error handler that turns everything into
  * a Trisul envelope. It never listens; server.ts does.
  */
+import { Readable } from 'node:stream'
 import Fastify, {
   type FastifyError,
   type FastifyInstance,
@@ -19,6 +20,9 @@ import {
   resolveEmulatorOptions,
 } from './options.js'
 import { EmulatorStore } from './store.js'
+
+/** What Fastify sends with a serialized object; a streamed listing says the same. */
+const JSON_TYPE = 'application/json; charset=utf-8'
 
 /** Longer than any UserID we accept, so an over-long one reaches the handler and gets an envelope, not a router 404. */
 const MAX_PARAM_LENGTH = 1024
@@ -99,7 +103,8 @@ function registerRoutes(app: FastifyInstance, store: EmulatorStore, opts: Resolv
         handler: async (request, reply) => {
           const body = typeof request.body === 'string' ? request.body : undefined
           const result = runOperation(store, opts, resource, route.op, body, request.params.UserID ?? '')
-          // Fastify would skip serializing for a string; an array or object always goes out as JSON.
+          // A listing is JSON text already, streamed; a record goes out through Fastify's serializer.
+          if (result instanceof Readable) return reply.code(200).type(JSON_TYPE).send(result)
           return reply.code(200).send(result)
         },
       })

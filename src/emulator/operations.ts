@@ -3,7 +3,9 @@
  * table over the pure request checks and the store. The Fastify layer only
  * reads the body and the path, then calls `runOperation`.
  */
+import type { Readable } from 'node:stream'
 import type { EmulatorResource } from './envelopes.js'
+import { listingStream } from './listing-stream.js'
 import type { ResolvedEmulatorOptions } from './options.js'
 import {
   ALLOWED_FIELDS,
@@ -23,7 +25,8 @@ import {
 } from './request-body.js'
 import type { CustomerRecord, EmulatorStore, MappingRecord } from './store.js'
 
-type Result = CustomerRecord | MappingRecord | CustomerRecord[] | MappingRecord[]
+/** A record, or a listing streamed as JSON text (src/emulator/listing-stream.ts). */
+type Result = CustomerRecord | MappingRecord | Readable
 type Operation = (store: EmulatorStore, context: string, body: Body, userId: string) => Result
 
 /** Method and path suffix of each operation; `{UserID}` operations take the customer from the path. */
@@ -47,7 +50,7 @@ export const RESOURCE_PATHS: Readonly<Record<EmulatorResource, string>> = {
 
 const OPERATIONS: Readonly<Record<EmulatorResource, Readonly<Record<EmulatorOperation, Operation>>>> = {
   customers: {
-    list: (store, context) => store.listCustomers(context),
+    list: (store, context) => listingStream((after, limit) => store.customersAfter(context, after, limit)),
     create: (store, context, body) => store.createCustomer(context, customerInput(body)),
     replace: (store, context, body, userId) =>
       store.updateCustomer(context, userId, customerInput(body, userId)),
@@ -58,7 +61,7 @@ const OPERATIONS: Readonly<Record<EmulatorResource, Readonly<Record<EmulatorOper
     },
   },
   mappings: {
-    list: (store, context) => store.listMappings(context),
+    list: (store, context) => listingStream((after, limit) => store.mappingsAfter(context, after, limit)),
     create: (store, context, body) => {
       const { userId, mapping } = mappingCreateInput(body)
       return store.createMapping(context, userId, mapping)

@@ -70,6 +70,45 @@ t.test('seeding is deterministic and only adds what is missing', async (t) => {
   t.equal(a.countCustomers('other'), 0, 'only the given context is seeded')
 })
 
+t.test(
+  'seeding in batches: whole batches and a remainder, a taken UserID skipped inside a batch',
+  async (t) => {
+    const a = new EmulatorStore(':memory:')
+    const one = new EmulatorStore(':memory:')
+    t.teardown(() => {
+      a.close()
+      one.close()
+    })
+    // 1,000 and then 1,037: batches of many rows, then the rest one at a time.
+    t.equal(a.seed('default', 1000), 1000)
+    const taken = seedCustomer(1020)
+    a.createCustomer('default', { ...taken, Name: 'Got There First' })
+    t.equal(a.seed('default', 1037), 36, 'every missing one but the UserID already taken')
+    t.equal(a.countCustomers('default'), 1037)
+    const rows = a.listCustomers('default')
+    t.equal(rows.find((r) => r.UserID === taken.UserID)?.Name, 'Got There First')
+    t.strictSame(rows[999], { id: 1000, ...seedCustomer(1000) }, 'ids follow the seed order')
+    // The same rows as seeding one at a time would give (one at a time: 1..1037 past a batch each).
+    for (let n = 1; n <= 1037; n += 199) one.seed('default', n)
+    one.seed('default', 1037)
+    t.strictSame(
+      one.listCustomers('default').map((r) => r.UserID),
+      Array.from({ length: 1037 }, (_, i) => seedCustomer(i + 1).UserID),
+    )
+    const fields = (store: EmulatorStore) =>
+      store.listCustomers('default').map(({ id: _id, ...rest }) => rest)
+    t.strictSame(fields(a).slice(0, 1000), fields(one).slice(0, 1000), 'the same records')
+    t.strictSame(
+      a
+        .listCustomers('default')
+        .slice(0, 1000)
+        .map((r) => r.id),
+      Array.from({ length: 1000 }, (_, i) => i + 1),
+      'a batch into an empty context takes ids 1..N',
+    )
+  },
+)
+
 t.test('--seed through the emulator fills the default context', async (t) => {
   const one = await startTestEmulator(t, { seed: 25 })
   const two = await startTestEmulator(t, { seed: 25 })
