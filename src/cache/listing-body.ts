@@ -9,6 +9,7 @@
 import { promisify } from 'node:util'
 import zlib from 'node:zlib'
 import type { ContentEncoding } from './encoding.js'
+import { gzipInSlices, gzipSlices } from './gzip-slices.js'
 
 const gzipAsync = promisify(zlib.gzip)
 const brotliAsync = promisify(zlib.brotliCompress)
@@ -96,9 +97,12 @@ export class ListingBody implements ListingRepresentation {
 
 export type Compressor = (raw: Buffer, encoding: CompressedEncoding) => Promise<Buffer>
 
-/** The default `Compressor`: zlib's async API, off the event loop. */
+/** The default `Compressor`: zlib's async API, off the event loop; a large body's gzip on several threads. */
 export function compressWithZlib(raw: Buffer, encoding: CompressedEncoding): Promise<Buffer> {
-  if (encoding === 'gzip') return gzipAsync(raw, { level: GZIP_LEVEL })
+  if (encoding === 'gzip') {
+    const slices = gzipSlices(raw.length)
+    return slices > 1 ? gzipInSlices(raw, GZIP_LEVEL, slices) : gzipAsync(raw, { level: GZIP_LEVEL })
+  }
   return brotliAsync(raw, {
     params: {
       [zlib.constants.BROTLI_PARAM_QUALITY]: BROTLI_QUALITY,

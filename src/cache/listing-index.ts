@@ -19,8 +19,10 @@
  * Positions are indexes into the upstream array; every scan returns them in
  * ascending order.
  */
+
 import type { FieldKind, ResourceFacts, ResourceName } from '../resources.js'
 import { type IpRange, parseIpRange } from '../shared/ip-range.js'
+import { runSteps, type Steps } from './steps.js'
 
 /** How the records of a resource are read by key (single reads and the key's exact filter). */
 export interface ListingKeyFact {
@@ -427,6 +429,11 @@ export class ListingIndex {
 
   /** Positions whose column `tag` equals `value` (normalized like the column). */
   scanExact(tag: number, value: string): number[] {
+    return runSteps(this.scanExactSteps(tag, value))
+  }
+
+  /** {@link scanExact}, yielding after each text chunk. */
+  scanExactSteps(tag: number, value: string): Steps<number[]> {
     const needle = Buffer.from((TAGS[tag] as string) + value, 'utf8')
     // Whole field: the match ends where the text or the field ends (tags are control characters).
     return this.#scan(needle, (text, p) => {
@@ -437,10 +444,15 @@ export class ListingIndex {
 
   /** Positions where one of the columns in `tagMask` (bit `1 << tag`) contains `needle`. */
   scanSubstring(tagMask: number, needle: string): number[] {
+    return runSteps(this.scanSubstringSteps(tagMask, needle))
+  }
+
+  /** {@link scanSubstring}, yielding after each text chunk. */
+  *scanSubstringSteps(tagMask: number, needle: string): Steps<number[]> {
     if (needle.length === 0) return []
     // The needle has no control characters: the match lies inside one field, after its tag. UTF-8
     // is self-synchronizing, so a byte match is a character match.
-    return this.#scan(Buffer.from(needle, 'utf8'), (text, p) => {
+    return yield* this.#scan(Buffer.from(needle, 'utf8'), (text, p) => {
       let t = p - 1
       while (t > 0 && (text[t] as number) >= 0x20) t--
       return (tagMask & (1 << (text[t] as number))) !== 0
@@ -451,9 +463,10 @@ export class ListingIndex {
    * Every record position with an occurrence of `needle` that `accepts`; one
    * native `indexOf` per chunk and candidate, and at most one position per record.
    */
-  #scan(needle: Buffer, accepts: (text: Buffer, at: number) => boolean): number[] {
+  *#scan(needle: Buffer, accepts: (text: Buffer, at: number) => boolean): Steps<number[]> {
     const out: number[] = []
-    this.#chunks.forEach(({ text, starts }, c) => {
+    for (let c = 0; c < this.#chunks.length; c++) {
+      const { text, starts } = this.#chunks[c] as { readonly text: Buffer; readonly starts: Uint32Array }
       const base = c << CHUNK_SHIFT
       let from = 0
       for (;;) {
@@ -467,7 +480,8 @@ export class ListingIndex {
           from = p + 1
         }
       }
-    })
+      yield
+    }
     return out
   }
 

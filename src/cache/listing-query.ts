@@ -4,6 +4,7 @@
  * parameter) and an evaluator over a `ListingEntry`'s index. The accepted
  * parameters are the resource table's filters plus `limit` and `offset`.
  */
+
 import { PAGING_PARAMS, type ResourceFacts, type ResourceName } from '../resources.js'
 import { type IpRange, parseIpRange } from '../shared/ip-range.js'
 import type { ListingEntry } from './listing-entry.js'
@@ -16,6 +17,7 @@ import {
   textColumn,
 } from './listing-index.js'
 import { redactRecord } from './redaction.js'
+import { runSteps, runStepsYielding, type Steps } from './steps.js'
 
 /** Largest page: big enough for a CRM sync page, small enough that a page never costs more than the listing. */
 export const MAX_LIMIT = 10_000
@@ -174,6 +176,26 @@ const SCAN_ORDER: readonly ScanFilter['kind'][] = ['key', 'exact', 'ipEquals', '
  * ANDed; `total` counts matches before `offset` and `limit`.
  */
 export function applyListingQuery(entry: ListingEntry, query: ListingQuery): ListingQueryResult {
+  return runSteps(listingQuerySteps(entry, query))
+}
+
+/**
+ * {@link applyListingQuery} across event-loop turns: the scans and tests give
+ * the loop a turn every few ms, so a filter over a million records does not
+ * stall other requests (SPEC 9). Same result.
+ */
+export function applyListingQueryYielding(
+  entry: ListingEntry,
+  query: ListingQuery,
+  sliceMs?: number,
+): Promise<ListingQueryResult> {
+  return runStepsYielding(listingQuerySteps(entry, query), sliceMs)
+}
+
+/** Candidates tested between two chances to yield. */
+const TESTS_PER_STEP = 8192
+
+function* listingQuerySteps(entry: ListingEntry, query: ListingQuery): Steps<ListingQueryResult> {
   if (entry.resource !== query.resource) {
     throw new TypeError(`a ${query.resource} query cannot be applied to a ${entry.resource} listing`)
   }
@@ -183,11 +205,17 @@ export function applyListingQuery(entry: ListingEntry, query: ListingQuery): Lis
     scanned = query.filters.find((f): f is ScanFilter => f.kind === kind)
     if (scanned !== undefined) break
   }
-  let matched = scanned === undefined ? null : scan(index, scanned)
+  let matched = scanned === undefined ? null : yield* scan(index, scanned)
   const tests = query.filters.filter((f) => f !== scanned)
   if (tests.length > 0) {
     const candidates = matched ?? allPositions(entry.count)
-    matched = candidates.filter((pos) => tests.every((f) => test(index, pos, f)))
+    const kept: number[] = []
+    for (let i = 0; i < candidates.length; i++) {
+      const pos = candidates[i] as number
+      if (tests.every((f) => test(index, pos, f))) kept.push(pos)
+      if ((i + 1) % TESTS_PER_STEP === 0) yield
+    }
+    matched = kept
   }
   const total = matched === null ? entry.count : matched.length
   const end = query.limit === null ? total : Math.min(total, query.offset + query.limit)
@@ -197,18 +225,18 @@ export function applyListingQuery(entry: ListingEntry, query: ListingQuery): Lis
   return new QueryResult(entry, total, positions)
 }
 
-function scan(index: ListingIndex, filter: ScanFilter): number[] {
+function* scan(index: ListingIndex, filter: ScanFilter): Steps<number[]> {
   switch (filter.kind) {
     case 'key':
       return index.positionsForKey(filter.value)
     case 'exact':
-      return index.scanExact(filter.tag, filter.value)
+      return yield* index.scanExactSteps(filter.tag, filter.value)
     case 'ipEquals':
       return index.scanIpEquals(filter.range)
     case 'ipContains':
       return index.scanIpContains(filter.range)
     case 'substring':
-      return index.scanSubstring(filter.tagMask, filter.value)
+      return yield* index.scanSubstringSteps(filter.tagMask, filter.value)
   }
 }
 

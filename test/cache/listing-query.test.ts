@@ -3,6 +3,7 @@ import { buildListingEntry } from '../../src/cache/listing-entry.js'
 import { fastIpv4 } from '../../src/cache/listing-index.js'
 import {
   applyListingQuery,
+  applyListingQueryYielding,
   type ListingQuery,
   MAX_LIMIT,
   MAX_VALUE_LENGTH,
@@ -217,6 +218,32 @@ t.test('a larger listing spans several index chunks', async (t) => {
   t.same(all.positions, [9_998, 9_999])
   const sharma = records.flatMap((c, i) => (c.Name.toLowerCase().includes('sharma') ? [i] : []))
   t.same(applyListingQuery(entry, parse(customersFacts, { q: 'SHARMA' })).positions, sharma)
+})
+
+t.test('across loop turns: the same answers, and the loop gets turns meanwhile', async (t) => {
+  const records = makeCustomers(60_000, 11)
+  const entry = buildListingEntry(toRaw(records), customersFacts)
+  const queries: Record<string, string>[] = [
+    { q: 'sharma' },
+    { q: 'example.com', Email: (records[123]?.Email ?? '').toUpperCase() },
+    { PhoneNumber: records[59_999]?.PhoneNumber ?? '', limit: '2' },
+    { q: 'no such text anywhere' },
+    { UserID: records[7]?.UserID ?? '', q: 'a' },
+    { q: 'a', limit: '5', offset: '40000' },
+  ]
+  for (const query of queries) {
+    const parsed = parse(customersFacts, query)
+    const once = applyListingQuery(entry, parsed)
+    let turns = 0
+    const ticker = setInterval(() => turns++, 0)
+    // A slice of 0 ms: a turn after every step, as a busy machine would make it.
+    const yielding = await applyListingQueryYielding(entry, parsed, 0)
+    clearInterval(ticker)
+    t.same(yielding.positions, once.positions, `${JSON.stringify(query)}: the same page`)
+    t.equal(yielding.total, once.total, `${JSON.stringify(query)}: the same total`)
+    // A UserID is looked up in the key table: no scan, nothing to cut.
+    if (!('UserID' in query)) t.ok(turns > 0, `${JSON.stringify(query)}: timers ran meanwhile (${turns})`)
+  }
 })
 
 t.test('the canonical text ignores parameter order', async (t) => {

@@ -1,0 +1,56 @@
+// gzip in slices (src/cache/gzip-slices.ts): one gzip member whatever the slicing, the body back
+// byte for byte from any decoder, the CRC-32 and length of RFC 1952 in its trailer.
+import { randomBytes } from 'node:crypto'
+import zlib from 'node:zlib'
+import t from 'tap'
+import { gzipInSlices, gzipSlices, SLICED_GZIP_MIN_BYTES } from '../../src/cache/gzip-slices.js'
+import { compressWithZlib } from '../../src/cache/listing-body.js'
+
+/** JSON-like text with some incompressible runs, so slices differ in what they hold. */
+function body(bytes: number): Buffer {
+  const parts: Buffer[] = []
+  let size = 0
+  for (let i = 0; size < bytes; i++) {
+    const piece =
+      i % 7 === 0
+        ? randomBytes(64)
+        : Buffer.from(`{"id":${i},"Name":"Ñame ${i} 名前","Email":"u${i}@example.in"},`)
+    parts.push(piece)
+    size += piece.length
+  }
+  return Buffer.concat(parts).subarray(0, bytes)
+}
+
+t.test('one member, the same bytes back, for every slicing', async (t) => {
+  for (const size of [0, 1, 5, 1000, 65_537, 300_000]) {
+    const raw = body(size)
+    for (const slices of [1, 2, 3, 4, 7]) {
+      const gz = await gzipInSlices(raw, 6, slices)
+      const label = `${size} bytes in ${slices} slices`
+      t.ok(zlib.gunzipSync(gz).equals(raw), `${label}: gunzip gives the body`)
+      t.same([...gz.subarray(0, 4)], [0x1f, 0x8b, 8, 0], `${label}: a gzip header without flags`)
+      // The deflate data alone holds the whole body and ends with a final block: one member, so a
+      // decoder that reads only the first member still gets everything.
+      t.ok(zlib.inflateRawSync(gz.subarray(10, gz.length - 8)).equals(raw), `${label}: one deflate stream`)
+      t.equal(gz.readUInt32LE(gz.length - 8), zlib.crc32(raw) >>> 0, `${label}: CRC-32`)
+      t.equal(gz.readUInt32LE(gz.length - 4), raw.length, `${label}: ISIZE`)
+    }
+  }
+})
+
+t.test('large bodies are sliced, small ones are not', async (t) => {
+  t.equal(gzipSlices(0), 1)
+  t.equal(gzipSlices(SLICED_GZIP_MIN_BYTES - 1), 1)
+  t.equal(gzipSlices(SLICED_GZIP_MIN_BYTES), 4)
+  const raw = body(SLICED_GZIP_MIN_BYTES + 123)
+  const gz = await gzipInSlices(raw, 6, gzipSlices(raw.length))
+  t.ok(zlib.gunzipSync(gz).equals(raw), 'a sliced 8 MiB body decodes')
+  const plain = zlib.gzipSync(raw, { level: 6 })
+  t.ok(gz.length < plain.length * 1.01, `within 1% of one gzip (${gz.length} vs ${plain.length})`)
+  t.ok((await compressWithZlib(raw, 'gzip')).equals(gz), "a cached listing's gzip variant is made so")
+  const small = body(1000)
+  t.ok(
+    (await compressWithZlib(small, 'gzip')).equals(zlib.gzipSync(small, { level: 6 })),
+    'a small one in one piece',
+  )
+})
