@@ -22,6 +22,7 @@
 
 import type { FieldKind, ResourceFacts, ResourceName } from '../resources.js'
 import { type IpRange, parseIpRange } from '../shared/ip-range.js'
+import { isPlainAsciiString, MemberPicker } from './listing-scan.js'
 import { runSteps, type Steps } from './steps.js'
 
 /** How the records of a resource are read by key (single reads and the key's exact filter). */
@@ -230,13 +231,39 @@ export function buildIndexParts(raw: Uint8Array, offsets: Uint32Array, facts: Re
   const n = offsets.length / 2
   const bytes = Buffer.from(raw.buffer, raw.byteOffset, raw.byteLength)
   const encoder = new TextEncoder()
+  // The members the index reads, picked from each record's bytes: no JSON.parse of the record, and
+  // for the usual value (a string of plain ASCII) no JavaScript string either, just its bytes.
+  const names: string[] = []
+  const slotOf = (field: string): number => {
+    const at = names.indexOf(field)
+    return at >= 0 ? at : names.push(field) - 1
+  }
+  const keyAt = slotOf(plan.key.field)
+  const textAt = plan.text.map((c) => slotOf(c.field))
+  const ipAt = plan.ipField === null ? -1 : slotOf(plan.ipField)
+  const timeAt = plan.timeFields === null ? null : plan.timeFields.map(slotOf)
+  const picker = new MemberPicker(names)
+  const ranges = new Int32Array(2 * names.length)
+  /** The value of field `k` of the record just picked, as `JSON.parse` gives it (undefined when absent). */
+  const parsedValue = (k: number): unknown => {
+    const vs = ranges[2 * k] as number
+    if (vs < 0) return undefined
+    return JSON.parse(bytes.toString('utf8', vs, ranges[2 * k + 1]))
+  }
+  const plain = (k: number): boolean => {
+    const vs = ranges[2 * k] as number
+    return vs >= 0 && isPlainAsciiString(bytes, vs, ranges[2 * k + 1] as number)
+  }
+
   const keyStarts = new Uint32Array(n + 1)
   // One growing buffer: a typed array per key would be millions of heap objects in a big listing.
   let keyBuffer = new Uint8Array(Math.max(1024, n * 8))
   let keyLength = 0
   const hasKey = new Uint8Array(n)
   const chunks: { text: Uint8Array; starts: Uint32Array }[] = []
-  let parts: string[] = []
+  let text = new Uint8Array(1 << 16)
+  let textLength = 0
+  let starts = new Uint32Array(Math.min(n, CHUNK_RECORDS))
   const ipVersion = plan.ipField === null ? null : new Uint8Array(n)
   const ip4Start = plan.ipField === null ? null : new Uint32Array(n)
   const ip4End = plan.ipField === null ? null : new Uint32Array(n)
@@ -244,43 +271,73 @@ export function buildIndexParts(raw: Uint8Array, offsets: Uint32Array, facts: Re
   const ip6Ranges: IpRange[] = []
   const timeStart = plan.timeFields === null ? null : new Float64Array(n)
   const timeEnd = plan.timeFields === null ? null : new Float64Array(n)
-  const firstTag = plan.text[0]?.tag ?? 1
 
-  const flush = (): void => {
-    const text = encoder.encode(parts.join(''))
-    // Each record's text starts with the first column's tag, which no value holds.
-    const records = parts.length / (2 * plan.text.length)
-    const starts = new Uint32Array(records)
-    let k = 0
-    for (let i = 0; i < text.length && k < records; i++) if (text[i] === firstTag) starts[k++] = i
-    chunks.push({ text, starts })
-    parts = []
+  const roomForText = (more: number): void => {
+    if (textLength + more <= text.length) return
+    const grown = new Uint8Array(Math.max(text.length * 2, textLength + more))
+    grown.set(text.subarray(0, textLength))
+    text = grown
+  }
+  const roomForKey = (more: number): void => {
+    if (keyLength + more <= keyBuffer.length) return
+    const grown = new Uint8Array(Math.max(keyBuffer.length * 2, keyLength + more))
+    grown.set(keyBuffer.subarray(0, keyLength))
+    keyBuffer = grown
   }
 
   for (let pos = 0; pos < n; pos++) {
-    const record = JSON.parse(bytes.toString('utf8', offsets[2 * pos], offsets[2 * pos + 1])) as Record<
-      string,
-      unknown
-    >
-    const key = keyOf(record[plan.key.field], plan.key.kind)
+    picker.pick(bytes, offsets[2 * pos] as number, ranges)
     keyStarts[pos] = keyLength
-    if (key !== null) {
-      // At most 3 bytes per UTF-16 unit.
-      if (keyLength + key.length * 3 > keyBuffer.length) {
-        const grown = new Uint8Array(Math.max(keyBuffer.length * 2, keyLength + key.length * 3))
-        grown.set(keyBuffer.subarray(0, keyLength))
-        keyBuffer = grown
-      }
-      keyLength += encoder.encodeInto(key, keyBuffer.subarray(keyLength)).written
+    if (plan.key.kind === 'string' && plain(keyAt)) {
+      const vs = (ranges[2 * keyAt] as number) + 1
+      const ve = (ranges[2 * keyAt + 1] as number) - 1
+      roomForKey(ve - vs)
+      // A loop, not set(subarray()): values are short, and a view per value is garbage per record.
+      for (let j = vs; j < ve; j++) keyBuffer[keyLength++] = bytes[j] as number
       hasKey[pos] = 1
+    } else {
+      const key = keyOf(parsedValue(keyAt), plan.key.kind)
+      if (key !== null) {
+        // At most 3 bytes per UTF-16 unit.
+        roomForKey(key.length * 3)
+        keyLength += encoder.encodeInto(key, keyBuffer.subarray(keyLength)).written
+        hasKey[pos] = 1
+      }
     }
     if (plan.text.length > 0) {
-      for (const column of plan.text)
-        parts.push(TAGS[column.tag] as string, textOf(record[column.field], column.normalize))
-      if ((pos & CHUNK_MASK) === CHUNK_MASK || pos === n - 1) flush()
+      starts[pos & CHUNK_MASK] = textLength
+      for (let c = 0; c < plan.text.length; c++) {
+        const column = plan.text[c] as TextColumn
+        const k = textAt[c] as number
+        roomForText(1)
+        text[textLength++] = column.tag
+        if (plain(k)) {
+          // Plain ASCII: the bytes are the characters, and an unescaped JSON string holds no control one.
+          const vs = (ranges[2 * k] as number) + 1
+          const ve = (ranges[2 * k + 1] as number) - 1
+          roomForText(ve - vs)
+          if (column.normalize === 'lower') {
+            for (let j = vs; j < ve; j++) {
+              const ch = bytes[j] as number
+              text[textLength++] = ch >= 0x41 && ch <= 0x5a ? ch | 0x20 : ch
+            }
+          } else {
+            for (let j = vs; j < ve; j++) text[textLength++] = bytes[j] as number
+          }
+        } else {
+          const value = textOf(parsedValue(k), column.normalize)
+          roomForText(value.length * 3)
+          textLength += encoder.encodeInto(value, text.subarray(textLength)).written
+        }
+      }
+      if ((pos & CHUNK_MASK) === CHUNK_MASK || pos === n - 1) {
+        chunks.push({ text: text.slice(0, textLength), starts: starts.slice(0, (pos & CHUNK_MASK) + 1) })
+        textLength = 0
+        if (pos + 1 < n) starts = new Uint32Array(Math.min(n - pos - 1, CHUNK_RECORDS))
+      }
     }
-    if (plan.ipField !== null && ipVersion && ip4Start && ip4End) {
-      const value = record[plan.ipField]
+    if (ipAt >= 0 && ipVersion && ip4Start && ip4End) {
+      const value = parsedValue(ipAt)
       const fast = typeof value === 'string' ? fastIpv4(value) : null
       const range = fast === null && typeof value === 'string' ? parseIpRange(value) : null
       if (fast !== null) {
@@ -297,9 +354,9 @@ export function buildIndexParts(raw: Uint8Array, offsets: Uint32Array, facts: Re
         ip6Ranges.push(range)
       }
     }
-    if (plan.timeFields !== null && timeStart && timeEnd) {
-      timeStart[pos] = timeOf(record[plan.timeFields[0]], Number.NaN)
-      timeEnd[pos] = timeOf(record[plan.timeFields[1]], Number.POSITIVE_INFINITY)
+    if (timeAt !== null && timeStart && timeEnd) {
+      timeStart[pos] = timeOf(parsedValue(timeAt[0] as number), Number.NaN)
+      timeEnd[pos] = timeOf(parsedValue(timeAt[1] as number), Number.POSITIVE_INFINITY)
     }
   }
   keyStarts[n] = keyLength

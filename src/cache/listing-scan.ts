@@ -223,3 +223,77 @@ export function scanListing(b: Uint8Array): Uint32Array {
   if (i !== b.length) fail('data after the array', i)
   return offsets.slice(0, 2 * count)
 }
+
+/** Picks the values of some members out of a record's bytes, for the index (no `JSON.parse` of the record). */
+export class MemberPicker {
+  readonly #names: readonly string[]
+  readonly #bytes: readonly Uint8Array[]
+  readonly #decoder = new TextDecoder()
+
+  constructor(names: readonly string[]) {
+    this.#names = names
+    const encoder = new TextEncoder()
+    this.#bytes = names.map((n) => encoder.encode(n))
+  }
+
+  /**
+   * Fills `out` with the value range of each name in the object at `start`
+   * (a record `scanListing` validated): `out[2k]`, `out[2k + 1]` are the start
+   * and end of the value of name `k`, -1 when it is absent. The last
+   * occurrence of a name wins and a name written with escapes is decoded, as
+   * with `JSON.parse`.
+   */
+  pick(b: Uint8Array, start: number, out: Int32Array): void {
+    out.fill(-1)
+    let i = skipWs(b, start + 1)
+    if (b[i] === CLOSE_BRACE) return
+    for (;;) {
+      const nameEnd = skipString(b, i)
+      const k = this.#match(b, i + 1, nameEnd - 1)
+      i = skipWs(b, skipWs(b, nameEnd) + 1)
+      const valueStart = i
+      // The usual values directly; skipValue (with its stack) only for nested ones.
+      const c = b[i]
+      if (c === QUOTE) i = skipString(b, i)
+      else if (c === MINUS || isDigit(c)) i = skipNumber(b, i)
+      else i = skipValue(b, i)
+      if (k >= 0) {
+        out[2 * k] = valueStart
+        out[2 * k + 1] = i
+      }
+      i = skipWs(b, i)
+      if (b[i] !== COMMA) return
+      i = skipWs(b, i + 1)
+    }
+  }
+
+  /** The index of the name between `s` and `e` (inside its quotes), or -1. */
+  #match(b: Uint8Array, s: number, e: number): number {
+    for (let j = s; j < e; j++) {
+      if (b[j] === BACKSLASH) {
+        const name = JSON.parse(this.#decoder.decode(b.subarray(s - 1, e + 1))) as string
+        return this.#names.indexOf(name)
+      }
+    }
+    next: for (let k = 0; k < this.#bytes.length; k++) {
+      const want = this.#bytes[k] as Uint8Array
+      if (want.length !== e - s) continue
+      for (let j = 0; j < want.length; j++) if (b[s + j] !== want[j]) continue next
+      return k
+    }
+    return -1
+  }
+}
+
+/**
+ * Whether the value at `[s, e)` is a string of printable ASCII with no escape,
+ * whose bytes between the quotes are its characters.
+ */
+export function isPlainAsciiString(b: Uint8Array, s: number, e: number): boolean {
+  if (b[s] !== QUOTE) return false
+  for (let j = s + 1; j < e - 1; j++) {
+    const c = b[j] as number
+    if (c === BACKSLASH || c >= 0x80) return false
+  }
+  return true
+}
