@@ -5,10 +5,12 @@
  * single retry of listing GETs on a connect error. It never forwards a client
  * header: the upstream request is built from scratch.
  */
+
 import { readFileSync } from 'node:fs'
 import { Pool, errors as undiciErrors } from 'undici'
 import { GatewayError } from '../errors.js'
 import type { ResourceName } from '../resources.js'
+import { BodyBuffer } from './body-buffer.js'
 import { CircuitBreaker } from './circuit-breaker.js'
 
 export type UpstreamMethod = 'GET' | 'POST' | 'PUT' | 'PATCH' | 'DELETE'
@@ -104,15 +106,6 @@ function classify(err: unknown, headersReceived: boolean, timedOut: boolean): Fa
   if (code !== undefined && CONNECT_ERROR_CODES.has(code)) return { kind: 'connect_error', cause: err }
   if (err instanceof undiciErrors.UndiciError) return { kind: 'connect_error', cause: err }
   return { kind: 'connect_error', cause: err }
-}
-
-/** The body read: the preallocated buffer when the declared length held, else the chunks joined. */
-function bodyOf(whole: Buffer | null, filled: number, chunks: Buffer[], size: number): Buffer {
-  if (whole !== null && chunks.length === 0)
-    return filled === whole.length ? whole : whole.subarray(0, filled)
-  // The length was wrong (an upstream bug), or none was declared: join what came, in order.
-  const parts = whole === null ? chunks : [whole.subarray(0, filled), ...chunks]
-  return parts.length === 1 ? (parts[0] as Buffer) : Buffer.concat(parts, size)
 }
 
 export class UpstreamClient {
@@ -214,8 +207,6 @@ export class UpstreamClient {
       })
       headersReceived = true
       this.#opts.onResponse?.()
-      const chunks: Buffer[] = []
-      let size = 0
       const maxBytes = call.maxBytes ?? MAX_UPSTREAM_BODY_BYTES
       const declared = Number(res.headers['content-length'])
       if (Number.isFinite(declared) && declared > maxBytes) {
@@ -224,20 +215,11 @@ export class UpstreamClient {
           `The upstream answer (${declared} bytes) exceeds the limit of ${maxBytes} bytes`,
         )
       }
-      // With a declared length, the body goes into one buffer chunk by chunk as it arrives: a
-      // concatenation at the end would copy (and page-fault) it all at once, ~200 ms per 200 MB of
-      // event loop. Without one, the chunks are joined at the end.
-      const whole =
-        Number.isFinite(declared) && declared > 64 * 1024 ? Buffer.allocUnsafeSlow(declared) : null
-      let filled = 0
+      // Into memory the gateway owns, chunk by chunk (src/upstream/body-buffer.ts).
+      const received = new BodyBuffer(Number.isFinite(declared) ? declared : null, maxBytes)
       for await (const chunk of res.body) {
-        const c = chunk as Buffer
-        if (whole !== null && chunks.length === 0 && filled + c.length <= whole.length) {
-          c.copy(whole, filled)
-          filled += c.length
-        } else chunks.push(c)
-        size += c.length
-        if (size > maxBytes) {
+        received.push(chunk as Buffer)
+        if (received.size > maxBytes) {
           res.body.destroy()
           throw new BodyTooLargeError(`The upstream answer exceeds the limit of ${maxBytes} bytes`)
         }
@@ -250,7 +232,7 @@ export class UpstreamClient {
         response: {
           statusCode: res.statusCode,
           contentType: typeof ct === 'string' ? ct : null,
-          body: bodyOf(whole, filled, chunks, size),
+          body: received.body(),
           seconds,
         },
       }
