@@ -197,6 +197,12 @@ export async function buildApp(options: AppOptions): Promise<FastifyInstance> {
     onInvalidate: (resource, count) => metrics.cacheInvalidations.inc({ resource }, count),
     staleOn: staleMayCover,
     mayServe: () => coherence === null || coherence.mayServeCached(),
+    // Silently uncached, a big ISP's listing would be fetched whole for every request.
+    onTooLarge: (resource, bytes, maxBytes) =>
+      app.log.warn(
+        { resource, bytes, maxBytes },
+        'listing larger than cache.maxBytes: served but not cached, so every request fetches it; raise cache.maxBytes',
+      ),
   })
   const sharedCoherence = shared ? shared.coherence(cache) : null
   coherence = sharedCoherence ?? new LocalCoherence(cache)

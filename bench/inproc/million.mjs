@@ -37,7 +37,9 @@ const up = await startChild(
   { cpu: LOAD_CPU, nodeArgs: ['--max-old-space-size=8192'] },
 )
 const upstreamStartMs = performance.now() - upStarted
-const dir = writeBenchPolicy({ upstreamUrl: up.info.url })
+// A budget that holds the entry with its index and variants (about 2 x raw): at 5 M customers that
+// is over 2 GB, and an entry past the budget is served but not cached (every read would refetch it).
+const dir = writeBenchPolicy({ upstreamUrl: up.info.url, cacheMaxBytes: 16 * 1024 ** 3 })
 const loaded = await loadPolicy(dir, {})
 rmSync(dir, { recursive: true, force: true })
 if (!loaded.ok) throw new Error(loaded.problems.join('\n'))

@@ -15,7 +15,7 @@ const ALL = ['list', 'read', 'create', 'replace', 'update', 'delete']
 export const BENCH_RATE_LIMIT = Object.freeze({ max: 100_000_000, timeWindow: '1 minute' })
 
 /**
- * @param {{ upstreamUrl: string, ttlSeconds?: number, redisUrl?: string, keyPrefix?: string, rateLimit?: object, leaseMs?: number }} opts
+ * @param {{ upstreamUrl: string, ttlSeconds?: number, redisUrl?: string, keyPrefix?: string, rateLimit?: object, leaseMs?: number, cacheMaxBytes?: number }} opts
  * @returns {string} the directory
  */
 export function writeBenchPolicy({
@@ -25,12 +25,13 @@ export function writeBenchPolicy({
   keyPrefix,
   rateLimit,
   leaseMs,
+  cacheMaxBytes = 1024 * 1024 * 1024,
 }) {
   const dir = mkdtempSync(join(tmpdir(), 'ipdr-gw-bench-policy-'))
   mkdirSync(join(dir, 'consumers'))
   const gateway = {
     upstream: { url: upstreamUrl, dialect: 'v2', defaultContext: 'default', timeoutMs: 60_000 },
-    cache: { ttlSeconds, staleIfErrorSeconds: 0, maxBytes: 1024 * 1024 * 1024 },
+    cache: { ttlSeconds, staleIfErrorSeconds: 0, maxBytes: cacheMaxBytes },
     rateLimit: rateLimit ?? BENCH_RATE_LIMIT,
     ...(redisUrl
       ? {

@@ -60,6 +60,12 @@ export interface ListingCacheOptions extends ListingCacheLimits {
    * nothing; stale-if-error may still cover a failing upstream. Default: always.
    */
   readonly mayServe?: () => boolean
+  /**
+   * Called when an entry (or what it grew to with a compressed variant) is
+   * larger than the whole budget: it is served to its callers but not kept,
+   * so every request for it goes to the upstream. Default: nothing.
+   */
+  readonly onTooLarge?: (resource: ResourceName, bytes: number, maxBytes: number) => void
 }
 
 export interface ResourceCacheStats {
@@ -129,6 +135,7 @@ export class ListingCache {
   readonly #onInvalidate: ListingCacheOptions['onInvalidate']
   readonly #staleOn: (err: unknown) => boolean
   readonly #mayServe: () => boolean
+  readonly #onTooLarge: ListingCacheOptions['onTooLarge']
   /** Bumped by `invalidateAll`. */
   #epoch = 0
   readonly #inflight = new Map<string, Flight>()
@@ -143,6 +150,7 @@ export class ListingCache {
     this.#onInvalidate = opts.onInvalidate
     this.#staleOn = opts.staleOn ?? (() => true)
     this.#mayServe = opts.mayServe ?? (() => true)
+    this.#onTooLarge = opts.onTooLarge
     this.#lru = makeLru(this.#limits.maxBytes)
     const counters = () => ({ lookups: { hit: 0, miss: 0, stale: 0, coalesced: 0 }, invalidations: 0 })
     this.#counters = { customers: counters(), mappings: counters() }
@@ -341,6 +349,7 @@ export class ListingCache {
     if (size > this.#limits.maxBytes) {
       // Served to this fill's callers, not kept; nor is the older entry it replaces.
       this.#lru.delete(k)
+      this.#onTooLarge?.(key.resource, size, this.#limits.maxBytes)
       return
     }
     const previous = this.#lru.peek(k)
@@ -369,6 +378,7 @@ export class ListingCache {
     if (size > this.#limits.maxBytes) {
       this.#lru.delete(k)
       entry.onSizeChange(undefined)
+      this.#onTooLarge?.(slot.key.resource, size, this.#limits.maxBytes)
       return
     }
     // A new slot object: lru-cache re-accounts the size only when the value changes.

@@ -126,6 +126,9 @@ export function canonicalInteger(value: unknown): string | null {
 /** An `IpRange` object and its two bigints, as measured on Node 20. */
 const IP_RANGE_BYTES = 120
 
+/** The window records are read through (see `buildIndexParts`). */
+const INDEX_WINDOW_BYTES = 512 * 1024 * 1024
+
 const CHUNK_SHIFT = 12
 /** Records per text chunk. */
 const CHUNK_RECORDS = 1 << CHUNK_SHIFT
@@ -226,10 +229,20 @@ function sameBytes(a: Uint8Array, as: number, ae: number, b: Uint8Array, bs: num
  * parsing one record at a time (never the whole body). Runs on the event loop
  * for small listings and in the listing worker for large ones.
  */
-export function buildIndexParts(raw: Uint8Array, offsets: Uint32Array, facts: ResourceFacts): IndexParts {
+export function buildIndexParts(
+  raw: Uint8Array,
+  offsets: Uint32Array,
+  facts: ResourceFacts,
+  windowBytes = INDEX_WINDOW_BYTES,
+): IndexParts {
   const plan = indexPlan(facts)
   const n = offsets.length / 2
-  const bytes = Buffer.from(raw.buffer, raw.byteOffset, raw.byteLength)
+  const all = Buffer.from(raw.buffer, raw.byteOffset, raw.byteLength)
+  // Records are read through a window of at most 512 MiB that moves along the body, so every index
+  // stays a small integer (V8's Smi, below 2^30): past 1 GiB (5 M customers) byte indexes become
+  // heap numbers and the loop ran tens of times slower. `ranges` are relative to the window.
+  let base = 0
+  let bytes = all.subarray(0, Math.min(all.length, windowBytes))
   const encoder = new TextEncoder()
   // The members the index reads, picked from each record's bytes: no JSON.parse of the record, and
   // for the usual value (a string of plain ASCII) no JavaScript string either, just its bytes.
@@ -286,7 +299,13 @@ export function buildIndexParts(raw: Uint8Array, offsets: Uint32Array, facts: Re
   }
 
   for (let pos = 0; pos < n; pos++) {
-    picker.pick(bytes, offsets[2 * pos] as number, ranges)
+    const recordStart = offsets[2 * pos] as number
+    const recordEnd = offsets[2 * pos + 1] as number
+    if (recordEnd - base > bytes.length) {
+      base = recordStart
+      bytes = all.subarray(base, Math.min(all.length, base + Math.max(windowBytes, recordEnd - base)))
+    }
+    picker.pick(bytes, recordStart - base, ranges)
     keyStarts[pos] = keyLength
     if (plan.key.kind === 'string' && plain(keyAt)) {
       const vs = (ranges[2 * keyAt] as number) + 1

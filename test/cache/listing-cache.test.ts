@@ -340,7 +340,11 @@ t.test('maxBytes: least recently used entries are evicted', async (t) => {
 
 t.test('an entry larger than maxBytes is served but not stored, and replaces nothing', async (t) => {
   const small = taggedEntry(key())
-  const { cache, clock } = setup({ maxBytes: small.bytes + 100 })
+  const tooLarge: [string, number, number][] = []
+  const { cache, clock } = setup({
+    maxBytes: small.bytes + 100,
+    onTooLarge: (resource, bytes, maxBytes) => tooLarge.push([resource, bytes, maxBytes]),
+  })
   const k = key()
   await cache.get(k, async () => small)
   clock.set(TTL)
@@ -350,6 +354,26 @@ t.test('an entry larger than maxBytes is served but not stored, and replaces not
   t.equal(r.entry, big)
   t.equal(cache.stats().customers.entries, 0, 'the older, smaller entry is dropped too')
   t.equal((await cache.get(k, async () => big)).status, 'miss')
+  t.same(
+    tooLarge,
+    [
+      ['customers', big.bytes, small.bytes + 100],
+      ['customers', big.bytes, small.bytes + 100],
+    ],
+    'each uncached fill is reported, with its size and the budget',
+  )
+})
+
+t.test('an entry that grows past maxBytes with a variant is reported too', async (t) => {
+  const k = key()
+  const entry = taggedEntry(k, 'x', 20_000)
+  const tooLarge: number[] = []
+  const { cache } = setup({ maxBytes: entry.bytes + 10, onTooLarge: (_r, bytes) => tooLarge.push(bytes) })
+  await cache.get(k, async () => entry)
+  t.same(tooLarge, [], 'it fits at first')
+  await entry.encoded('gzip')
+  t.same(tooLarge, [entry.bytes], 'then outgrows the budget')
+  t.equal(cache.stats().customers.entries, 0)
 })
 
 t.test('compressed and redacted variants are accounted when made', async (t) => {

@@ -9,7 +9,8 @@
 import fc from 'fast-check'
 import t from 'tap'
 import { buildListingEntry } from '../../src/cache/listing-entry.js'
-import { canonicalInteger, indexPlan } from '../../src/cache/listing-index.js'
+import { buildIndexParts, canonicalInteger, indexPlan } from '../../src/cache/listing-index.js'
+import { scanListing } from '../../src/cache/listing-scan.js'
 import { RESOURCE_BY_NAME } from '../../src/resources.js'
 import { parseIpRange } from '../../src/shared/ip-range.js'
 
@@ -133,4 +134,22 @@ t.test('a member written twice: the last one counts, as in JSON.parse', async (t
   if (!name) throw new Error('customers index Name')
   t.equal(entry.index.textAt(0, name.tag), 'second')
   t.equal(entry.index.textAt(1, name.tag), 'asha')
+})
+
+t.test('read through a moving window (as past 512 MiB): the same index', async (t) => {
+  const records = Array.from({ length: 300 }, (_, i) => ({
+    id: i,
+    UserID: `U${i}`,
+    Name: i % 7 ? `Näme ${i}` : `Name ${i}`,
+    Email: `u${i}@Example.in`,
+    Address: 'x'.repeat(i % 50),
+  }))
+  const raw = Buffer.from(JSON.stringify(records))
+  const offsets = scanListing(raw)
+  const whole = buildIndexParts(raw, offsets, RESOURCE_BY_NAME.customers)
+  // Windows smaller than some records too: the window then stretches to the record.
+  for (const windowBytes of [64, 200, 1000, 4096]) {
+    const windowed = buildIndexParts(raw, offsets, RESOURCE_BY_NAME.customers, windowBytes)
+    t.same(windowed, whole, `a window of ${windowBytes} bytes`)
+  }
 })
