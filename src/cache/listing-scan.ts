@@ -183,45 +183,97 @@ function skipValue(b: Uint8Array, i: number): number {
  * array of objects. Throws `ListingScanError` naming the problem and its
  * byte, or the index of an element that is not an object.
  */
-export function scanListing(b: Uint8Array): Uint32Array {
-  if (b.length > 0xffffffff) throw new ListingScanError('listing too large to index')
-  let i = skipWs(b, 0)
-  if (b[i] !== OPEN_BRACKET) fail('not a JSON array', i)
-  i = skipWs(b, i + 1)
+export function scanListing(body: Uint8Array, windowBytes = SCAN_WINDOW_BYTES): Uint32Array {
+  if (body.length > 0xffffffff) throw new ListingScanError('listing too large to index')
+  // The bytes are read through a window of `windowBytes` that moves along the body, so every index
+  // stays a small integer (V8's Smi, below 2^30; past it the scan of a 1 GB body crawled). `i` is
+  // relative to the window, which starts at `base`; a record is never begun in its second half.
+  let base = 0
+  let b = windowOf(body, 0, windowBytes)
+  // Whitespace that runs to the window's end (never in practice, at 512 MiB): widen it to the rest.
+  const ws = (from: number): number => {
+    let j = skipWs(b, from)
+    if (j === b.length && base + b.length < body.length) {
+      b = body.subarray(base)
+      j = skipWs(b, j)
+    }
+    return j
+  }
+  let i = ws(0)
+  if (b[i] !== OPEN_BRACKET) fail('not a JSON array', base + i)
+  i = ws(i + 1)
   let offsets = new Uint32Array(1024)
   let count = 0
   if (b[i] === CLOSE_BRACKET) i++
   else {
     for (;;) {
-      if (b[i] !== OPEN_BRACE) {
-        if (b[i] === undefined) fail('unexpected end', i)
-        throw new ListingScanError(`non-object element at index ${count}`)
+      if (i > windowBytes / 2) {
+        base += i
+        b = windowOf(body, base, windowBytes)
+        i = 0
       }
-      const start = i
-      i = skipValue(b, i)
+      let next: number
+      try {
+        next = recordEnd(b, i, count)
+      } catch (err) {
+        // The window ended inside a record: widen it to the rest of the body.
+        if (!(err instanceof ListingScanError) || base + b.length >= body.length) throw at(err, base)
+        b = body.subarray(base)
+        try {
+          next = recordEnd(b, i, count)
+        } catch (wide) {
+          throw at(wide, base)
+        }
+      }
       if (2 * count + 2 > offsets.length) {
         const grown = new Uint32Array(offsets.length * 2)
         grown.set(offsets)
         offsets = grown
       }
-      offsets[2 * count] = start
-      offsets[2 * count + 1] = i
+      offsets[2 * count] = base + i
+      offsets[2 * count + 1] = base + next
       count++
-      i = skipWs(b, i)
+      i = ws(next)
       if (b[i] === COMMA) {
-        i = skipWs(b, i + 1)
+        i = ws(i + 1)
         continue
       }
       if (b[i] === CLOSE_BRACKET) {
         i++
         break
       }
-      fail(b[i] === undefined ? 'unexpected end' : "expected ',' or ']'", i)
+      fail(b[i] === undefined ? 'unexpected end' : "expected ',' or ']'", base + i)
     }
   }
-  i = skipWs(b, i)
-  if (i !== b.length) fail('data after the array', i)
+  i = ws(i)
+  if (base + i !== body.length) fail('data after the array', base + i)
   return offsets.slice(0, 2 * count)
+}
+
+/** Bytes read at once by `scanListing`: indexes within stay below 2^30. */
+const SCAN_WINDOW_BYTES = 512 * 1024 * 1024
+
+function windowOf(body: Uint8Array, base: number, windowBytes: number): Uint8Array {
+  return base === 0 && body.length <= windowBytes
+    ? body
+    : body.subarray(base, Math.min(body.length, base + windowBytes))
+}
+
+/** The end of the record (an object) at `i`; `count` names it when it is not an object. */
+function recordEnd(b: Uint8Array, i: number, count: number): number {
+  if (b[i] !== OPEN_BRACE) {
+    if (b[i] === undefined) fail('unexpected end', i)
+    throw new ListingScanError(`non-object element at index ${count}`)
+  }
+  return skipValue(b, i)
+}
+
+/** `err` with its byte position moved by `base` (it was found in a window starting there). */
+function at(err: unknown, base: number): unknown {
+  if (base === 0 || !(err instanceof ListingScanError)) return err
+  return new ListingScanError(
+    err.message.replace(/ at byte (\d+)$/, (_m, n: string) => ` at byte ${Number(n) + base}`),
+  )
 }
 
 /** Picks the values of some members out of a record's bytes, for the index (no `JSON.parse` of the record). */

@@ -108,3 +108,38 @@ t.test('the documented cases', async (t) => {
   const deep = `[{"a":${'['.repeat(100_000)}${']'.repeat(100_000)}},{"Name":"Ünïcødé \u{1F600}"}]`
   t.equal(scanListing(Buffer.from(deep)).length, 4)
 })
+
+t.test('read through a moving window (as past 512 MiB): the same offsets and the same errors', async (t) => {
+  let compared = 0
+  const inputs = fc.oneof(
+    spaced,
+    fc
+      .tuple(spaced, fc.nat(), fc.constantFrom('', '"', '\\', ',', ']', '}', '{', 'x', ' '))
+      .map(([text, at, insert]) => {
+        const p = text.length === 0 ? 0 : at % text.length
+        return text.slice(0, p) + insert + text.slice(p + 1)
+      }),
+  )
+  const outcome = (raw: Buffer, windowBytes?: number): string => {
+    try {
+      return [...scanListing(raw, windowBytes)].join(',')
+    } catch (err) {
+      if (!(err instanceof ListingScanError)) throw err
+      return `error: ${err.message}`
+    }
+  }
+  fc.assert(
+    fc.property(inputs, fc.constantFrom(2, 5, 16, 64), (text, windowBytes) => {
+      const raw = Buffer.from(text, 'utf8')
+      compared++
+      return outcome(raw, windowBytes) === outcome(raw)
+    }),
+    { numRuns: 2000 },
+  )
+  // Whitespace that runs past a window's end between two records, and a record longer than a window.
+  const wide = Buffer.from(`[{"a":1}${' '.repeat(40)},{"b":"${'x'.repeat(100)}"}   ]`)
+  t.equal(outcome(wide, 16), outcome(wide))
+  t.equal(outcome(Buffer.from('[{"a":1}, 7]'), 4), 'error: non-object element at index 1')
+  t.match(outcome(Buffer.from(`[{"a":1},${' '.repeat(30)}{"a":x}]`), 8), /unexpected token at byte 44/)
+  t.ok(compared >= 2000)
+})
