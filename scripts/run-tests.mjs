@@ -1,11 +1,19 @@
 #!/usr/bin/env node
-// Runs tap over test/ and ends the output with the line `N passed, N failed`,
+// Installs (or names) what the tests need from the machine (scripts/test-prerequisites.mjs), then
+// runs tap over test/ and ends the output with the line `N passed, N failed`,
 // which tap itself does not print. Exits non-zero when any assertion fails or
 // when tap fails for another reason (coverage below the .taprc thresholds, a
 // test file that crashed, a timeout).
 import { spawn } from 'node:child_process'
 import { createRequire } from 'node:module'
 import { dirname, join } from 'node:path'
+
+import { ensurePrerequisites } from './test-prerequisites.mjs'
+
+if (!ensurePrerequisites()) {
+  process.stdout.write('0 passed, 1 failed\n')
+  process.exit(1)
+}
 
 const require = createRequire(import.meta.url)
 const tapBin = join(dirname(require.resolve('tap/package.json')), 'dist/esm/run.mjs')

@@ -2,7 +2,7 @@
  * Headless Chromium for the browser tests: Debian's `chromium` package driven
  * by playwright-core, in a fresh user-data directory, closed (and the
  * directory removed) when the test ends. A missing browser fails the test
- * with a clear message: CI installs it (.ci/run), so it is never skipped.
+ * with a clear message: `npm test` installs it (scripts/test-prerequisites.mjs), so it is never skipped.
  */
 import { existsSync, mkdtempSync, rmSync } from 'node:fs'
 import { tmpdir } from 'node:os'
@@ -37,7 +37,7 @@ export async function launchChromium(t: Test): Promise<BrowserContext | null> {
   if (!existsSync(CHROMIUM_PATH)) {
     t.fail(
       `${CHROMIUM_PATH} is missing: the browser tests need Debian's chromium package ` +
-        '(apt-get install -y --no-install-recommends chromium; .ci/run installs it)',
+        '(apt-get install -y --no-install-recommends chromium; npm test installs it as root)',
     )
     return null
   }

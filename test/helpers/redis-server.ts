@@ -1,5 +1,5 @@
 /**
- * A real `redis-server` (Debian's package; .ci/run installs it) for a test: on a
+ * A real `redis-server` (Debian's package; `npm test` installs it) for a test: on a
  * free loopback port, no persistence, started and stopped by pid, and faults
  * the shared-store tests need: stop (refused), freeze/thaw (SIGSTOP/SIGCONT)
  * and restart empty on the same port.
@@ -9,7 +9,7 @@ import { createServer, Socket } from 'node:net'
 import type { Test } from 'tap'
 
 export const REDIS_MISSING =
-  'redis-server is not installed: run `apt-get install -y redis-server` (bash .ci/run does it)'
+  'redis-server is not installed: run `apt-get install -y redis-server` (`npm test` does it as root)'
 
 export function findRedisServer(): string | null {
   try {

@@ -1,5 +1,5 @@
 /**
- * Runs `promtool` (Debian package `prometheus`; `.ci/run` installs it). A
+ * Runs `promtool` (Debian package `prometheus`; `npm test` installs it). A
  * missing promtool is a failure, not a skip: these checks are part of the
  * metrics contract (shared/SPEC.md section 5).
  */
@@ -7,7 +7,7 @@ import { execFile, spawnSync } from 'node:child_process'
 
 export const PROMTOOL_MISSING =
   'promtool not found on PATH: install it with `apt-get install -y --no-install-recommends prometheus` ' +
-  '(then `pkill -x prometheus` if it started a server); .ci/run does this in CI'
+  '(then `pkill -x prometheus` if it started a server); npm test does this as root'
 
 /** The absolute path of promtool, or null when `which` cannot find it. */
 export function findPromtool(): string | null {
