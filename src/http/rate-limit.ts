@@ -23,6 +23,7 @@ import {
   type CounterGuard,
   type CounterState,
   type CounterStore,
+  type GuardedCount,
   type GuardedCounter,
   LocalCounterStore,
 } from '../policy/counter-store.js'
@@ -181,7 +182,7 @@ export async function registerRateLimits(app: FastifyInstance, opts: RateLimitOp
       const guard = gate?.guardFor(request) ?? null
       let state: CounterState
       if (gate && guard && opts.guardedCounter) {
-        let counted: Awaited<ReturnType<GuardedCounter['incrUnlessBlocked']>>
+        let counted: GuardedCount
         try {
           counted = await opts.guardedCounter.incrUnlessBlocked(guard, key, timeWindowMs)
         } catch {
