@@ -20,6 +20,7 @@ const REQUIRED = [
   'IpdrGatewayCacheHitRatioCollapse',
   'IpdrGatewayPolicyReloadFailed',
   'IpdrGatewayStoreDown',
+  'IpdrGatewayAuditFailing',
 ]
 const DOCS = fileURLToPath(new URL('../../docs/operations.md', import.meta.url))
 
@@ -40,7 +41,7 @@ const rules: Rule[] = (parse(readFileSync(RULES, 'utf8')) as { groups: { rules: 
 )
 const promtool = findPromtool()
 
-t.test('the six alerts exist, with severity and a runbook in docs/operations.md', async (t) => {
+t.test('the seven alerts exist, with severity and a runbook in docs/operations.md', async (t) => {
   const alerts = rules.map((r) => r.alert)
   t.same([...alerts].sort(), [...REQUIRED].sort())
   const docs = readFileSync(DOCS, 'utf8')
@@ -69,7 +70,7 @@ t.test('promtool check rules', async (t) => {
   if (!promtool) return t.fail(PROMTOOL_MISSING)
   const result = await runPromtool(promtool, ['check', 'rules', RULES])
   t.equal(result.code, 0, `${result.stdout}${result.stderr}`)
-  t.match(result.stdout, /SUCCESS: 6 rules found/)
+  t.match(result.stdout, /SUCCESS: 7 rules found/)
 })
 
 t.test('promtool test rules', async (t) => {
