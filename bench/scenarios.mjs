@@ -6,6 +6,9 @@
  * result rows: `{ row, scenario, aText, bText, ratioText, target, pass, ... }`
  * (`pass` null: reported, no target; `error`: the row could not be measured).
  */
+import { mkdtempSync, readFileSync, rmSync } from 'node:fs'
+import { tmpdir } from 'node:os'
+import { join } from 'node:path'
 import { comparePair } from './lib/compare.mjs'
 import { fmt } from './lib/format.mjs'
 import {
@@ -19,7 +22,7 @@ import { decoded, expect, expectJson, probe, sha256 } from './lib/probe.mjs'
 import { LOAD_CPU, SERVER_CPU } from './lib/processes.mjs'
 import { median, percentile } from './lib/stats.mjs'
 
-export const ROW_IDS = ['1', '1b', '2', '3', '4', '5', '6', '7', '8', '9', '10']
+export const ROW_IDS = ['1', '1b', '2', '3', '4', '5', '6', '7', '8', '9', '10', '11']
 
 const LIST = '/api/ipdrcustomers'
 const json = (v) => JSON.stringify(v)
@@ -673,6 +676,72 @@ async function sharedStore(ctx) {
   return out
 }
 
+/**
+ * Row 11 (issue 16): the write path with the audit trail on vs off, the same PATCH through two
+ * gateways in front of one upstream; without fsync (goal ≥ 0.90) and with it (reported).
+ */
+async function auditedWrites(ctx) {
+  const out = []
+  const dir = mkdtempSync(join(tmpdir(), 'ipdr-gw-bench-audit-'))
+  try {
+    const up = await ctx.start('servers/upstream.mjs', { n: 10 }, LOAD_CPU)
+    const plain = await ctx.start('servers/gateway.mjs', { upstreamUrl: up.info.url }, SERVER_CPU)
+    const headers = gatewayHeaders()
+    const path = `${LIST}/${seedUserId(1)}`
+    const variants = ctx.cfg.quick ? [false] : [false, true]
+    for (const fsync of variants) {
+      const file = join(dir, `audit-${fsync ? 'fsync' : 'plain'}.jsonl`)
+      const audited = await ctx.start(
+        'servers/gateway.mjs',
+        { upstreamUrl: up.info.url, audit: { file, fsync } },
+        SERVER_CPU,
+      )
+      const request = (gw) => ({
+        url: gw.info.url + path,
+        method: 'PATCH',
+        headers,
+        body: json(UPDATE_FIELDS),
+        connections: ctx.cfg.connections,
+      })
+      expectJson(await probe(request(audited).url, request(audited)), 'object', 'audited gateway PATCH')
+      expect(
+        readFileSync(file, 'utf8').split('\n').filter(Boolean).length === 2,
+        'the audited gateway wrote no intent and outcome',
+      )
+      const r = await comparePair(ctx.cfg, {
+        label: `row 11 fsync=${fsync}`,
+        a: request(audited),
+        b: request(plain),
+        servers: { a: audited, b: plain },
+      })
+      out.push(
+        fsync
+          ? {
+              ...throughputRow(
+                '11',
+                'PATCH with the audit trail on, fsync: true (each write of lines flushed) vs audit off',
+                r,
+                'reported',
+                true,
+              ),
+              pass: null,
+            }
+          : throughputRow(
+              '11',
+              'PATCH with the audit trail on (fsync: false) vs audit off',
+              r,
+              '≥ 0.90',
+              r.ratio >= 0.9,
+            ),
+      )
+      await audited.stop()
+    }
+  } finally {
+    rmSync(dir, { recursive: true, force: true })
+  }
+  return out
+}
+
 export const GROUPS = [
   { rows: ['1b'], run: (ctx, want) => cachedListing(ctx, 10, want) },
   { rows: ['1', '3'], run: (ctx, want) => cachedListing(ctx, 1000, want) },
@@ -687,4 +756,5 @@ export const GROUPS = [
   { rows: ['8'], run: (ctx) => largeListing(ctx) },
   { rows: ['9'], run: (ctx) => emulated(ctx) },
   { rows: ['10'], run: (ctx) => sharedStore(ctx) },
+  { rows: ['11'], run: (ctx) => auditedWrites(ctx) },
 ]

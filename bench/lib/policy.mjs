@@ -15,7 +15,7 @@ const ALL = ['list', 'read', 'create', 'replace', 'update', 'delete']
 export const BENCH_RATE_LIMIT = Object.freeze({ max: 100_000_000, timeWindow: '1 minute' })
 
 /**
- * @param {{ upstreamUrl: string, ttlSeconds?: number, redisUrl?: string, keyPrefix?: string, rateLimit?: object, leaseMs?: number, cacheMaxBytes?: number }} opts
+ * @param {{ upstreamUrl: string, ttlSeconds?: number, redisUrl?: string, keyPrefix?: string, rateLimit?: object, leaseMs?: number, cacheMaxBytes?: number, audit?: { file: string, fsync?: boolean } }} opts
  * @returns {string} the directory
  */
 export function writeBenchPolicy({
@@ -26,6 +26,7 @@ export function writeBenchPolicy({
   rateLimit,
   leaseMs,
   cacheMaxBytes = 1024 * 1024 * 1024,
+  audit,
 }) {
   const dir = mkdtempSync(join(tmpdir(), 'ipdr-gw-bench-policy-'))
   mkdirSync(join(dir, 'consumers'))
@@ -40,6 +41,7 @@ export function writeBenchPolicy({
           },
         }
       : {}),
+    ...(audit ? { audit: { file: audit.file, fsync: audit.fsync === true } } : {}),
   }
   const consumer = { operations: { customers: ALL, mappings: ALL }, rateLimit: null }
   writeFileSync(join(dir, 'gateway.json'), JSON.stringify(gateway))

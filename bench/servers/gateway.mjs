@@ -1,8 +1,8 @@
 /**
  * Child process: the compiled gateway (dist/), built exactly as `serve` builds
  * it (policy loaded by the real loader, `buildApp`), without logging or the
- * readiness probe. Options: `{ upstreamUrl, ttlSeconds, redisUrl, keyPrefix, rateLimit, leaseMs }` (a shared store
- * when `redisUrl` is set).
+ * readiness probe. Options: `{ upstreamUrl, ttlSeconds, redisUrl, keyPrefix, rateLimit, leaseMs, audit }` (a shared store
+ * when `redisUrl` is set; an audit trail when `audit: { file, fsync }` is).
  */
 import { rmSync } from 'node:fs'
 import { buildApp } from '../../dist/app.js'
@@ -10,8 +10,8 @@ import { loadPolicy } from '../../dist/policy/load.js'
 import { serveAsChild } from '../lib/child.mjs'
 import { writeBenchPolicy } from '../lib/policy.mjs'
 
-serveAsChild(async ({ upstreamUrl, ttlSeconds = 3600, redisUrl, keyPrefix, rateLimit, leaseMs }) => {
-  const dir = writeBenchPolicy({ upstreamUrl, ttlSeconds, redisUrl, keyPrefix, rateLimit, leaseMs })
+serveAsChild(async ({ upstreamUrl, ttlSeconds = 3600, redisUrl, keyPrefix, rateLimit, leaseMs, audit }) => {
+  const dir = writeBenchPolicy({ upstreamUrl, ttlSeconds, redisUrl, keyPrefix, rateLimit, leaseMs, audit })
   let loaded
   try {
     loaded = await loadPolicy(dir, {})
