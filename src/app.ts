@@ -6,17 +6,20 @@
 import { randomUUID } from 'node:crypto'
 import type { IncomingMessage } from 'node:http'
 import Fastify, {
-  type FastifyError,
+  type FastifyBaseLogger,
   type FastifyInstance,
   type FastifyReply,
   type FastifyServerOptions,
 } from 'fastify'
+import { NO_AUDIT, WriteAudit } from './audit/write-audit.js'
+import { AuditTrail } from './audit/writer.js'
 import { ListingCache } from './cache/listing-cache.js'
 import { listingScannerPool } from './cache/listing-scanner.js'
 import { ERRORS, errorBody, GatewayError, WWW_AUTHENTICATE } from './errors.js'
 import { registerApiRoutes } from './http/api-routes.js'
 import { clientErrorHandler } from './http/client-errors.js'
 import { registerCors } from './http/cors.js'
+import { toGatewayError } from './http/error-reply.js'
 import { registerHealthRoutes } from './http/health-routes.js'
 import { isListingFastPathRequest, makeListingFastPath } from './http/listing-fast-path.js'
 import { CachedListings, staleMayCover } from './http/listings.js'
@@ -26,7 +29,7 @@ import { apiRouteRateLimitConfig, registerAuthFailureLimiter, registerRateLimits
 import type { RequestContext } from './http/request-context.js'
 import { LOG_REDACT_PATHS } from './logging.js'
 import { createMetrics, type GatewayMetrics, recordHttp } from './metrics.js'
-import type { Policy } from './policy/types.js'
+import type { AuditPolicy, Policy } from './policy/types.js'
 import { type Coherence, LocalCoherence } from './store/coherence.js'
 import { redactRedisUrl } from './store/redis-url.js'
 import { openSharedStore, redisStorePolicy, type SharedStore } from './store/shared-store.js'
@@ -72,6 +75,10 @@ export interface AppOptions {
   readonly redisUrl?: string
   /** This instance's id in the shared store; default random. */
   readonly instanceId?: string
+  /** Overrides `audit.file` of the policy (`--audit-file` / `AUDIT_FILE`): one file per instance. */
+  readonly auditFile?: string
+  /** The `instance` of this gateway's audit lines. Default `hostname:pid`. */
+  readonly instanceName?: string
 }
 
 /** How long the start waits for the shared store before serving without it. */
@@ -87,32 +94,6 @@ function requestIdOf(req: IncomingMessage): string {
 
 function isPolicySource(p: Policy | PolicySource): p is PolicySource {
   return 'current' in p
-}
-
-/** Maps anything thrown during a request to a gateway error (5xx details stay in the log). */
-export function toGatewayError(err: unknown): GatewayError {
-  if (err instanceof GatewayError) return err
-  const e = err as Partial<FastifyError> & { statusCode?: number }
-  switch (e?.code) {
-    case 'FST_ERR_CTP_INVALID_JSON_BODY':
-    case 'FST_ERR_CTP_EMPTY_JSON_BODY':
-      return new GatewayError('IPDR_GW_INVALID_JSON', undefined, { cause: err })
-    case 'FST_ERR_CTP_BODY_TOO_LARGE':
-      return new GatewayError('IPDR_GW_BODY_TOO_LARGE', undefined, { cause: err })
-    case 'FST_ERR_CTP_INVALID_MEDIA_TYPE':
-      return new GatewayError('IPDR_GW_UNSUPPORTED_MEDIA_TYPE', undefined, { cause: err })
-    case 'FST_ERR_CTP_INVALID_CONTENT_LENGTH':
-      return new GatewayError('IPDR_GW_INVALID_JSON', 'Content-Length does not match the body', {
-        cause: err,
-      })
-  }
-  if (err instanceof SyntaxError) return new GatewayError('IPDR_GW_INVALID_JSON', undefined, { cause: err })
-  const status = typeof e?.statusCode === 'number' ? e.statusCode : 500
-  if (status === 413) return new GatewayError('IPDR_GW_BODY_TOO_LARGE', undefined, { cause: err })
-  if (status === 415) return new GatewayError('IPDR_GW_UNSUPPORTED_MEDIA_TYPE', undefined, { cause: err })
-  if (status === 404) return new GatewayError('IPDR_GW_NOT_FOUND', undefined, { cause: err })
-  if (status >= 400 && status < 500) return new GatewayError('IPDR_GW_VALIDATION', undefined, { cause: err })
-  return new GatewayError('IPDR_GW_INTERNAL', undefined, { cause: err })
 }
 
 export async function buildApp(options: AppOptions): Promise<FastifyInstance> {
@@ -185,6 +166,7 @@ export async function buildApp(options: AppOptions): Promise<FastifyInstance> {
     })
     app.log.info({ store: redactRedisUrl(redisPolicy.url), keyPrefix: redisPolicy.keyPrefix }, 'shared store')
   }
+  const audit = await openWriteAudit(initial.gateway.audit, options, metrics, app.log)
   let coherence: Coherence | null = null
   // Large listings are checked in a worker, so a fill never stalls the event loop (SPEC 9).
   const scanner = listingScannerPool()
@@ -324,6 +306,7 @@ export async function buildApp(options: AppOptions): Promise<FastifyInstance> {
     policy: () => source.current,
     upstream,
     listings,
+    audit,
     parseJson: parseJsonText,
     rateLimitConfig: apiRouteRateLimitConfig,
     onDenied: (consumer, operation) => metrics.policyDenials.inc({ consumer, operation }),
@@ -352,6 +335,8 @@ export async function buildApp(options: AppOptions): Promise<FastifyInstance> {
     await shared?.close()
     await upstream.close()
     await scanner.close()
+    // Last: requests still finishing write their outcome lines first.
+    await audit.close()
   })
   app.decorate('gatewayMetrics', metrics)
   app.decorate('readiness', readiness)
@@ -364,6 +349,50 @@ export async function buildApp(options: AppOptions): Promise<FastifyInstance> {
     epoch: sharedCoherence?.epoch ?? null,
   }))
   return app
+}
+
+/**
+ * The audit trail of `audit.file` (or `--audit-file`), opened before the gateway serves: a file
+ * it cannot write, or one another process writes, stops the start when the audit is required.
+ */
+async function openWriteAudit(
+  policy: AuditPolicy,
+  options: AppOptions,
+  metrics: GatewayMetrics,
+  log: FastifyBaseLogger,
+): Promise<WriteAudit> {
+  const file = options.auditFile ?? policy.file
+  if (file === null) return NO_AUDIT
+  let trail: AuditTrail
+  try {
+    trail = await AuditTrail.open({
+      file,
+      fsync: policy.fsync,
+      maxBytes: policy.maxBytes,
+      ...(options.instanceName ? { instance: options.instanceName } : {}),
+      ...(options.now ? { now: options.now } : {}),
+      onRepair: (info) =>
+        log.warn(
+          info,
+          'audit trail: closed a line torn by a crash with a repair line (audit verify shows it)',
+        ),
+    })
+  } catch (err) {
+    const message = `audit.file ${file}: ${(err as Error).message}`
+    if (policy.required) throw new Error(message, { cause: err })
+    log.error({ file }, `${message}; audit.required is false: serving without an audit trail`)
+    return NO_AUDIT
+  }
+  log.info({ file: trail.file, seq: trail.head.seq }, 'audit trail')
+  return new WriteAudit(trail, {
+    required: policy.required,
+    onRecord: (result) => metrics.auditRecords.inc({ result }),
+    onError: (phase, err) =>
+      log.error(
+        { phase, file: trail.file, error: (err as Error)?.message },
+        'audit trail: a line could not be written',
+      ),
+  })
 }
 
 declare module 'fastify' {

@@ -19,6 +19,8 @@ Usage:
   ipdr-gateway emulator [options]       run the Trisul API emulator (see: ipdr-gateway emulator --help)
   ipdr-gateway check-policies DIR       validate a policy directory; exit 1 on problems
   ipdr-gateway check-policies --schema  print the policy JSON Schema
+  ipdr-gateway audit verify FILE…       check the audit trail's hash chain (exit 0 intact)
+  ipdr-gateway audit search --user-id X [--since ISO] [FILE…]   who touched this customer
   ipdr-gateway --help                   this text
 
 serve options (flags override environment variables):
@@ -32,6 +34,7 @@ serve options (flags override environment variables):
   --shutdown-timeout MS SHUTDOWN_TIMEOUT_MS  bound on finishing in-flight requests (default 10000)
   --redis URL          REDIS_URL     shared store for several instances (redis:// or rediss://);
                                      default: the policy's store.redis, else none (SPEC 8)
+  --audit-file PATH    AUDIT_FILE    this instance's audit trail (default: the policy's audit.file)
 
 Signals: SIGTERM/SIGINT stop gracefully; SIGHUP reloads the policy (a change of the files does too).
 `
@@ -144,6 +147,10 @@ export async function main(argv: string[], env: NodeJS.ProcessEnv, io: Io): Prom
     return -1
   }
   if (first === 'check-policies') return runCheckPolicies(rest, { ...io, env })
+  if (first === 'audit') {
+    const { runAudit } = await import('./audit/command.js')
+    return runAudit(rest, { ...io, env })
+  }
   if (first === 'serve') return serve(rest, env, io)
   if (first === undefined || first.startsWith('-')) return serve(argv, env, io)
   io.stderr(`ipdr-gateway: unknown command ${JSON.stringify(first)}\n\n${HELP}`)

@@ -25,6 +25,8 @@ export interface RuntimeConfig {
   readonly shutdownTimeoutMs: number
   /** `--redis` / `REDIS_URL`: the shared store (SPEC 8); null: the policy's `store.redis`, else none. */
   readonly redisUrl: string | null
+  /** `--audit-file` / `AUDIT_FILE`: this instance's audit trail (SPEC 11); null: the policy's `audit.file`. */
+  readonly auditFile: string | null
 }
 
 export const LOG_LEVELS = ['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent'] as const
@@ -69,6 +71,7 @@ export const SERVE_OPTIONS = {
   'metrics-port': { type: 'string' },
   'shutdown-timeout': { type: 'string' },
   redis: { type: 'string' },
+  'audit-file': { type: 'string' },
   help: { type: 'boolean', short: 'h' },
 } as const
 
@@ -103,6 +106,7 @@ export function parseServeConfig(
   const mp = pick('metrics-port', 'METRICS_PORT')
   const st = pick('shutdown-timeout', 'SHUTDOWN_TIMEOUT_MS')
   const rd = pick('redis', 'REDIS_URL')
+  const af = pick('audit-file', 'AUDIT_FILE')
   const redisProblem = rd ? redisUrlProblem(rd.value) : null
   if (rd && redisProblem) throw new ConfigError(`${rd.name}: ${redisProblem}`)
   if (lvl && !(LOG_LEVELS as readonly string[]).includes(lvl.value)) {
@@ -118,5 +122,6 @@ export function parseServeConfig(
     metricsPort: mp ? port(mp.value, mp.name, false) : null,
     shutdownTimeoutMs: st ? Number(st.value) : DEFAULT_SHUTDOWN_TIMEOUT_MS,
     redisUrl: rd ? rd.value : null,
+    auditFile: af ? af.value : null,
   })
 }

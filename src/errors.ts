@@ -53,6 +53,10 @@ export const ERRORS = {
   },
   IPDR_GW_UPSTREAM_TIMEOUT: { status: 504, message: 'The upstream did not answer in time' },
   IPDR_GW_CIRCUIT_OPEN: { status: 503, message: 'The upstream is failing; requests are paused' },
+  IPDR_GW_AUDIT_UNAVAILABLE: {
+    status: 503,
+    message: 'The write cannot be recorded in the audit trail, so it was not sent',
+  },
   // Requests Node's HTTP parser refuses before they become requests (src/http/client-errors.ts).
   IPDR_GW_BAD_REQUEST: { status: 400, message: 'Malformed HTTP request' },
   IPDR_GW_REQUEST_TIMEOUT: { status: 408, message: 'The request was not received in time' },

@@ -27,6 +27,7 @@ export const METRIC_RESOURCES: readonly ResourceName[] = ['customers', 'mappings
 /** The methods the gateway sends upstream (SPEC section 2). */
 export const UPSTREAM_METHODS = ['GET', 'POST', 'PUT', 'PATCH', 'DELETE'] as const
 export const POLICY_RELOAD_RESULTS = ['ok', 'invalid'] as const
+export const AUDIT_RESULTS = ['ok', 'failed'] as const
 
 /**
  * Latency buckets in seconds, about 1 ms (a cache hit) to 10 s (the default
@@ -89,6 +90,8 @@ export interface GatewayMetrics {
   readonly policyReloads: Counter<'result'>
   /** `ipdr_gateway_cache_fill_duration_seconds`: upstream bytes in → entry served. */
   readonly cacheFillDuration: Histogram<'resource'>
+  /** `ipdr_gateway_audit_records_total`: audit lines written (`ok`) or not (`failed`). */
+  readonly auditRecords: Counter<'result'>
   // Gauges ipdr_gateway_cache_entries{resource}, ipdr_gateway_cache_bytes{resource} and
   // ipdr_gateway_upstream_up are computed in collect() from MetricsSources.
   /** Replace the sources (the app sets them once its cache and upstream client exist). */
@@ -131,6 +134,7 @@ export const METRIC_FAMILIES = {
   ipdr_gateway_store_up: { type: 'gauge', labels: [] },
   ipdr_gateway_cache_fill_duration_seconds: { type: 'histogram', labels: ['resource'] },
   ipdr_gateway_store_errors_total: { type: 'counter', labels: ['operation'] },
+  ipdr_gateway_audit_records_total: { type: 'counter', labels: ['result'] },
 } as const satisfies Record<string, { type: 'counter' | 'gauge' | 'histogram'; labels: readonly string[] }>
 
 /**
@@ -213,6 +217,13 @@ export function createMetrics(options: CreateMetricsOptions = {}): GatewayMetric
     registers,
   })
 
+  const auditRecords = new Counter({
+    name: 'ipdr_gateway_audit_records_total',
+    help: 'Audit trail lines (intent and outcome of each forwarded write), by result: ok written, failed not.',
+    labelNames: ['result'] as const,
+    registers,
+  })
+
   new Gauge({
     name: 'ipdr_gateway_cache_entries',
     help: 'Listings currently held in the cache, by resource.',
@@ -250,6 +261,7 @@ export function createMetrics(options: CreateMetricsOptions = {}): GatewayMetric
     }
   }
   for (const result of POLICY_RELOAD_RESULTS) policyReloads.inc({ result }, 0)
+  for (const result of AUDIT_RESULTS) auditRecords.inc({ result }, 0)
 
   if (options.defaultMetrics !== false) collectDefaultMetrics({ register: registry })
 
@@ -294,6 +306,7 @@ export function createMetrics(options: CreateMetricsOptions = {}): GatewayMetric
     policyDenials,
     policyReloads,
     cacheFillDuration,
+    auditRecords,
     setSources(next: MetricsSources) {
       sources = next ?? {}
     },

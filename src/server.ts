@@ -4,6 +4,7 @@
  * in-flight requests finish within `shutdownTimeoutMs`, exit 0. SIGHUP: reload
  * the policy.
  */
+import { hostname } from 'node:os'
 import type { FastifyInstance } from 'fastify'
 import { buildApp } from './app.js'
 import type { RuntimeConfig } from './config.js'
@@ -55,6 +56,8 @@ export async function runServer(opts: RunServerOptions): Promise<RunningServer> 
     policy: store,
     ...(opts.upstreamUrl ? { upstreamUrl: opts.upstreamUrl } : {}),
     ...(config.redisUrl ? { redisUrl: config.redisUrl } : {}),
+    ...(config.auditFile ? { auditFile: config.auditFile } : {}),
+    instanceName: `${hostname()}:${config.port}`,
     logger: { level: config.logLevel, redact: { paths: LOG_REDACT_PATHS, censor: '[redacted]' } },
     metrics,
     metricsToken,

@@ -12,8 +12,14 @@ t.test('defaults', async (t) => {
     metricsPort: null,
     shutdownTimeoutMs: 10_000,
     redisUrl: null,
+    auditFile: null,
   })
   t.ok(Object.isFrozen(c))
+})
+
+t.test('--audit-file overrides AUDIT_FILE', async (t) => {
+  t.equal(parseServeConfig([], { AUDIT_FILE: 'data/a.jsonl' }).auditFile, 'data/a.jsonl')
+  t.equal(parseServeConfig(['--audit-file', 'b.jsonl'], { AUDIT_FILE: 'data/a.jsonl' }).auditFile, 'b.jsonl')
 })
 
 t.test('flags override the environment, which overrides defaults', async (t) => {

@@ -89,6 +89,11 @@ export class ListingEntry implements ListingRepresentation {
     return this.#pendingIndex ?? Promise.resolve()
   }
 
+  /** True while a worker is still building the index: `lookup` would then build it here, on the event loop. */
+  get indexPending(): boolean {
+    return this.#pendingIndex !== null
+  }
+
   /** Takes the index a worker is building (`buildListingEntryOffLoop`). */
   adoptIndex(parts: Promise<IndexParts>): void {
     this.#pendingIndex = parts.then(

@@ -4,6 +4,7 @@
  * these routes reach the upstream, and only at the two API paths.
  */
 import type { FastifyInstance, FastifyReply, FastifyRequest, RouteOptions } from 'fastify'
+import { NO_AUDIT, type WriteAudit } from '../audit/write-audit.js'
 import { redactRecord } from '../cache/redaction.js'
 import { GatewayError } from '../errors.js'
 import type { Policy } from '../policy/types.js'
@@ -12,6 +13,7 @@ import { upstreamBody } from '../upstream/body.js'
 import type { UpstreamClient, UpstreamMethod } from '../upstream/client.js'
 import { failureOf, interpretResponse, outcomeOf } from '../upstream/interpret.js'
 import { makeAuthenticate } from './authenticate.js'
+import { answerStatus, toGatewayError } from './error-reply.js'
 import { sendListing, sendRead } from './listing-replies.js'
 import type { ListingSource } from './listings.js'
 import {
@@ -28,6 +30,8 @@ export interface ApiRouteDeps {
   readonly policy: () => Policy
   readonly upstream: UpstreamClient
   readonly listings: ListingSource
+  /** Where forwarded writes are recorded (SPEC 11). Default: nowhere. */
+  readonly audit?: WriteAudit
   readonly parseJson: (text: string) => unknown
   /** Per-route `config.rateLimit` (the policy layer's rate limiter reads it). */
   readonly rateLimitConfig?: () => object
@@ -134,17 +138,78 @@ async function handleWrite(
 
   const method = METHOD[op]
   const path = userId === null ? facts.path : `${facts.path}/${encodeURIComponent(userId)}`
-  let res: Awaited<ReturnType<UpstreamClient['request']>>
-  let mayHaveLanded = true
+  const audit = deps.audit ?? NO_AUDIT
+  const recordUserId = userId ?? (typeof fields.UserID === 'string' ? fields.UserID : null)
+  // Throws 503 before anything is sent when the intent cannot be recorded and the audit is required.
+  const intent = audit.enabled
+    ? await audit.intent({
+        requestId: String(request.id),
+        consumer: request.gw.consumerName,
+        client: request.ip,
+        resource: facts.name,
+        operation: op,
+        userId: recordUserId,
+        fields,
+        before:
+          op === 'create' || recordUserId === null
+            ? null
+            : deps.listings.cachedBefore(auth, facts, recordUserId, selectorOf(facts, fields)),
+      })
+    : null
+  let res: Awaited<ReturnType<UpstreamClient['request']>> | null = null
   try {
-    // Writes are never retried: a retry could duplicate a record.
-    res = await deps.upstream.request({
+    const body = await forwardWrite(
+      deps,
+      facts,
       method,
       path,
-      resource: facts.name,
-      body: upstreamBody(facts, policy.gateway.upstream.dialect, auth, fields),
-      requestId: String(request.id),
+      upstreamBody(facts, policy.gateway.upstream.dialect, auth, fields),
+      auth.context,
+      String(request.id),
+    )
+    res = body
+    const meaning = interpretResponse(body, 'object')
+    deps.upstream.report(method, facts.name, outcomeOf(meaning), body.seconds)
+    if (meaning.kind !== 'object') throw failureOf(meaning, body)
+    await audit.outcome(intent, { status: 200, upstreamStatus: body.statusCode })
+    const redact = request.gw.consumer?.redact ?? []
+    reply.header('cache-control', 'no-store')
+    if (redact.length > 0) {
+      reply.send(redactRecord(meaning.value, redact))
+      return
+    }
+    // The upstream's own bytes (already checked to be a JSON object): nothing re-serialized.
+    reply.type('application/json; charset=utf-8').send(body.body)
+  } catch (err) {
+    const ge = toGatewayError(err)
+    await audit.outcome(intent, {
+      status: answerStatus(ge, policy.gateway.upstream.normalizeErrors),
+      upstreamStatus: res?.statusCode ?? ge.passthrough?.statusCode ?? null,
+      code: ge.code,
     })
+    throw err
+  }
+}
+
+/** A mapping write may name which of the customer's mappings it touches. */
+function selectorOf(facts: ResourceFacts, fields: Record<string, unknown>): string | undefined {
+  const v = facts.selectorField === undefined ? undefined : fields[facts.selectorField]
+  return typeof v === 'string' ? v : undefined
+}
+
+/** Sends the write once (never retried: a retry could duplicate a record) and invalidates the context. */
+async function forwardWrite(
+  deps: ApiRouteDeps,
+  facts: ResourceFacts,
+  method: UpstreamMethod,
+  path: string,
+  body: ReturnType<typeof upstreamBody>,
+  context: string,
+  requestId: string,
+): Promise<Awaited<ReturnType<UpstreamClient['request']>>> {
+  let mayHaveLanded = true
+  try {
+    return await deps.upstream.request({ method, path, resource: facts.name, body, requestId })
   } catch (err) {
     // An open circuit sent nothing: keep the cache, the outage's only source of listings.
     if (err instanceof GatewayError && err.code === 'IPDR_GW_CIRCUIT_OPEN') mayHaveLanded = false
@@ -152,17 +217,6 @@ async function handleWrite(
   } finally {
     // Invalidate before answering, whatever else happened: even a timed-out write
     // may have landed, and any client that reads after this response must see it.
-    if (mayHaveLanded) await deps.listings.invalidate(auth.context)
+    if (mayHaveLanded) await deps.listings.invalidate(context)
   }
-  const meaning = interpretResponse(res, 'object')
-  deps.upstream.report(method, facts.name, outcomeOf(meaning), res.seconds)
-  if (meaning.kind !== 'object') throw failureOf(meaning, res)
-  const redact = request.gw.consumer?.redact ?? []
-  reply.header('cache-control', 'no-store')
-  if (redact.length > 0) {
-    reply.send(redactRecord(meaning.value, redact))
-    return
-  }
-  // The upstream's own bytes (already checked to be a JSON object): nothing re-serialized.
-  reply.type('application/json; charset=utf-8').send(res.body)
 }

@@ -16,7 +16,7 @@ import { buildListingEntryOffLoop, InvalidListingError, type ListingEntry } from
 import { INLINE_SCANNER, type ListingScanner } from '../cache/listing-scanner.js'
 import { GatewayError } from '../errors.js'
 import type { Policy } from '../policy/types.js'
-import type { ResourceFacts } from '../resources.js'
+import { RESOURCE_BY_NAME, type ResourceFacts } from '../resources.js'
 import { type Coherence, LocalCoherence } from '../store/coherence.js'
 import { type FillCoordinator, LOCAL_FILLS } from '../store/shared-fill.js'
 import { upstreamBody } from '../upstream/body.js'
@@ -33,6 +33,13 @@ export interface ListingSource {
   get(request: FastifyRequest, facts: ResourceFacts): Promise<Listing>
   /** Invalidates the context's listings here and on every instance; resolves once none can serve them. */
   invalidate(context: string): Promise<void>
+  /**
+   * What the cache holds, fresh, of the record(s) a write to `userId` touches,
+   * for the audit's `before`: the customer, or the customer's mappings (those
+   * with `selector` as `ipsubnet` when given). Null when not cached, or when
+   * the listing's index is still being built (a write never waits for it).
+   */
+  cachedBefore(auth: UpstreamAuth, facts: ResourceFacts, userId: string, selector?: string): unknown
 }
 
 /** The cache key of a resource's listing as fetched with `auth`. */
@@ -88,6 +95,23 @@ export class CachedListings implements ListingSource {
 
   invalidate(context: string): Promise<void> {
     return this.#coherence.invalidate(context)
+  }
+
+  cachedBefore(auth: UpstreamAuth, facts: ResourceFacts, userId: string, selector?: string): unknown {
+    const indexed = (f: ResourceFacts) => {
+      const entry = this.#cache.peekFresh(listingKey(f, auth))
+      return entry === undefined || entry.indexPending ? null : entry
+    }
+    const customers = indexed(RESOURCE_BY_NAME.customers)
+    const pos = customers?.lookup(userId)[0]
+    if (customers === null || pos === undefined) return null
+    const customer = customers.record(pos)
+    if (facts.name === 'customers') return customer
+    const mappings = indexed(facts)
+    const id = customer.id
+    if (mappings === null || (typeof id !== 'number' && typeof id !== 'string')) return null
+    const records = mappings.lookup(id).map((p) => mappings.record(p))
+    return selector === undefined ? records : records.filter((r) => r[facts.selectorField ?? ''] === selector)
   }
 
   /** The entry of `raw`, timed from its last byte to ready; `raw` is moved (use the entry's). */

@@ -179,6 +179,7 @@ interface RawGateway {
   docs: GatewayPolicy['docs']
   trustProxy: string[]
   store: GatewayPolicy['store']
+  audit: GatewayPolicy['audit']
 }
 
 interface RawConsumer {

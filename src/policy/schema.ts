@@ -369,6 +369,43 @@ function gatewaySchema(): Schema {
           redis: redisStoreSchema(),
         },
       },
+      audit: {
+        type: 'object',
+        additionalProperties: false,
+        default: {},
+        description:
+          'The audit trail of every write the gateway forwards (SPEC 11, docs/audit.md). Read at start only.',
+        properties: {
+          file: {
+            type: ['string', 'null'],
+            minLength: 1,
+            maxLength: 4096,
+            default: null,
+            description:
+              'The JSON-lines file, relative to the working directory (the shipped policy: data/audit.jsonl); --audit-file / AUDIT_FILE override it, one file per instance. null: no audit trail.',
+          },
+          required: {
+            type: 'boolean',
+            default: true,
+            description:
+              'A write whose intent line cannot be written is refused with 503 IPDR_GW_AUDIT_UNAVAILABLE and never sent upstream. false: it is sent anyway (counted as failed).',
+          },
+          fsync: {
+            type: 'boolean',
+            default: false,
+            description:
+              'Flush each write of lines to disk (fdatasync) before answering; lines written together share one flush.',
+          },
+          maxBytes: {
+            type: 'integer',
+            minimum: 65_536,
+            maximum: 1_099_511_627_776,
+            default: 104_857_600,
+            description:
+              'Rotate past this size: the file is renamed FILE.<seq of its last line, 12 digits> and the hash chain continues in a new FILE.',
+          },
+        },
+      },
       trustProxy: stringList(
         'Addresses or CIDRs of reverse proxies whose X-Forwarded-For is believed for the client address (allowIPs, the failed-authentication limiter). Empty: the socket address. Read at start only.',
       ),

@@ -206,6 +206,7 @@ export function startOnlyChanges(old: Policy, next: Policy): string[] {
     ['metrics.port', a.metrics.port, b.metrics.port],
     ['docs.swaggerUi', a.docs.swaggerUi, b.docs.swaggerUi],
     ['store', a.store, b.store],
+    ['audit', a.audit, b.audit],
   ]
   return pairs.filter(([, x, y]) => JSON.stringify(x) !== JSON.stringify(y)).map(([k]) => k)
 }

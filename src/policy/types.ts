@@ -90,6 +90,19 @@ export interface GatewayPolicy {
   readonly trustProxy: readonly string[]
   /** Shared state for several instances (SPEC 8). Read at start only. */
   readonly store: { readonly redis: RedisStorePolicy | null }
+  /** The audit trail of writes (SPEC 11). Read at start only. */
+  readonly audit: AuditPolicy
+}
+
+export interface AuditPolicy {
+  /** JSON-lines file, relative to the working directory; `--audit-file` / `AUDIT_FILE` override it. Default null: no audit trail. */
+  readonly file: string | null
+  /** Refuse (503) a write whose intent cannot be recorded. Default true. */
+  readonly required: boolean
+  /** fdatasync before answering. Default false. */
+  readonly fsync: boolean
+  /** Rotate past this size, the chain continuing in the next file. Default 104857600. */
+  readonly maxBytes: number
 }
 
 export interface RedisStorePolicy {

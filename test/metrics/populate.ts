@@ -45,6 +45,7 @@ export function populateAll(metrics: GatewayMetrics): void {
   metrics.policyReloads.inc({ result: 'invalid' })
   metrics.enableStore(() => true).inc({ operation: 'rate_limit' })
   metrics.cacheFillDuration.observe({ resource: 'customers' }, 0.02)
+  metrics.auditRecords.inc({ result: 'ok' }, 2)
 }
 
 /** The samples of one family (for histograms, every bucket/sum/count sample). */

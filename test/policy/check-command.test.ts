@@ -3,22 +3,10 @@ import Ajv2020 from 'ajv/dist/2020.js'
 import t from 'tap'
 import { runCheckPolicies } from '../../src/policy/check-command.js'
 import { policyJsonSchema } from '../../src/policy/schema.js'
+import { runCommand } from '../helpers/command-io.js'
 import { CRM_YAML, DEFAULT_YAML, ENV, policyDir } from './fixtures.js'
 
-async function run(argv: string[], env: Record<string, string> = ENV) {
-  let stdout = ''
-  let stderr = ''
-  const code = await runCheckPolicies(argv, {
-    stdout: (s) => {
-      stdout += s
-    },
-    stderr: (s) => {
-      stderr += s
-    },
-    env,
-  })
-  return { code, stdout, stderr }
-}
+const run = (argv: string[], env: Record<string, string> = ENV) => runCommand(runCheckPolicies, argv, env)
 
 t.test('a valid directory: 0 and a summary', async (t) => {
   const dir = policyDir(t, { 'consumers/crm.yaml': CRM_YAML, 'consumers/default.yaml': DEFAULT_YAML })

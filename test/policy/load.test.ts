@@ -44,6 +44,7 @@ const SPEC_DEFAULTS = {
   docs: { swaggerUi: false },
   trustProxy: [],
   store: { redis: null },
+  audit: { file: null, required: true, fsync: false, maxBytes: 104857600 },
 }
 
 t.test('an empty gateway.yaml means every default of SPEC 4', async (t) => {
@@ -61,8 +62,8 @@ t.test('the shipped policy is valid, has a permissive default and leaves the ups
   const { policy } = result
   t.same(
     { ...policy.gateway, upstream: { ...policy.gateway.upstream } },
-    SPEC_DEFAULTS,
-    'the shipped gateway.yaml shows the defaults',
+    { ...SPEC_DEFAULTS, audit: { ...SPEC_DEFAULTS.audit, file: 'data/audit.jsonl' } },
+    'the shipped gateway.yaml shows the defaults, and turns the audit trail on (SPEC 11)',
   )
   t.equal(policy.gateway.upstream.urlFromPolicy, false, 'npm start runs the embedded emulator')
   t.same(

@@ -1,0 +1,195 @@
+/**
+ * The audit trail's line format and hash chain (shared/SPEC.md 11), pure: no
+ * file I/O. A line is one JSON object on one line, `seq` then `prev` first, so
+ * that even a line torn by a crash still shows where it belonged:
+ *
+ *     {"seq":7,"prev":"<sha256 hex of line 6's bytes>","time":"…","phase":"intent",…}
+ *
+ * `prev` of the very first line is 64 zeros; `seq` counts up by one across
+ * rotated files. A torn fragment (a crash mid-line) is closed by the next start
+ * with a `repair` line whose `prev` is the fragment's hash, so the chain never
+ * needs history rewritten (src/audit/writer.ts).
+ */
+import { createHash } from 'node:crypto'
+
+/** `prev` of the first line of a trail. */
+export const GENESIS = '0'.repeat(64)
+
+/** SHA-256 hex of a line's bytes, without its newline. */
+export function lineHash(bytes: Uint8Array | string): string {
+  return createHash('sha256').update(bytes).digest('hex')
+}
+
+/** Everything a line carries but its place in the chain. */
+export type AuditFields = Readonly<Record<string, unknown>>
+
+/** The bytes of line `seq` after the line whose hash is `prev`, without the newline. */
+export function formatLine(seq: number, prev: string, fields: AuditFields): string {
+  const { seq: _s, prev: _p, ...rest } = fields
+  const body = JSON.stringify(rest)
+  return `{"seq":${seq},"prev":"${prev}"${body.length > 2 ? `,${body.slice(1)}` : '}'}`
+}
+
+/** What a torn fragment must begin with (or be a beginning of) to have been line `seq` after `prev`. */
+export function linePrefix(seq: number, prev: string): string {
+  return `{"seq":${seq},"prev":"${prev}"`
+}
+
+/** True when `fragment` could be the start of line `seq` after `prev`. */
+export function fitsAsTornLine(fragment: Buffer, seq: number, prev: string): boolean {
+  const prefix = Buffer.from(linePrefix(seq, prev))
+  const n = Math.min(prefix.length, fragment.length)
+  return n > 0 && fragment.subarray(0, n).equals(prefix.subarray(0, n))
+}
+
+export interface ParsedLine {
+  readonly seq: number
+  readonly prev: string
+  readonly phase: unknown
+  readonly record: Record<string, unknown>
+}
+
+/** The line as an audit record, or null when it is not one (torn, edited into something else). */
+export function parseLine(bytes: Buffer): ParsedLine | null {
+  let value: unknown
+  try {
+    value = JSON.parse(bytes.toString('utf8'))
+  } catch {
+    return null
+  }
+  if (typeof value !== 'object' || value === null || Array.isArray(value)) return null
+  const record = value as Record<string, unknown>
+  const { seq, prev } = record
+  if (typeof seq !== 'number' || !Number.isSafeInteger(seq) || seq < 1) return null
+  if (typeof prev !== 'string' || !/^[0-9a-f]{64}$/.test(prev)) return null
+  return { seq, prev, phase: record.phase, record }
+}
+
+/** A problem found by {@link ChainVerifier}: where, and what. */
+export interface ChainProblem {
+  readonly file: string
+  /** 1-based line number in `file`. */
+  readonly line: number
+  readonly message: string
+  /** True for an incomplete last line (a crash while writing it): the chain before it is intact. */
+  readonly tornTail: boolean
+}
+
+/**
+ * Checks lines one after the other, across files given in chain order.
+ * Feed it every line (bytes without the newline) with `line()`, call
+ * `endFile()` after each file, and `finish()` at the end; the first problem
+ * stops it. A line that is not an audit record is accepted only as a torn
+ * fragment that the following `repair` line names by its hash; at the very
+ * end of the last file (no newline after it) it is reported as a torn tail.
+ */
+export class ChainVerifier {
+  #prev: string
+  #seq: number
+  #file = ''
+  #lineNo = 0
+  #torn: { bytes: Buffer; line: number; hash: string } | null = null
+  #problem: ChainProblem | null = null
+  #lines = 0
+  readonly #partial: boolean
+
+  /**
+   * `partial`: the first line given may continue an earlier part of the trail
+   * (rotated files archived elsewhere); by default it must be the trail's first.
+   */
+  constructor(options: { partial?: boolean } = {}) {
+    this.#prev = GENESIS
+    this.#seq = 0
+    this.#partial = options.partial === true
+  }
+
+  get problem(): ChainProblem | null {
+    return this.#problem
+  }
+
+  /** Lines checked. */
+  get lines(): number {
+    return this.#lines
+  }
+
+  /** The last good line's seq and hash: the head of the chain, worth keeping elsewhere. */
+  get head(): { seq: number; hash: string } {
+    return { seq: this.#seq, hash: this.#prev }
+  }
+
+  startFile(name: string): void {
+    this.#file = name
+    this.#lineNo = 0
+  }
+
+  /** `terminated`: the line ended with a newline. */
+  line(bytes: Buffer, terminated: boolean): void {
+    if (this.#problem) return
+    this.#lineNo += 1
+    this.#lines += 1
+    const parsed = parseLine(bytes)
+    if (this.#torn) {
+      const torn = this.#torn
+      this.#torn = null
+      if (parsed === null || parsed.phase !== 'repair' || parsed.prev !== torn.hash) {
+        this.#fail(
+          torn.line,
+          'not an audit record, and the next line does not repair it (edited or corrupted)',
+        )
+        return
+      }
+      this.#accept(parsed, bytes)
+      return
+    }
+    if (parsed === null) {
+      if (!fitsAsTornLine(bytes, this.#seq + 1, this.#prev)) {
+        this.#fail(this.#lineNo, 'not an audit record of this chain (edited or corrupted)')
+        return
+      }
+      if (!terminated) {
+        this.#fail(this.#lineNo, 'torn: the last line is incomplete (a crash while writing it)', true)
+        return
+      }
+      this.#torn = { bytes, line: this.#lineNo, hash: lineHash(bytes) }
+      return
+    }
+    if (this.#partial && this.#lines === 1) {
+      this.#prev = parsed.prev
+      this.#seq = parsed.seq - 1
+    }
+    if (parsed.prev !== this.#prev) {
+      this.#fail(
+        this.#lineNo,
+        this.#lines === 1 && parsed.prev !== GENESIS
+          ? `the chain does not start here (seq ${parsed.seq}): give the earlier files too, or --partial`
+          : 'prev is not the hash of the line before (it was edited, or a line was deleted or moved here)',
+      )
+      return
+    }
+    if (parsed.seq !== this.#seq + 1) {
+      this.#fail(
+        this.#lineNo,
+        `seq ${parsed.seq} where ${this.#seq + 1} was due (a line was deleted or moved)`,
+      )
+      return
+    }
+    this.#accept(parsed, bytes)
+  }
+
+  /** Ends the input; a torn fragment left pending is a torn tail. */
+  finish(): ChainProblem | null {
+    if (!this.#problem && this.#torn) {
+      this.#fail(this.#torn.line, 'torn: the last line is incomplete (a crash while writing it)', true)
+    }
+    return this.#problem
+  }
+
+  #accept(parsed: ParsedLine, bytes: Buffer): void {
+    this.#seq = parsed.seq
+    this.#prev = lineHash(bytes)
+  }
+
+  #fail(line: number, message: string, tornTail = false): void {
+    this.#problem = { file: this.#file, line, message, tornTail }
+  }
+}

@@ -1,0 +1,151 @@
+/**
+ * What the gateway records of each write it forwards (shared/SPEC.md 11): an
+ * `intent` line before the upstream is called, an `outcome` line after it
+ * answers, both before the client's response. Without a trail (`audit.file:
+ * null`) both are no-ops.
+ *
+ * With `required`, an intent that cannot be written refuses the write (503
+ * `IPDR_GW_AUDIT_UNAVAILABLE`): it never reaches the upstream. An outcome that
+ * cannot be written is counted and logged but does not change the answer: the
+ * write has happened upstream, and a client told it failed would retry it.
+ */
+import { GatewayError } from '../errors.js'
+import { CREDENTIAL_FIELDS } from '../resources.js'
+import type { AuditTrail } from './writer.js'
+
+/** A write about to be forwarded. */
+export interface WriteIntent {
+  readonly requestId: string
+  /** The policy consumer's name (`default`, `unknown`): never a username or a token. */
+  readonly consumer: string
+  /** The client's address. */
+  readonly client: string
+  readonly resource: string
+  readonly operation: string
+  readonly userId: string | null
+  /** The fields sent (credential fields are dropped here whatever the caller passed). */
+  readonly fields: Readonly<Record<string, unknown>>
+  /** The record's previous values from the cache; null when the gateway did not have them. */
+  readonly before: unknown
+  /** The sync job the write belongs to (section 10). */
+  readonly syncJob?: string
+}
+
+export interface WriteOutcome {
+  /** The status the client is answered with. */
+  readonly status: number
+  /** The upstream's HTTP status; null when it sent none (timeout, refused, circuit open). */
+  readonly upstreamStatus: number | null
+  /** The gateway error code of a failed write. */
+  readonly code?: string
+}
+
+/** Handed from `intent` to `outcome`. */
+export interface IntentMark {
+  readonly seq: number
+  readonly write: WriteIntent
+  readonly started: number
+}
+
+export type AuditResult = 'ok' | 'failed'
+
+export interface WriteAuditOptions {
+  /** Refuse a write whose intent cannot be written. Default true. */
+  readonly required?: boolean
+  /** Each line written or not (`ipdr_gateway_audit_records_total{result}`). */
+  readonly onRecord?: (result: AuditResult) => void
+  /** A line that could not be written (the error has no credential: it is about the file). */
+  readonly onError?: (phase: 'intent' | 'outcome', err: unknown) => void
+}
+
+const CREDENTIALS: ReadonlySet<string> = new Set(CREDENTIAL_FIELDS)
+
+/** The fields of a write body without any credential field. */
+export function auditedFields(fields: Readonly<Record<string, unknown>>): Record<string, unknown> {
+  const out: Record<string, unknown> = {}
+  for (const [k, v] of Object.entries(fields)) if (!CREDENTIALS.has(k)) out[k] = v
+  return out
+}
+
+/** What both lines of a write say about it (SPEC 11 lists the same fields for each). */
+function describe(write: WriteIntent): Record<string, unknown> {
+  return {
+    requestId: write.requestId,
+    consumer: write.consumer,
+    client: write.client,
+    resource: write.resource,
+    operation: write.operation,
+    UserID: write.userId,
+    fields: auditedFields(write.fields),
+    before: write.before ?? null,
+  }
+}
+
+function syncJobOf(write: WriteIntent): { syncJob?: string } {
+  return write.syncJob === undefined ? {} : { syncJob: write.syncJob }
+}
+
+export class WriteAudit {
+  readonly #trail: AuditTrail | null
+  readonly #required: boolean
+  readonly #onRecord: WriteAuditOptions['onRecord']
+  readonly #onError: WriteAuditOptions['onError']
+
+  constructor(trail: AuditTrail | null, opts: WriteAuditOptions = {}) {
+    this.#trail = trail
+    this.#required = opts.required !== false
+    this.#onRecord = opts.onRecord
+    this.#onError = opts.onError
+  }
+
+  get enabled(): boolean {
+    return this.#trail !== null
+  }
+
+  /** Records the intent; throws `IPDR_GW_AUDIT_UNAVAILABLE` when it cannot and the audit is required. */
+  async intent(write: WriteIntent): Promise<IntentMark | null> {
+    const trail = this.#trail
+    if (!trail) return null
+    const started = performance.now()
+    try {
+      const seq = await trail.append({ phase: 'intent', ...describe(write), ...syncJobOf(write) })
+      this.#onRecord?.('ok')
+      return { seq, write, started }
+    } catch (err) {
+      this.#onRecord?.('failed')
+      this.#onError?.('intent', err)
+      if (this.#required) throw new GatewayError('IPDR_GW_AUDIT_UNAVAILABLE', undefined, { cause: err })
+      return null
+    }
+  }
+
+  /** Records the outcome of a write whose intent was recorded; never throws. */
+  async outcome(mark: IntentMark | null, outcome: WriteOutcome): Promise<void> {
+    const trail = this.#trail
+    if (!trail || !mark) return
+    const { write } = mark
+    try {
+      await trail.append({
+        phase: 'outcome',
+        ...describe(write),
+        intent: mark.seq,
+        status: outcome.status,
+        upstreamStatus: outcome.upstreamStatus,
+        ...(outcome.code === undefined ? {} : { code: outcome.code }),
+        ms: Math.round((performance.now() - mark.started) * 1000) / 1000,
+        ...syncJobOf(write),
+      })
+      this.#onRecord?.('ok')
+    } catch (err) {
+      this.#onRecord?.('failed')
+      this.#onError?.('outcome', err)
+    }
+  }
+
+  close(): Promise<void> {
+    return this.#trail?.close() ?? Promise.resolve()
+  }
+}
+
+/** No trail: every write goes through unrecorded. */
+export const NO_AUDIT = new WriteAudit(null)

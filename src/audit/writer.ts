@@ -1,0 +1,280 @@
+/**
+ * The audit trail's writer (shared/SPEC.md 11): one append-only JSON-lines
+ * file per instance, hash-chained (src/audit/chain.ts), rotated past
+ * `maxBytes` with the chain continuing in the next file.
+ *
+ * Lines are appended in the order `append` is called. Callers wait for their
+ * line to be written (and flushed to disk with `fsync`); lines that arrive
+ * while a write is in progress go out together in the next one, so one
+ * `fdatasync` covers many lines (group commit). A failed write rejects every
+ * line of its batch and the next batch first re-reads the file's end, so the
+ * chain always continues from what is really on disk. A line torn by a crash
+ * (no newline after it) is closed at the next open with a `repair` line that
+ * names its hash: history is appended to, never rewritten.
+ *
+ * One process per file: a lock file next to it (`FILE.lock`, holding the pid)
+ * refuses a second writer, in this process or another live one.
+ */
+
+import { type FileHandle, mkdir, open, readFile, rename, unlink, writeFile } from 'node:fs/promises'
+import { hostname } from 'node:os'
+import { dirname, resolve } from 'node:path'
+import { type AuditFields, formatLine, GENESIS, lineHash, parseLine } from './chain.js'
+import { readTail, rotatedName } from './files.js'
+
+export interface AuditTrailOptions {
+  /** The file; created with its directory when missing. */
+  readonly file: string
+  /** `fdatasync` after each write, before anyone waiting on it is answered. Default false. */
+  readonly fsync?: boolean
+  /** Rotate before a line would take the file past this many bytes. Default 104857600. */
+  readonly maxBytes?: number
+  /** The `instance` field of every line. Default `hostname:pid`. */
+  readonly instance?: string
+  /** Clock for `time` (tests). */
+  readonly now?: () => number
+  /** Called when opening found and closed a torn last line. */
+  readonly onRepair?: (info: { file: string; seq: number; bytes: number }) => void
+}
+
+/** The audit file cannot be used: locked by another writer, or its end is not an audit record. */
+export class AuditFileError extends Error {
+  override name = 'AuditFileError'
+}
+
+export const DEFAULT_AUDIT_MAX_BYTES = 104_857_600
+
+interface Pending {
+  readonly fields: AuditFields
+  readonly resolve: (seq: number) => void
+  readonly reject: (err: unknown) => void
+}
+
+/** Paths this process writes, so a second trail on one file fails here too (the lock holds our own pid). */
+const OPEN_FILES = new Set<string>()
+
+export class AuditTrail {
+  readonly file: string
+  readonly instance: string
+  readonly #fsync: boolean
+  readonly #maxBytes: number
+  readonly #now: () => number
+  readonly #onRepair: AuditTrailOptions['onRepair']
+  #fh: FileHandle | null = null
+  #seq = 0
+  #prev = GENESIS
+  #size = 0
+  #broken = true
+  #queue: Pending[] = []
+  #flushing: Promise<void> | null = null
+  #closed = false
+
+  private constructor(opts: AuditTrailOptions) {
+    this.file = resolve(opts.file)
+    this.instance = opts.instance ?? `${hostname()}:${process.pid}`
+    this.#fsync = opts.fsync === true
+    this.#maxBytes = opts.maxBytes ?? DEFAULT_AUDIT_MAX_BYTES
+    this.#now = opts.now ?? Date.now
+    this.#onRepair = opts.onRepair
+  }
+
+  /** Locks the file, reads its end and repairs a torn last line. Throws when the file cannot be used. */
+  static async open(opts: AuditTrailOptions): Promise<AuditTrail> {
+    const trail = new AuditTrail(opts)
+    await trail.#lock()
+    try {
+      await trail.#recover()
+    } catch (err) {
+      await trail.#unlock()
+      throw err
+    }
+    return trail
+  }
+
+  /** The seq and hash of the last line written. */
+  get head(): { seq: number; hash: string } {
+    return { seq: this.#seq, hash: this.#prev }
+  }
+
+  /** Appends one line; resolves with its `seq` once it is written (and synced with `fsync`). */
+  append(fields: AuditFields): Promise<number> {
+    if (this.#closed) return Promise.reject(new AuditFileError('the audit trail is closed'))
+    return new Promise((resolve, reject) => {
+      this.#queue.push({ fields, resolve, reject })
+      this.#flushing ??= this.#drain()
+    })
+  }
+
+  /** Writes what is queued, then releases the file and its lock. */
+  async close(): Promise<void> {
+    if (this.#closed) return
+    this.#closed = true
+    await this.#flushing
+    await this.#fh?.close().catch(() => {})
+    this.#fh = null
+    await this.#unlock()
+  }
+
+  async #drain(): Promise<void> {
+    while (this.#queue.length > 0) {
+      const batch = this.#queue
+      this.#queue = []
+      try {
+        if (this.#broken) await this.#recover()
+        const seqs = await this.#write(batch.map((p) => p.fields))
+        for (const [i, p] of batch.entries()) p.resolve(seqs[i] as number)
+      } catch (err) {
+        // What reached the disk is unknown: the next batch re-reads the file's end first.
+        this.#broken = true
+        for (const p of batch) p.reject(err)
+      }
+    }
+    this.#flushing = null
+  }
+
+  /** Formats and writes the lines, rotating on the way; the state moves only past bytes that were written. */
+  async #write(list: readonly AuditFields[]): Promise<number[]> {
+    const seqs: number[] = []
+    let chunk: Buffer[] = []
+    let chunkBytes = 0
+    let seq = this.#seq
+    let prev = this.#prev
+    const flush = async () => {
+      if (chunk.length === 0) return
+      await this.#append(Buffer.concat(chunk, chunkBytes))
+      this.#size += chunkBytes
+      this.#seq = seq
+      this.#prev = prev
+      chunk = []
+      chunkBytes = 0
+    }
+    for (const fields of list) {
+      const text = formatLine(seq + 1, prev, {
+        time: new Date(this.#now()).toISOString(),
+        instance: this.instance,
+        ...fields,
+      })
+      const bytes = Buffer.from(`${text}\n`)
+      if (this.#size + chunkBytes > 0 && this.#size + chunkBytes + bytes.length > this.#maxBytes) {
+        await flush()
+        await this.#rotate()
+      }
+      seq += 1
+      prev = lineHash(bytes.subarray(0, bytes.length - 1))
+      chunk.push(bytes)
+      chunkBytes += bytes.length
+      seqs.push(seq)
+    }
+    await flush()
+    return seqs
+  }
+
+  async #append(bytes: Buffer): Promise<void> {
+    const fh = this.#fh
+    if (!fh) throw new AuditFileError('the audit file is not open')
+    let written = 0
+    while (written < bytes.length) {
+      const { bytesWritten } = await fh.write(bytes, written, bytes.length - written)
+      if (bytesWritten <= 0) throw new AuditFileError('the audit file accepted no bytes')
+      written += bytesWritten
+    }
+    if (this.#fsync) await fh.datasync()
+  }
+
+  /** The full file gets the name of its last line's seq; the chain continues in a new one. */
+  async #rotate(): Promise<void> {
+    const fh = this.#fh
+    this.#fh = null
+    await fh?.datasync()
+    await fh?.close()
+    await rename(this.file, rotatedName(this.file, this.#seq))
+    this.#fh = await open(this.file, 'a+', 0o640)
+    this.#size = 0
+  }
+
+  /** (Re)opens the file and takes the chain's state from its end; a torn last line gets its repair line. */
+  async #recover(): Promise<void> {
+    await this.#fh?.close().catch(() => {})
+    this.#fh = null
+    await mkdir(dirname(this.file), { recursive: true })
+    const fh = await open(this.file, 'a+', 0o640)
+    this.#fh = fh
+    const { size } = await fh.stat()
+    const tail = await readTail(fh, size)
+    let seq = 0
+    let prev = GENESIS
+    if (tail.lastLine !== null) {
+      const last = parseLine(tail.lastLine)
+      if (last === null) {
+        throw new AuditFileError(
+          `${this.file}: the last complete line is not an audit record; check it with \`ipdr-gateway audit verify\` and move the file away to start a new trail`,
+        )
+      }
+      seq = last.seq
+      prev = lineHash(tail.lastLine)
+    }
+    this.#seq = seq
+    this.#prev = prev
+    this.#size = size
+    if (tail.fragment.length > 0) {
+      // The fragment stays as it is; a repair line after it takes it into the chain.
+      const repair = formatLine(seq + 1, lineHash(tail.fragment), {
+        time: new Date(this.#now()).toISOString(),
+        instance: this.instance,
+        phase: 'repair',
+        torn: { bytes: tail.fragment.length },
+      })
+      const bytes = Buffer.from(`\n${repair}\n`)
+      await this.#append(bytes)
+      this.#size += bytes.length
+      this.#seq = seq + 1
+      this.#prev = lineHash(repair)
+      this.#onRepair?.({ file: this.file, seq: seq + 1, bytes: tail.fragment.length })
+    }
+    this.#broken = false
+  }
+
+  get #lockFile(): string {
+    return `${this.file}.lock`
+  }
+
+  async #lock(): Promise<void> {
+    if (OPEN_FILES.has(this.file)) {
+      throw new AuditFileError(
+        `${this.file} is already written by this process: give each instance its own audit file`,
+      )
+    }
+    await mkdir(dirname(this.file), { recursive: true })
+    for (let attempt = 0; ; attempt++) {
+      try {
+        await writeFile(this.#lockFile, `${process.pid}\n`, { flag: 'wx', mode: 0o640 })
+        OPEN_FILES.add(this.file)
+        return
+      } catch (err) {
+        if ((err as NodeJS.ErrnoException).code !== 'EEXIST' || attempt > 0) throw err
+      }
+      const holder = Number((await readFile(this.#lockFile, 'utf8').catch(() => '')).trim())
+      if (Number.isSafeInteger(holder) && holder > 0 && holder !== process.pid && alive(holder)) {
+        throw new AuditFileError(
+          `${this.file} is written by process ${holder} (${this.#lockFile}): give each instance its own audit file (--audit-file / AUDIT_FILE)`,
+        )
+      }
+      // Left by a process that is gone (a crash, kill -9): ours now.
+      await unlink(this.#lockFile).catch(() => {})
+    }
+  }
+
+  async #unlock(): Promise<void> {
+    if (!OPEN_FILES.delete(this.file)) return
+    await unlink(this.#lockFile).catch(() => {})
+  }
+}
+
+function alive(pid: number): boolean {
+  try {
+    process.kill(pid, 0)
+    return true
+  } catch (err) {
+    return (err as NodeJS.ErrnoException).code === 'EPERM'
+  }
+}
