@@ -12,13 +12,14 @@
  * (no newline after it) is closed at the next open with a `repair` line that
  * names its hash: history is appended to, never rewritten.
  *
- * One process per file: a lock file next to it (`FILE.lock`, holding the pid)
+ * One process per file: a hidden lock file next to it (`.NAME.lock` for `DIR/NAME`,
+ * holding the pid, out of the way of a glob such as `audit.jsonl*`)
  * refuses a second writer, in this process or another live one.
  */
 
 import { type FileHandle, mkdir, open, readFile, rename, unlink, writeFile } from 'node:fs/promises'
 import { hostname } from 'node:os'
-import { dirname, resolve } from 'node:path'
+import { basename, dirname, join, resolve } from 'node:path'
 import { type AuditFields, formatLine, GENESIS, lineHash, parseLine } from './chain.js'
 import { readTail, rotatedName } from './files.js'
 
@@ -235,7 +236,7 @@ export class AuditTrail {
   }
 
   get #lockFile(): string {
-    return `${this.file}.lock`
+    return join(dirname(this.file), `.${basename(this.file)}.lock`)
   }
 
   async #lock(): Promise<void> {

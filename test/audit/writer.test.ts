@@ -120,14 +120,17 @@ t.test('one writer per file: in this process and in another live one', async (t)
   await t.rejects(AuditTrail.open({ file }), /already written by this process/)
   await a.close()
   // A lock left by a process that is gone is taken over.
-  writeFileSync(`${file}.lock`, '999999999\n')
+  writeFileSync(join(dir, '.audit.jsonl.lock'), '999999999\n')
   const b = await AuditTrail.open({ file })
   await b.close()
   // A lock held by a live process is not.
   const sleeper = spawn(process.execPath, ['-e', 'setTimeout(() => {}, 30000)'], { stdio: 'ignore' })
   t.teardown(() => sleeper.kill('SIGKILL'))
-  writeFileSync(`${file}.lock`, `${sleeper.pid}\n`)
-  await t.rejects(AuditTrail.open({ file }), new RegExp(`written by process ${sleeper.pid}.*--audit-file`))
+  writeFileSync(join(dir, '.audit.jsonl.lock'), `${sleeper.pid}\n`)
+  await t.rejects(
+    AuditTrail.open({ file }),
+    new RegExp(`written by process ${sleeper.pid} \\(.*\\.audit\\.jsonl\\.lock\\).*--audit-file`),
+  )
 })
 
 t.test(
