@@ -27,12 +27,14 @@ import { registerMetricsRoute } from './http/metrics-route.js'
 import { registerOpenApi } from './http/openapi.js'
 import { apiRouteRateLimitConfig, registerAuthFailureLimiter, registerRateLimits } from './http/rate-limit.js'
 import type { RequestContext } from './http/request-context.js'
+import { registerSyncRoutes } from './http/sync-routes.js'
 import { LOG_REDACT_PATHS } from './logging.js'
 import { createMetrics, type GatewayMetrics, recordHttp } from './metrics.js'
 import type { AuditPolicy, Policy } from './policy/types.js'
 import { type Coherence, LocalCoherence } from './store/coherence.js'
 import { redactRedisUrl } from './store/redis-url.js'
 import { openSharedStore, redisStorePolicy, type SharedStore } from './store/shared-store.js'
+import { SyncJobs } from './sync/jobs.js'
 import { UpstreamClient } from './upstream/client.js'
 import { Readiness } from './upstream/readiness.js'
 
@@ -312,6 +314,18 @@ export async function buildApp(options: AppOptions): Promise<FastifyInstance> {
     onDenied: (consumer, operation) => metrics.policyDenials.inc({ consumer, operation }),
   })
 
+  const syncJobs = new SyncJobs()
+  await registerSyncRoutes(app, {
+    policy: () => source.current,
+    upstream,
+    listings,
+    audit,
+    metrics,
+    jobs: syncJobs,
+    rateLimitConfig: apiRouteRateLimitConfig,
+    onDenied: (consumer, operation) => metrics.policyDenials.inc({ consumer, operation }),
+  })
+
   if (sharedCoherence) {
     // Listen once Redis has been reached (budgets counted there from the first request), but never
     // wait long for a dead one: SPEC 8 wants the gateway up without its store.
@@ -331,6 +345,8 @@ export async function buildApp(options: AppOptions): Promise<FastifyInstance> {
   }
   app.addHook('onClose', async () => {
     readiness.stop()
+    // Running sync jobs stop sending; the writes in flight finish (and are audited) first.
+    await syncJobs.close()
     // Closes its coherence protocol too (a local one has nothing to close).
     await shared?.close()
     await upstream.close()

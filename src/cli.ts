@@ -19,6 +19,7 @@ Usage:
   ipdr-gateway emulator [options]       run the Trisul API emulator (see: ipdr-gateway emulator --help)
   ipdr-gateway check-policies DIR       validate a policy directory; exit 1 on problems
   ipdr-gateway check-policies --schema  print the policy JSON Schema
+  ipdr-gateway sync FILE --gateway URL [--apply] [--delete]   reconcile Trisul with a CRM list
   ipdr-gateway audit verify FILE…       check the audit trail's hash chain (exit 0 intact)
   ipdr-gateway audit search --user-id X [--since ISO] [FILE…]   who touched this customer
   ipdr-gateway --help                   this text
@@ -147,6 +148,10 @@ export async function main(argv: string[], env: NodeJS.ProcessEnv, io: Io): Prom
     return -1
   }
   if (first === 'check-policies') return runCheckPolicies(rest, { ...io, env })
+  if (first === 'sync') {
+    const { runSync } = await import('./sync/command.js')
+    return runSync(rest, { ...io, env, tty: process.stderr.isTTY === true })
+  }
   if (first === 'audit') {
     const { runAudit } = await import('./audit/command.js')
     return runAudit(rest, { ...io, env })

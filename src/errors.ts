@@ -53,6 +53,12 @@ export const ERRORS = {
   },
   IPDR_GW_UPSTREAM_TIMEOUT: { status: 504, message: 'The upstream did not answer in time' },
   IPDR_GW_CIRCUIT_OPEN: { status: 503, message: 'The upstream is failing; requests are paused' },
+  IPDR_GW_SYNC_INVALID_INPUT: {
+    status: 400,
+    message: "The sync input must be a JSON array of customers or CSV in Trisul's import layout",
+  },
+  IPDR_GW_SYNC_JOB_NOT_FOUND: { status: 404, message: 'No such sync job' },
+  IPDR_GW_SYNC_JOBS_LIMIT: { status: 429, message: 'Too many sync jobs are running for this consumer' },
   IPDR_GW_AUDIT_UNAVAILABLE: {
     status: 503,
     message: 'The write cannot be recorded in the audit trail, so it was not sent',

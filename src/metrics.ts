@@ -28,6 +28,9 @@ export const METRIC_RESOURCES: readonly ResourceName[] = ['customers', 'mappings
 export const UPSTREAM_METHODS = ['GET', 'POST', 'PUT', 'PATCH', 'DELETE'] as const
 export const POLICY_RELOAD_RESULTS = ['ok', 'invalid'] as const
 export const AUDIT_RESULTS = ['ok', 'failed'] as const
+export const SYNC_OPERATIONS = ['create', 'update', 'delete'] as const
+export const SYNC_OUTCOMES = ['ok', 'rejected', 'failed'] as const
+export type SyncOutcome = (typeof SYNC_OUTCOMES)[number]
 
 /**
  * Latency buckets in seconds, about 1 ms (a cache hit) to 10 s (the default
@@ -90,6 +93,8 @@ export interface GatewayMetrics {
   readonly policyReloads: Counter<'result'>
   /** `ipdr_gateway_cache_fill_duration_seconds`: upstream bytes in → entry served. */
   readonly cacheFillDuration: Histogram<'resource'>
+  /** `ipdr_gateway_sync_writes_total`: writes of sync jobs by resource, operation and outcome. */
+  readonly syncWrites: Counter<'resource' | 'operation' | 'outcome'>
   /** `ipdr_gateway_audit_records_total`: audit lines written (`ok`) or not (`failed`). */
   readonly auditRecords: Counter<'result'>
   // Gauges ipdr_gateway_cache_entries{resource}, ipdr_gateway_cache_bytes{resource} and
@@ -134,6 +139,7 @@ export const METRIC_FAMILIES = {
   ipdr_gateway_store_up: { type: 'gauge', labels: [] },
   ipdr_gateway_cache_fill_duration_seconds: { type: 'histogram', labels: ['resource'] },
   ipdr_gateway_store_errors_total: { type: 'counter', labels: ['operation'] },
+  ipdr_gateway_sync_writes_total: { type: 'counter', labels: ['resource', 'operation', 'outcome'] },
   ipdr_gateway_audit_records_total: { type: 'counter', labels: ['result'] },
 } as const satisfies Record<string, { type: 'counter' | 'gauge' | 'histogram'; labels: readonly string[] }>
 
@@ -217,6 +223,12 @@ export function createMetrics(options: CreateMetricsOptions = {}): GatewayMetric
     registers,
   })
 
+  const syncWrites = new Counter({
+    name: 'ipdr_gateway_sync_writes_total',
+    help: 'Upstream writes made by sync jobs, by resource, operation and outcome (ok; rejected: a 4xx answer; failed: no usable answer).',
+    labelNames: ['resource', 'operation', 'outcome'] as const,
+    registers,
+  })
   const auditRecords = new Counter({
     name: 'ipdr_gateway_audit_records_total',
     help: 'Audit trail lines (intent and outcome of each forwarded write), by result: ok written, failed not.',
@@ -262,6 +274,11 @@ export function createMetrics(options: CreateMetricsOptions = {}): GatewayMetric
   }
   for (const result of POLICY_RELOAD_RESULTS) policyReloads.inc({ result }, 0)
   for (const result of AUDIT_RESULTS) auditRecords.inc({ result }, 0)
+  for (const resource of METRIC_RESOURCES) {
+    for (const operation of SYNC_OPERATIONS) {
+      for (const outcome of SYNC_OUTCOMES) syncWrites.inc({ resource, operation, outcome }, 0)
+    }
+  }
 
   if (options.defaultMetrics !== false) collectDefaultMetrics({ register: registry })
 
@@ -306,6 +323,7 @@ export function createMetrics(options: CreateMetricsOptions = {}): GatewayMetric
     policyDenials,
     policyReloads,
     cacheFillDuration,
+    syncWrites,
     auditRecords,
     setSources(next: MetricsSources) {
       sources = next ?? {}

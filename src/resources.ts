@@ -10,6 +10,16 @@ export type ResourceName = 'customers' | 'mappings'
 export type Operation = 'list' | 'read' | 'create' | 'replace' | 'update' | 'delete'
 export const OPERATIONS: readonly Operation[] = ['list', 'read', 'create', 'replace', 'update', 'delete']
 
+/**
+ * What a consumer's `operations` may list: the routes' operations, and `sync`
+ * (POST /sync/customers, SPEC 10), which needs the writes it implies as well.
+ */
+export type PolicyOperation = Operation | 'sync'
+/** Operations a consumer may be given per resource. */
+export function policyOperations(resource: ResourceName): readonly PolicyOperation[] {
+  return resource === 'customers' ? [...OPERATIONS, 'sync'] : OPERATIONS
+}
+
 /** How a body field is checked (the limits and patterns come from the policy). */
 export type FieldKind = 'string' | 'email' | 'phone' | 'ipOrCidr' | 'unixTime' | 'unixTimeOrNull'
 

@@ -8,12 +8,9 @@ import { NO_AUDIT, type WriteAudit } from '../audit/write-audit.js'
 import { redactRecord } from '../cache/redaction.js'
 import { GatewayError } from '../errors.js'
 import type { Policy } from '../policy/types.js'
-import { type Operation, RESOURCES, type ResourceFacts } from '../resources.js'
-import { upstreamBody } from '../upstream/body.js'
-import type { UpstreamClient, UpstreamMethod } from '../upstream/client.js'
-import { failureOf, interpretResponse, outcomeOf } from '../upstream/interpret.js'
+import { type Operation, type PolicyOperation, RESOURCES, type ResourceFacts } from '../resources.js'
+import type { UpstreamClient } from '../upstream/client.js'
 import { makeAuthenticate } from './authenticate.js'
-import { answerStatus, toGatewayError } from './error-reply.js'
 import { sendListing, sendRead } from './listing-replies.js'
 import type { ListingSource } from './listings.js'
 import {
@@ -25,6 +22,7 @@ import {
   userIdProblem,
   type WriteOperation,
 } from './request-schema.js'
+import { forwardWrite } from './write-forwarder.js'
 
 export interface ApiRouteDeps {
   readonly policy: () => Policy
@@ -35,14 +33,7 @@ export interface ApiRouteDeps {
   readonly parseJson: (text: string) => unknown
   /** Per-route `config.rateLimit` (the policy layer's rate limiter reads it). */
   readonly rateLimitConfig?: () => object
-  readonly onDenied?: (consumer: string, operation: Operation) => void
-}
-
-const METHOD: Record<WriteOperation, UpstreamMethod> = {
-  create: 'POST',
-  replace: 'PUT',
-  update: 'PATCH',
-  delete: 'DELETE',
+  readonly onDenied?: (consumer: string, operation: PolicyOperation) => void
 }
 
 const patternCache = new Map<string, RegExp>()
@@ -136,87 +127,27 @@ async function handleWrite(
   const order = timeOrderProblem(fields)
   if (order) throw new GatewayError('IPDR_GW_VALIDATION', order)
 
-  const method = METHOD[op]
-  const path = userId === null ? facts.path : `${facts.path}/${encodeURIComponent(userId)}`
-  const audit = deps.audit ?? NO_AUDIT
-  const recordUserId = userId ?? (typeof fields.UserID === 'string' ? fields.UserID : null)
   // Throws 503 before anything is sent when the intent cannot be recorded and the audit is required.
-  const intent = audit.enabled
-    ? await audit.intent({
-        requestId: String(request.id),
-        consumer: request.gw.consumerName,
-        client: request.ip,
-        resource: facts.name,
-        operation: op,
-        userId: recordUserId,
-        fields,
-        before:
-          op === 'create' || recordUserId === null
-            ? null
-            : deps.listings.cachedBefore(auth, facts, recordUserId, selectorOf(facts, fields)),
-      })
-    : null
-  let res: Awaited<ReturnType<UpstreamClient['request']>> | null = null
-  try {
-    const body = await forwardWrite(
-      deps,
+  const result = await forwardWrite(
+    { upstream: deps.upstream, listings: deps.listings, audit: deps.audit ?? NO_AUDIT },
+    {
       facts,
-      method,
-      path,
-      upstreamBody(facts, policy.gateway.upstream.dialect, auth, fields),
-      auth.context,
-      String(request.id),
-    )
-    res = body
-    const meaning = interpretResponse(body, 'object')
-    deps.upstream.report(method, facts.name, outcomeOf(meaning), body.seconds)
-    if (meaning.kind !== 'object') throw failureOf(meaning, body)
-    await audit.outcome(intent, { status: 200, upstreamStatus: body.statusCode })
-    const redact = request.gw.consumer?.redact ?? []
-    reply.header('cache-control', 'no-store')
-    if (redact.length > 0) {
-      reply.send(redactRecord(meaning.value, redact))
-      return
-    }
-    // The upstream's own bytes (already checked to be a JSON object): nothing re-serialized.
-    reply.type('application/json; charset=utf-8').send(body.body)
-  } catch (err) {
-    const ge = toGatewayError(err)
-    await audit.outcome(intent, {
-      status: answerStatus(ge, policy.gateway.upstream.normalizeErrors),
-      upstreamStatus: res?.statusCode ?? ge.passthrough?.statusCode ?? null,
-      code: ge.code,
-    })
-    throw err
+      operation: op,
+      pathUserId: userId,
+      fields,
+      auth,
+      policy,
+      requestId: String(request.id),
+      consumer: request.gw.consumerName,
+      client: request.ip,
+    },
+  )
+  const redact = request.gw.consumer?.redact ?? []
+  reply.header('cache-control', 'no-store')
+  if (redact.length > 0) {
+    reply.send(redactRecord(result.value, redact))
+    return
   }
-}
-
-/** A mapping write may name which of the customer's mappings it touches. */
-function selectorOf(facts: ResourceFacts, fields: Record<string, unknown>): string | undefined {
-  const v = facts.selectorField === undefined ? undefined : fields[facts.selectorField]
-  return typeof v === 'string' ? v : undefined
-}
-
-/** Sends the write once (never retried: a retry could duplicate a record) and invalidates the context. */
-async function forwardWrite(
-  deps: ApiRouteDeps,
-  facts: ResourceFacts,
-  method: UpstreamMethod,
-  path: string,
-  body: ReturnType<typeof upstreamBody>,
-  context: string,
-  requestId: string,
-): Promise<Awaited<ReturnType<UpstreamClient['request']>>> {
-  let mayHaveLanded = true
-  try {
-    return await deps.upstream.request({ method, path, resource: facts.name, body, requestId })
-  } catch (err) {
-    // An open circuit sent nothing: keep the cache, the outage's only source of listings.
-    if (err instanceof GatewayError && err.code === 'IPDR_GW_CIRCUIT_OPEN') mayHaveLanded = false
-    throw err
-  } finally {
-    // Invalidate before answering, whatever else happened: even a timed-out write
-    // may have landed, and any client that reads after this response must see it.
-    if (mayHaveLanded) await deps.listings.invalidate(context)
-  }
+  // The upstream's own bytes (already checked to be a JSON object): nothing re-serialized.
+  reply.type('application/json; charset=utf-8').send(result.body)
 }

@@ -16,7 +16,7 @@ import {
 import { GatewayError, WWW_AUTHENTICATE } from '../errors.js'
 import { evaluate, findConsumer } from '../policy/evaluate.js'
 import type { ConsumerPolicy, Policy } from '../policy/types.js'
-import { CREDENTIAL_FIELDS, type Operation, type ResourceFacts } from '../resources.js'
+import { CREDENTIAL_FIELDS, type Operation, type PolicyOperation, type ResourceFacts } from '../resources.js'
 import { hasBody, readRawBody } from './get-body.js'
 import './request-context.js'
 
@@ -38,7 +38,7 @@ declare module 'fastify' {
 export interface AuthenticateDeps {
   readonly policy: () => Policy
   readonly parseJson: (text: string) => unknown
-  readonly onDenied?: (consumer: string, operation: Operation) => void
+  readonly onDenied?: (consumer: string, operation: PolicyOperation) => void
 }
 
 function unauthorized(code: GatewayError['code'], message: string): GatewayError {
@@ -81,7 +81,7 @@ export interface AuthorizationInput {
 export function authorize(
   policy: Policy,
   facts: ResourceFacts,
-  operation: Operation,
+  operation: PolicyOperation,
   input: AuthorizationInput,
 ): Authorization {
   const resolved: ResolvedCredentials = resolveCredentials({
@@ -143,7 +143,7 @@ export function authorize(
 export function applyAuthorization(
   request: FastifyRequest,
   facts: ResourceFacts,
-  operation: Operation,
+  operation: PolicyOperation,
   decided: Authorization,
 ): void {
   const gw = request.gw

@@ -40,6 +40,8 @@ export interface ListingSource {
    * the listing's index is still being built (a write never waits for it).
    */
   cachedBefore(auth: UpstreamAuth, facts: ResourceFacts, userId: string, selector?: string): unknown
+  /** The listing fetched now, past the cache (a sync job plans against it, SPEC 10); indexed. */
+  fresh(facts: ResourceFacts, auth: UpstreamAuth, policy: Policy, requestId: string): Promise<ListingEntry>
 }
 
 /** The cache key of a resource's listing as fetched with `auth`. */
@@ -112,6 +114,17 @@ export class CachedListings implements ListingSource {
     if (mappings === null || (typeof id !== 'number' && typeof id !== 'string')) return null
     const records = mappings.lookup(id).map((p) => mappings.record(p))
     return selector === undefined ? records : records.filter((r) => r[facts.selectorField ?? ''] === selector)
+  }
+
+  async fresh(
+    facts: ResourceFacts,
+    auth: UpstreamAuth,
+    policy: Policy,
+    requestId: string,
+  ): Promise<ListingEntry> {
+    const { value } = await this.#fetch(facts, auth, policy, requestId)
+    await value.whenIndexed()
+    return value
   }
 
   /** The entry of `raw`, timed from its last byte to ready; `raw` is moved (use the entry's). */

@@ -30,6 +30,7 @@ export const OPENAPI_PATH = '/openapi.json'
 export const SWAGGER_UI_PREFIX = '/docs'
 /** The tag of the probes and /metrics. */
 export const OPERATIONS_TAG = 'operations'
+export const SYNC_TAG = 'sync'
 
 /** Security scheme names (components.securitySchemes). */
 export const SECURITY = {
@@ -121,6 +122,7 @@ const HEADER_DOCS: Readonly<Record<string, Json>> = {
   'RateLimit-Reset': { type: 'integer', description: 'Seconds until the window resets.' },
   'Retry-After': { type: 'integer', description: 'Seconds to wait before retrying.' },
   'WWW-Authenticate': { type: 'string', description: `\`${WWW_AUTHENTICATE}\`.` },
+  Location: str('Where the sync job is: `/sync/jobs/{id}`.'),
 }
 
 /** `components.headers`, one per documented response header. */
@@ -202,6 +204,10 @@ export function documentFrame(version: string): Json {
     tags: [
       { name: 'customers', description: 'IPDR customers (`/api/ipdrcustomers`).' },
       { name: 'mappings', description: 'Static IP and subnet mappings (`/api/ipdrcustomers_mapping`).' },
+      {
+        name: SYNC_TAG,
+        description: "CRM sync: reconcile Trisul with a CRM's whole list (`/sync/customers`).",
+      },
       { name: OPERATIONS_TAG, description: 'Probes and metrics; no credentials.' },
     ],
     components: {
@@ -516,3 +522,125 @@ export function operationsRouteSchema(url: string): Json | null {
 
 /** The URLs {@link operationsRouteSchema} documents. */
 export const OPERATIONS_ROUTE_URLS: readonly string[] = Object.keys(OPERATIONS_ROUTES)
+
+const SYNC_JOB_SCHEMA: Json = {
+  type: 'object',
+  required: ['id', 'state', 'mode', 'plan', 'progress', 'errors', 'startedAt', 'finishedAt'],
+  properties: {
+    id: { type: 'string', format: 'uuid' },
+    state: { type: 'string', enum: ['planning', 'applying', 'done', 'failed', 'cancelled'] },
+    mode: { type: 'string', enum: ['plan', 'apply'] },
+    delete: { type: 'boolean' },
+    plan: {
+      type: 'object',
+      nullable: true,
+      description: 'Customers; null until planned.',
+      properties: Object.fromEntries(
+        ['create', 'update', 'delete', 'unchanged', 'invalid'].map((k) => [k, { type: 'integer' }]),
+      ),
+    },
+    mappings: {
+      type: 'object',
+      nullable: true,
+      description: 'Mappings, for CSV input.',
+      properties: Object.fromEntries(
+        ['create', 'update', 'end', 'delete', 'unchanged'].map((k) => [k, { type: 'integer' }]),
+      ),
+    },
+    progress: {
+      type: 'object',
+      properties: { done: { type: 'integer' }, total: { type: 'integer' }, failed: { type: 'integer' } },
+    },
+    errors: {
+      type: 'array',
+      items: {
+        type: 'object',
+        properties: {
+          UserID: { type: 'string', nullable: true },
+          status: { type: 'integer' },
+          code: { type: 'string' },
+          message: { type: 'string' },
+          source: { type: 'string' },
+          resource: { type: 'string' },
+          operation: { type: 'string' },
+        },
+      },
+    },
+    absent: {
+      type: 'array',
+      items: { type: 'string' },
+      description: 'Customers in Trisul, not in the input, left alone.',
+    },
+    truncated: { type: 'boolean' },
+    startedAt: { type: 'string', format: 'date-time' },
+    finishedAt: { type: 'string', format: 'date-time', nullable: true },
+  },
+}
+
+const WAIT_PARAM: Json = {
+  type: 'integer',
+  minimum: 0,
+  maximum: 60,
+  description: 'Hold the answer up to this many seconds, until the job ends.',
+}
+
+/** The documentation schema of a sync route (src/http/sync-routes.ts); null for anything else. */
+export function syncRouteSchema(route: 'start' | 'job' | 'cancel'): Json {
+  const ok = (status: number, description: string): Json => ({
+    [status]: {
+      description,
+      headers: headers('X-Request-Id', ...(status === 202 ? ['Location'] : []), ...RATE_LIMIT_HEADERS),
+      content: json(SYNC_JOB_SCHEMA),
+    },
+  })
+  const errors = errorResponses('sync', ERROR_REF, errorHeaders)
+  const params = {
+    type: 'object',
+    required: ['id'],
+    properties: { id: { type: 'string', description: 'The job id.' } },
+  }
+  if (route === 'start') {
+    return {
+      operationId: 'syncCustomers',
+      summary: "Reconcile Trisul with a CRM's customer list",
+      description:
+        "The body is the CRM's whole list: a JSON array of customers (the listing's shape, `id` ignored) or `text/csv` in Trisul's import layout (which also reconciles each customer's mappings). The gateway plans against a fresh listing and, with `mode=apply`, sends Trisul only the differences. Needs the `sync` operation and the writes it implies. See docs/sync.md.",
+      tags: [SYNC_TAG],
+      querystring: {
+        type: 'object',
+        properties: {
+          mode: { type: 'string', enum: ['plan', 'apply'], default: 'plan' },
+          delete: { type: 'boolean', default: false, description: 'Delete customers absent from the input.' },
+          wait: WAIT_PARAM,
+        },
+      },
+      body: {
+        content: {
+          'application/json': { schema: { type: 'array', items: { $ref: ref(NAMES.customers.schema) } } },
+          'text/csv': { schema: { type: 'string' } },
+        },
+      },
+      response: { ...ok(202, 'The job, planning or further; follow Location.'), ...errors },
+    }
+  }
+  if (route === 'job') {
+    return {
+      operationId: 'getSyncJob',
+      summary: 'A sync job: state, plan, progress, errors',
+      tags: [SYNC_TAG],
+      params,
+      querystring: { type: 'object', properties: { wait: WAIT_PARAM } },
+      response: { ...ok(200, 'The job document.'), ...errors },
+    }
+  }
+  return {
+    operationId: 'cancelSyncJob',
+    summary: 'Cancel a sync job (writes in flight finish, no new ones start)',
+    tags: [SYNC_TAG],
+    params,
+    response: {
+      ...ok(200, 'The job document; `state` becomes `cancelled` once the writes in flight are answered.'),
+      ...errors,
+    },
+  }
+}

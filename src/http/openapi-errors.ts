@@ -11,14 +11,16 @@ import { ERRORS, type ErrorCode, errorBody } from '../errors.js'
 import type { Operation } from '../resources.js'
 
 /** The operations of the documented non-API routes. */
-export type OperationsRoute = 'health' | 'metrics'
+export type OperationsRoute = 'health' | 'metrics' | 'sync'
 /** Every documented operation: an API operation or an operations route. */
 export type DocumentedOperation = Operation | OperationsRoute
 
 const API: readonly Operation[] = ['list', 'read', 'create', 'replace', 'update', 'delete']
 const WRITES: readonly Operation[] = ['create', 'replace', 'update', 'delete']
 const KEYED: readonly Operation[] = ['read', 'replace', 'update', 'delete']
-const EVERYWHERE: readonly DocumentedOperation[] = [...API, 'health', 'metrics']
+const EVERYWHERE: readonly DocumentedOperation[] = [...API, 'health', 'metrics', 'sync']
+/** API operations and the sync routes (which authenticate the same way). */
+const API_AND_SYNC: readonly DocumentedOperation[] = [...API, 'sync']
 
 /**
  * Where each error can occur. Transport errors, envelope errors and the
@@ -26,23 +28,23 @@ const EVERYWHERE: readonly DocumentedOperation[] = [...API, 'health', 'metrics']
  * served from the listing, which may have to be fetched).
  */
 export const ERROR_SCOPES = {
-  IPDR_GW_MISSING_CREDENTIALS: API,
-  IPDR_GW_MALFORMED_CREDENTIALS: API,
+  IPDR_GW_MISSING_CREDENTIALS: API_AND_SYNC,
+  IPDR_GW_MALFORMED_CREDENTIALS: API_AND_SYNC,
   IPDR_GW_BODY_CREDENTIALS_DISABLED: API,
-  IPDR_GW_NO_CONSUMER: API,
-  IPDR_GW_ADDRESS_FORBIDDEN: API,
-  IPDR_GW_OPERATION_FORBIDDEN: API,
-  IPDR_GW_RATE_LIMITED: API,
+  IPDR_GW_NO_CONSUMER: API_AND_SYNC,
+  IPDR_GW_ADDRESS_FORBIDDEN: API_AND_SYNC,
+  IPDR_GW_OPERATION_FORBIDDEN: API_AND_SYNC,
+  IPDR_GW_RATE_LIMITED: API_AND_SYNC,
   // Checked for every route but the probes (a developer's loopback keeps its health checks).
-  IPDR_GW_AUTH_RATE_LIMITED: [...API, 'metrics'],
+  IPDR_GW_AUTH_RATE_LIMITED: [...API, 'metrics', 'sync'],
   IPDR_GW_VALIDATION: WRITES,
   // GET and DELETE may carry legacy body credentials, so every API operation parses JSON.
   IPDR_GW_INVALID_JSON: API,
   IPDR_GW_INVALID_USER_ID: KEYED,
   IPDR_GW_USER_ID_MISMATCH: ['replace', 'update'],
-  IPDR_GW_INVALID_QUERY: ['list'],
-  IPDR_GW_BODY_TOO_LARGE: API,
-  IPDR_GW_UNSUPPORTED_MEDIA_TYPE: WRITES,
+  IPDR_GW_INVALID_QUERY: ['list', 'sync'],
+  IPDR_GW_BODY_TOO_LARGE: API_AND_SYNC,
+  IPDR_GW_UNSUPPORTED_MEDIA_TYPE: [...WRITES, 'sync'],
   // The router answers 404 before the handler for a {UserID} it cannot match.
   IPDR_GW_NOT_FOUND: KEYED,
   IPDR_GW_RECORD_NOT_FOUND: ['read'],
@@ -60,6 +62,9 @@ export const ERROR_SCOPES = {
   IPDR_GW_UPSTREAM_TIMEOUT: API,
   IPDR_GW_CIRCUIT_OPEN: API,
   IPDR_GW_AUDIT_UNAVAILABLE: WRITES,
+  IPDR_GW_SYNC_INVALID_INPUT: ['sync'],
+  IPDR_GW_SYNC_JOB_NOT_FOUND: ['sync'],
+  IPDR_GW_SYNC_JOBS_LIMIT: ['sync'],
   IPDR_GW_BAD_REQUEST: EVERYWHERE,
   IPDR_GW_REQUEST_TIMEOUT: EVERYWHERE,
   IPDR_GW_HEADERS_TOO_LARGE: EVERYWHERE,

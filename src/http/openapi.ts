@@ -23,6 +23,7 @@ import {
   operationsRouteSchema,
   referenceSharedHeaders,
   SWAGGER_UI_PREFIX,
+  syncRouteSchema,
 } from './openapi-document.js'
 
 export { OPENAPI_PATH, SWAGGER_UI_PREFIX } from './openapi-document.js'
@@ -103,6 +104,8 @@ export function documentationSchema(
   if (own?.hide) return own
   const tag = apiRouteTag(route)
   if (tag) return apiRouteSchema(RESOURCE_BY_NAME[tag.resource], tag.operation, rules) as FastifySchema
+  const sync = (route.config as { syncRoute?: 'start' | 'job' | 'cancel' } | undefined)?.syncRoute
+  if (sync) return syncRouteSchema(sync) as FastifySchema
   return (operationsRouteSchema(url) as FastifySchema | null) ?? own
 }
 

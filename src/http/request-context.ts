@@ -4,13 +4,13 @@
  * policy decisions, metrics). Shared by the core and the policy layer.
  */
 import type { ConsumerPolicy, Policy } from '../policy/types.js'
-import type { Operation, ResourceName } from '../resources.js'
+import type { Operation, PolicyOperation, ResourceName } from '../resources.js'
 
 export interface RequestContext {
   /** The policy in force when the request started; the whole request keeps it across a reload. */
   policy: Policy
   resource: ResourceName | null
-  operation: Operation | null
+  operation: PolicyOperation | null
   consumer: ConsumerPolicy | null
   consumerName: string /* policy name, 'default' or 'unknown' */
   rateKey: string | null /* 'consumer:NAME' or 'default:USERNAME' */
@@ -26,5 +26,7 @@ declare module 'fastify' {
     /** The API resource and operation of the route (set by src/http/api-routes.ts). */
     resource?: ResourceName
     operation?: Operation
+    /** Which sync route (src/http/sync-routes.ts), for its documentation. */
+    syncRoute?: 'start' | 'job' | 'cancel'
   }
 }

@@ -7,6 +7,7 @@
  * environment is passed in.
  */
 import { parseIpRange } from '../shared/ip-range.js'
+import { isTimeZone } from '../shared/trisul-time.js'
 import { redisUrlProblem } from '../store/redis-url.js'
 import { parseDuration } from './duration.js'
 import { checkPattern } from './pattern-check.js'
@@ -120,6 +121,13 @@ export function crossCheckGateway(sink: ProblemSink, doc: GatewayDoc, env: Env):
   if (!g) return
   const upstream = obj(g.upstream)
   if (upstream) checkUpstreamUrl(sink, doc.file, upstream.url)
+  if (typeof upstream?.timeZone === 'string' && !isTimeZone(upstream.timeZone)) {
+    sink.add(
+      doc.file,
+      ['upstream', 'timeZone'],
+      `not a time zone this system knows: ${JSON.stringify(upstream.timeZone)} (an IANA name such as Asia/Kolkata)`,
+    )
+  }
   // In the order of the schema's keys, so problems read top to bottom.
   checkWindow(sink, doc.file, ['auth', 'failureLimit'], obj(g.auth)?.failureLimit)
   checkWindow(sink, doc.file, ['rateLimit'], g.rateLimit)

@@ -5,7 +5,7 @@
  * frozen policy object, so a reload simply brings a new index.
  */
 import { timingSafeEqual } from 'node:crypto'
-import type { Operation, ResourceName } from '../resources.js'
+import type { PolicyOperation, ResourceName } from '../resources.js'
 import { type IpRange, parseIpRange, rangeContains } from '../shared/ip-range.js'
 import type { ConsumerPolicy, Policy } from './types.js'
 
@@ -89,7 +89,12 @@ export function findConsumer(policy: Policy, identity: Identity): ConsumerPolicy
  */
 export function evaluate(
   policy: Policy,
-  req: { consumer: ConsumerPolicy | null; resource: ResourceName; operation: Operation; clientIp: string },
+  req: {
+    consumer: ConsumerPolicy | null
+    resource: ResourceName
+    operation: PolicyOperation
+    clientIp: string
+  },
 ): Decision {
   const { consumer } = req
   if (consumer === null) {

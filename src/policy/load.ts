@@ -180,6 +180,7 @@ interface RawGateway {
   trustProxy: string[]
   store: GatewayPolicy['store']
   audit: GatewayPolicy['audit']
+  sync: GatewayPolicy['sync']
 }
 
 interface RawConsumer {

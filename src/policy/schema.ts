@@ -6,7 +6,7 @@
  * fills defaults from the `default` annotations; docs/policies.md is checked
  * against it by a test. Checks a schema cannot express live in cross-check.ts.
  */
-import { OPERATIONS, RESOURCES } from '../resources.js'
+import { policyOperations, RESOURCES, type ResourceName } from '../resources.js'
 import { DURATION_PATTERN } from './duration.js'
 
 export const POLICY_SCHEMA_ID = 'urn:ipdr-gateway:policy'
@@ -193,6 +193,14 @@ function gatewaySchema(): Schema {
             description:
               'Largest listing accepted from the upstream, in bytes (2 GiB: about 13 million customers); past it 502 IPDR_GW_UPSTREAM_TOO_LARGE.',
           },
+          timeZone: {
+            type: 'string',
+            minLength: 1,
+            maxLength: 64,
+            default: 'Asia/Kolkata',
+            description:
+              "IANA time zone of Trisul's DD-MM-YYYY HH:MM:SS times (the CSV of POST /sync/customers, the IPDR Query API).",
+          },
           circuit: {
             type: 'object',
             additionalProperties: false,
@@ -369,6 +377,26 @@ function gatewaySchema(): Schema {
           redis: redisStoreSchema(),
         },
       },
+      sync: {
+        type: 'object',
+        additionalProperties: false,
+        default: {},
+        description: 'CRM sync jobs, POST /sync/customers (SPEC 10, docs/sync.md).',
+        properties: {
+          concurrency: positiveInt('Upstream writes in flight per job.', 4, 32),
+          maxWritesPerSecond: positiveInt('Upstream writes per second per job, to spare Trisul.', 50, 10_000),
+          maxInputBytes: positiveInt(
+            'Largest sync input (JSON or CSV) in bytes; past it 413. Default 64 MiB (about 400,000 customers).',
+            67_108_864,
+            1_073_741_824,
+          ),
+          maxJobs: positiveInt(
+            'Jobs one consumer may have planning or applying at once; past it 429.',
+            2,
+            100,
+          ),
+        },
+      },
       audit: {
         type: 'object',
         additionalProperties: false,
@@ -414,9 +442,9 @@ function gatewaySchema(): Schema {
 }
 
 function consumerSchema(): Schema {
-  const operationList = (resource: string): Schema => ({
+  const operationList = (resource: ResourceName): Schema => ({
     type: 'array',
-    items: { enum: [...OPERATIONS] },
+    items: { enum: [...policyOperations(resource)] },
     uniqueItems: true,
     description: `Operations allowed on ${resource}; read is the gateway's single-record read.`,
   })

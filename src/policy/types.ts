@@ -3,7 +3,7 @@
  * `schema.ts` is the single source of truth for the files; these types mirror it
  * after defaults are applied. A loaded policy is deeply frozen.
  */
-import type { Operation, ResourceName } from '../resources.js'
+import type { PolicyOperation, ResourceName } from '../resources.js'
 
 export type Dialect = 'v1' | 'v2'
 
@@ -32,6 +32,8 @@ export interface UpstreamPolicy {
   readonly caFile: string | null
   /** Largest listing accepted from the upstream, in bytes; past it 502 `IPDR_GW_UPSTREAM_TOO_LARGE`. Default 2147483648. */
   readonly maxListingBytes: number
+  /** IANA zone of Trisul's `DD-MM-YYYY HH:MM:SS` times. Default `Asia/Kolkata`. */
+  readonly timeZone: string
   readonly circuit: {
     /** Consecutive connect errors or timeouts that open the circuit. Default 5. */
     readonly failures: number
@@ -92,6 +94,19 @@ export interface GatewayPolicy {
   readonly store: { readonly redis: RedisStorePolicy | null }
   /** The audit trail of writes (SPEC 11). Read at start only. */
   readonly audit: AuditPolicy
+  /** CRM sync jobs (SPEC 10). */
+  readonly sync: SyncPolicy
+}
+
+export interface SyncPolicy {
+  /** Upstream writes in flight per job (1-32). Default 4. */
+  readonly concurrency: number
+  /** Upstream writes per second per job. Default 50. */
+  readonly maxWritesPerSecond: number
+  /** Largest input in bytes; past it 413. Default 67108864. */
+  readonly maxInputBytes: number
+  /** Jobs per consumer planning or applying at once; past it 429. Default 2. */
+  readonly maxJobs: number
 }
 
 export interface AuditPolicy {
@@ -131,7 +146,7 @@ export interface ConsumerPolicy {
     readonly context: string | null
   } | null
   /** Absent resource: no operation allowed on it. */
-  readonly operations: Readonly<Partial<Record<ResourceName, readonly Operation[]>>>
+  readonly operations: Readonly<Partial<Record<ResourceName, readonly PolicyOperation[]>>>
   readonly rateLimit: RateLimitPolicy | null
   readonly redact: readonly string[]
   /** null: any client address. */

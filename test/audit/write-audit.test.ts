@@ -13,7 +13,7 @@ import fc from 'fast-check'
 import t, { type Test } from 'tap'
 import { request } from 'undici'
 import { verifyTrail } from '../../src/audit/verify.js'
-import { startEmulator } from '../../src/emulator/index.js'
+import { startUsersEmulator } from '../helpers/emulator.js'
 import { makePolicy, startGateway, tempDir } from '../helpers/gateway.js'
 import { closedPort, type Responder, startRecordingUpstream } from '../helpers/recording-upstream.js'
 
@@ -63,16 +63,7 @@ function pairOf(t: Test, lines: Line[], requestId: string) {
 }
 
 t.test('each write kind on both resources, success and envelope failure, against the emulator', async (t) => {
-  const emu = await startEmulator({
-    db: ':memory:',
-    dialect: 'v2',
-    users: [{ name: 'alice', token: 'tokA', contexts: null }],
-    seed: 3,
-    port: 0,
-    host: '127.0.0.1',
-    logger: false,
-  })
-  t.teardown(() => emu.close())
+  const emu = await startUsersEmulator(t, { alice: 'tokA' }, 3)
   const { call, file, gw } = await gateway(t, emu.url)
   const customer = {
     UserID: 'AU1',
@@ -141,15 +132,7 @@ t.test('each write kind on both resources, success and envelope failure, against
 })
 
 t.test('before: the cached record a write changes, or null when the cache has none', async (t) => {
-  const emu = await startEmulator({
-    db: ':memory:',
-    dialect: 'v2',
-    users: [{ name: 'alice', token: 'tokA', contexts: null }],
-    port: 0,
-    host: '127.0.0.1',
-    logger: false,
-  })
-  t.teardown(() => emu.close())
+  const emu = await startUsersEmulator(t, { alice: 'tokA' })
   const { call, file } = await gateway(t, emu.url)
   await call('POST', '/api/ipdrcustomers', { UserID: 'B1', Name: 'Old Name', Address: 'Old Street' })
   await call('POST', '/api/ipdrcustomers_mapping', { UserID: 'B1', ipsubnet: '10.1.1.1', starttime: '0' })

@@ -35,6 +35,7 @@ const SPEC: Record<string, { type: string; labels: string[] }> = {
   ipdr_gateway_store_up: { type: 'gauge', labels: [] },
   ipdr_gateway_cache_fill_duration_seconds: { type: 'histogram', labels: ['resource'] },
   ipdr_gateway_store_errors_total: { type: 'counter', labels: ['operation'] },
+  ipdr_gateway_sync_writes_total: { type: 'counter', labels: ['resource', 'operation', 'outcome'] },
   ipdr_gateway_audit_records_total: { type: 'counter', labels: ['result'] },
 }
 

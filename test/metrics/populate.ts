@@ -46,6 +46,7 @@ export function populateAll(metrics: GatewayMetrics): void {
   metrics.enableStore(() => true).inc({ operation: 'rate_limit' })
   metrics.cacheFillDuration.observe({ resource: 'customers' }, 0.02)
   metrics.auditRecords.inc({ result: 'ok' }, 2)
+  metrics.syncWrites.inc({ resource: 'customers', operation: 'create', outcome: 'ok' }, 3)
 }
 
 /** The samples of one family (for histograms, every bucket/sum/count sample). */

@@ -28,6 +28,7 @@ const SPEC_DEFAULTS = {
     caFile: null,
     circuit: { failures: 5, resetSeconds: 10 },
     maxListingBytes: 2147483648,
+    timeZone: 'Asia/Kolkata',
   },
   auth: { bodyCredentials: true, failureLimit: { max: 10, timeWindow: '1 minute', timeWindowMs: 60000 } },
   cache: { ttlSeconds: 30, staleIfErrorSeconds: 300, maxBytes: 268435456 },
@@ -44,6 +45,7 @@ const SPEC_DEFAULTS = {
   docs: { swaggerUi: false },
   trustProxy: [],
   store: { redis: null },
+  sync: { concurrency: 4, maxWritesPerSecond: 50, maxInputBytes: 67108864, maxJobs: 2 },
   audit: { file: null, required: true, fsync: false, maxBytes: 104857600 },
 }
 

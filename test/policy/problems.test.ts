@@ -17,7 +17,18 @@ const schemaCases: Case[] = [
     name: 'unknown top-level key',
     files: { 'gateway.yaml': 'upstreams: {}\n' },
     problems: [
-      'gateway.yaml: upstreams: unknown key (known keys: upstream, auth, cache, rateLimit, validation, limits, cors, metrics, docs, store, audit, trustProxy)',
+      'gateway.yaml: upstreams: unknown key (known keys: upstream, auth, cache, rateLimit, validation, limits, cors, metrics, docs, store, sync, audit, trustProxy)',
+    ],
+  },
+  {
+    name: 'upstream.timeZone: a zone the platform does not know; sync limits out of range',
+    files: {
+      'gateway.yaml': 'upstream: { timeZone: Mars/Olympus }\nsync: { concurrency: 33, maxJobs: 0 }\n',
+    },
+    problems: [
+      'gateway.yaml: sync.concurrency: must be <= 32',
+      'gateway.yaml: sync.maxJobs: must be >= 1',
+      'gateway.yaml: upstream.timeZone: not a time zone this system knows: "Mars/Olympus" (an IANA name such as Asia/Kolkata)',
     ],
   },
   {

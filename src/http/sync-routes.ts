@@ -1,0 +1,368 @@
+/**
+ * CRM sync routes (shared/SPEC.md 10): `POST /sync/customers` starts a job
+ * (202 + Location), `GET /sync/jobs/{id}` reads it, `DELETE` cancels it. The
+ * job plans against listings fetched for it (never the cache), then with
+ * `mode=apply` sends the writes through the same forwarder as single writes
+ * (audit, invalidation, no retry). The pure parts live in src/sync/.
+ *
+ * The input is received as bytes (up to `sync.maxInputBytes`) and read one
+ * record at a time: a JSON array through the listing byte scanner, CSV through
+ * csv-parse.
+ */
+import { setImmediate as yieldToLoop } from 'node:timers/promises'
+import type { FastifyInstance, FastifyRequest } from 'fastify'
+import type { WriteAudit } from '../audit/write-audit.js'
+import type { ListingEntry } from '../cache/listing-entry.js'
+import { GatewayError } from '../errors.js'
+import type { GatewayMetrics } from '../metrics.js'
+import { evaluate } from '../policy/evaluate.js'
+import type { Policy } from '../policy/types.js'
+import { type Operation, type PolicyOperation, RESOURCE_BY_NAME, type ResourceName } from '../resources.js'
+import { applyWrites } from '../sync/apply.js'
+import { csvInputs, type InputRules, jsonInputs, SyncInputError } from '../sync/input.js'
+import { type JobDocument, type SyncJob, type SyncJobs, TooManyJobsError } from '../sync/jobs.js'
+import { type CurrentState, type SyncInput, SyncPlanner } from '../sync/plan.js'
+import type { UpstreamClient } from '../upstream/client.js'
+import { type Authorization, applyAuthorization, authorize, type UpstreamAuth } from './authenticate.js'
+import { toGatewayError } from './error-reply.js'
+import type { ListingSource } from './listings.js'
+import { bodyValidators } from './request-schema.js'
+import { forwardWrite } from './write-forwarder.js'
+
+export const SYNC_PATH = '/sync/customers'
+export const SYNC_JOBS_PATH = '/sync/jobs'
+/** The longest `wait` (SPEC 10). */
+export const MAX_WAIT_SECONDS = 60
+
+export interface SyncRouteDeps {
+  readonly policy: () => Policy
+  readonly upstream: UpstreamClient
+  readonly listings: ListingSource
+  readonly audit: WriteAudit
+  readonly metrics: GatewayMetrics
+  readonly jobs: SyncJobs
+  readonly rateLimitConfig?: () => object
+  readonly onDenied?: (consumer: string, operation: PolicyOperation) => void
+}
+
+const CUSTOMERS = RESOURCE_BY_NAME.customers
+
+interface SyncQuery {
+  readonly mode: 'plan' | 'apply'
+  readonly deleteAbsent: boolean
+  readonly waitSeconds: number
+}
+
+function parseQuery(raw: Record<string, unknown>, allowed: readonly string[]): SyncQuery {
+  for (const key of Object.keys(raw)) {
+    if (!allowed.includes(key))
+      throw new GatewayError('IPDR_GW_INVALID_QUERY', `Unknown query parameter: ${key}`)
+  }
+  const one = (key: string): string | undefined => {
+    const v = raw[key]
+    if (Array.isArray(v)) throw new GatewayError('IPDR_GW_INVALID_QUERY', `${key} given more than once`)
+    return v === undefined ? undefined : String(v)
+  }
+  const mode = one('mode') ?? 'plan'
+  if (mode !== 'plan' && mode !== 'apply')
+    throw new GatewayError('IPDR_GW_INVALID_QUERY', 'mode must be plan or apply')
+  const del = one('delete') ?? 'false'
+  if (del !== 'true' && del !== 'false')
+    throw new GatewayError('IPDR_GW_INVALID_QUERY', 'delete must be true or false')
+  const wait = one('wait') ?? '0'
+  if (!/^\d{1,2}$/.test(wait) || Number(wait) > MAX_WAIT_SECONDS) {
+    throw new GatewayError('IPDR_GW_INVALID_QUERY', `wait must be whole seconds, 0-${MAX_WAIT_SECONDS}`)
+  }
+  return { mode, deleteAbsent: del === 'true', waitSeconds: Number(wait) }
+}
+
+/** The writes a sync implies, checked before anything is planned (SPEC 10). */
+function impliedOperations(query: SyncQuery, csv: boolean): [ResourceName, Operation][] {
+  const out: [ResourceName, Operation][] = [
+    ['customers', 'create'],
+    ['customers', 'update'],
+  ]
+  if (query.deleteAbsent) out.push(['customers', 'delete'])
+  // CSV rows carry mappings: they are created, updated, ended (an update) or deleted (not yet started).
+  if (csv) out.push(['mappings', 'create'], ['mappings', 'update'], ['mappings', 'delete'])
+  return out
+}
+
+export async function registerSyncRoutes(app: FastifyInstance, deps: SyncRouteDeps): Promise<void> {
+  const bodyLimit = deps.policy().gateway.sync.maxInputBytes
+  await app.register(async (scope) => {
+    // Bytes, not objects: the input is read one record at a time (src/sync/input.ts).
+    scope.removeAllContentTypeParsers()
+    scope.addContentTypeParser(
+      ['application/json', 'text/csv'],
+      { parseAs: 'buffer', bodyLimit },
+      (_r, body, done) => done(null, body),
+    )
+    const config = (syncRoute: 'start' | 'job' | 'cancel') => ({
+      syncRoute,
+      ...(deps.rateLimitConfig ? { rateLimit: deps.rateLimitConfig() } : {}),
+    })
+
+    scope.route({
+      method: 'POST',
+      url: SYNC_PATH,
+      bodyLimit,
+      config: config('start'),
+      preValidation: async (request) => {
+        const csv = isCsv(request)
+        const query = parseQuery(request.query as Record<string, unknown>, ['mode', 'delete', 'wait'])
+        authorizeSync(request, deps, impliedOperations(query, csv))
+      },
+      handler: async (request, reply) => {
+        const query = parseQuery(request.query as Record<string, unknown>, ['mode', 'delete', 'wait'])
+        const body = request.body
+        if (!Buffer.isBuffer(body) || body.length === 0) {
+          throw new GatewayError('IPDR_GW_SYNC_INVALID_INPUT', 'The body is empty')
+        }
+        // The cheap part of the check, answered at once; a bad record deeper in is the job's to report.
+        if (!isCsv(request) && !looksLikeArray(body)) {
+          throw new GatewayError('IPDR_GW_SYNC_INVALID_INPUT', 'The body must be a JSON array of customers')
+        }
+        const policy = request.gw.policy
+        const auth = request.upstreamAuth as UpstreamAuth
+        let job: SyncJob
+        try {
+          job = deps.jobs.start(
+            request.gw.rateKey ?? '',
+            query.mode,
+            query.deleteAbsent,
+            policy.gateway.sync.maxJobs,
+          )
+        } catch (err) {
+          if (err instanceof TooManyJobsError)
+            throw new GatewayError('IPDR_GW_SYNC_JOBS_LIMIT', err.message, {
+              headers: { 'retry-after': '10' },
+            })
+          throw err
+        }
+        // Not awaited: the job runs on, the client polls (or waits below).
+        void runJob(job, deps, {
+          bytes: body,
+          csv: isCsv(request),
+          auth,
+          policy,
+          consumer: request.gw.consumerName,
+          client: request.ip,
+          log: request.log,
+        })
+        await waitFor(job, query.waitSeconds, request)
+        reply.code(202).header('location', `${SYNC_JOBS_PATH}/${job.id}`).header('cache-control', 'no-store')
+        return job.document()
+      },
+    })
+
+    const jobRoute = (method: 'GET' | 'DELETE') =>
+      scope.route({
+        method,
+        url: `${SYNC_JOBS_PATH}/:id`,
+        config: config(method === 'GET' ? 'job' : 'cancel'),
+        preValidation: async (request) => {
+          parseQuery(request.query as Record<string, unknown>, method === 'GET' ? ['wait'] : [])
+          authorizeSync(request, deps, [])
+        },
+        handler: async (request, reply): Promise<JobDocument> => {
+          const { id } = request.params as { id: string }
+          const job = deps.jobs.get(id, request.gw.rateKey ?? '')
+          if (!job) throw new GatewayError('IPDR_GW_SYNC_JOB_NOT_FOUND')
+          if (method === 'DELETE') job.cancel()
+          else
+            await waitFor(
+              job,
+              parseQuery(request.query as Record<string, unknown>, ['wait']).waitSeconds,
+              request,
+            )
+          reply.header('cache-control', 'no-store')
+          return job.document()
+        },
+      })
+    jobRoute('GET')
+    jobRoute('DELETE')
+  })
+}
+
+function looksLikeArray(body: Buffer): boolean {
+  const text = body.subarray(0, 64).toString('latin1').trimStart()
+  const end = body
+    .subarray(Math.max(0, body.length - 64))
+    .toString('latin1')
+    .trimEnd()
+  return text.startsWith('[') && end.endsWith(']')
+}
+
+function isCsv(request: FastifyRequest): boolean {
+  return /^text\/csv\b/i.test(String(request.headers['content-type'] ?? ''))
+}
+
+/** Credentials and the consumer's `sync` operation, then every write the sync implies; 401/403 otherwise. */
+function authorizeSync(
+  request: FastifyRequest,
+  deps: SyncRouteDeps,
+  implied: readonly [ResourceName, Operation][],
+): Authorization {
+  const policy = request.gw.policy
+  // The body is the CRM's list: credentials come from the headers (forms 1-3) only.
+  const decided = authorize(policy, CUSTOMERS, 'sync', {
+    rawHeaders: request.raw.rawHeaders,
+    body: undefined,
+    clientIp: request.ip,
+  })
+  applyAuthorization(request, CUSTOMERS, 'sync', decided)
+  if (!decided.ok) {
+    if (decided.denied) deps.onDenied?.(decided.consumerName, 'sync')
+    throw decided.error
+  }
+  for (const [resource, operation] of implied) {
+    const decision = evaluate(policy, {
+      consumer: decided.consumer,
+      resource,
+      operation,
+      clientIp: request.ip,
+    })
+    if (!decision.allow) {
+      deps.onDenied?.(decided.consumerName, operation)
+      throw new GatewayError(decision.code, `A sync needs ${operation} on ${resource}: ${decision.message}`)
+    }
+  }
+  return decided
+}
+
+/** Holds the answer until the job ends, `seconds` pass, or the client goes away. */
+async function waitFor(job: SyncJob, seconds: number, request: FastifyRequest): Promise<void> {
+  if (seconds <= 0 || job.finished) return
+  let timer: NodeJS.Timeout | undefined
+  let onClose: (() => void) | undefined
+  await Promise.race([
+    job.ended,
+    new Promise<void>((resolve) => {
+      timer = setTimeout(resolve, seconds * 1000)
+      onClose = resolve
+      request.raw.once('close', onClose)
+    }),
+  ])
+  clearTimeout(timer)
+  if (onClose) request.raw.off('close', onClose)
+}
+
+interface JobContext {
+  readonly bytes: Buffer
+  readonly csv: boolean
+  readonly auth: UpstreamAuth
+  readonly policy: Policy
+  readonly consumer: string
+  readonly client: string
+  readonly log: FastifyRequest['log']
+}
+
+/** What Trisul holds, read from the listings fetched for the job. */
+function currentOf(customers: ListingEntry, mappings: ListingEntry | null): CurrentState {
+  return {
+    customer: (userId) => {
+      const pos = customers.lookup(userId)[0]
+      return pos === undefined ? undefined : customers.record(pos)
+    },
+    *userIds() {
+      for (let pos = 0; pos < customers.count; pos++) {
+        const id = customers.record(pos).UserID
+        if (typeof id === 'string') yield id
+      }
+    },
+    mappingsOf: (customerId) => {
+      if (mappings === null || (typeof customerId !== 'number' && typeof customerId !== 'string')) return []
+      return mappings.lookup(customerId).map((p) => mappings.record(p))
+    },
+  }
+}
+
+/** Plans, and with `mode=apply` applies; every failure ends in the job document, never thrown. */
+async function runJob(job: SyncJob, deps: SyncRouteDeps, ctx: JobContext): Promise<void> {
+  try {
+    const { policy, auth } = ctx
+    const validators = bodyValidators(policy.gateway.validation)
+    const rules: InputRules = {
+      customer: validators.get('customers:create') as InputRules['customer'],
+      mapping: validators.get('mappings:create') as InputRules['mapping'],
+      timeZone: policy.gateway.upstream.timeZone,
+    }
+    const customers = await deps.listings.fresh(CUSTOMERS, auth, policy, `${job.id}.customers`)
+    const mappings = ctx.csv
+      ? await deps.listings.fresh(RESOURCE_BY_NAME.mappings, auth, policy, `${job.id}.mappings`)
+      : null
+    const planner = new SyncPlanner(currentOf(customers, mappings), {
+      delete: job.deleteAbsent,
+      now: Math.floor(Date.now() / 1000),
+    })
+    const inputs: AsyncIterable<SyncInput> | Iterable<SyncInput> = ctx.csv
+      ? csvInputs(ctx.bytes, rules)
+      : jsonInputs(ctx.bytes, rules)
+    let n = 0
+    for await (const input of inputs) {
+      planner.add(input)
+      // A turn for other requests now and then: planning 100,000 records takes a while.
+      if (++n % 500 === 0) await yieldToLoop()
+      if (job.cancelRequested) break
+    }
+    const plan = planner.finish()
+    job.planned(plan)
+    if (job.mode === 'apply' && !job.cancelRequested) {
+      const sync = policy.gateway.sync
+      const forwarder = { upstream: deps.upstream, listings: deps.listings, audit: deps.audit }
+      await applyWrites(plan.writes, {
+        concurrency: sync.concurrency,
+        perSecond: sync.maxWritesPerSecond,
+        cancelled: () => job.cancelRequested,
+        write: async (w, index) => {
+          try {
+            await forwardWrite(forwarder, {
+              facts: RESOURCE_BY_NAME[w.resource],
+              operation: w.operation,
+              pathUserId: w.operation === 'create' ? null : w.UserID,
+              fields: w.fields,
+              auth,
+              policy,
+              requestId: `${job.id}.${index + 1}`,
+              consumer: ctx.consumer,
+              client: ctx.client,
+              before: w.before,
+              syncJob: job.id,
+            })
+            return { ok: true, status: 200 }
+          } catch (err) {
+            const ge = toGatewayError(err)
+            return { ok: false, status: ge.statusCode, code: ge.code, message: ge.message }
+          }
+        },
+        onOutcome: (w, outcome) => {
+          const result = outcome.ok ? 'ok' : outcome.status < 500 ? 'rejected' : 'failed'
+          deps.metrics.syncWrites.inc({ resource: w.resource, operation: w.operation, outcome: result })
+          job.wrote(
+            outcome.ok,
+            outcome.ok
+              ? undefined
+              : {
+                  UserID: w.UserID,
+                  status: outcome.status,
+                  code: outcome.code ?? 'IPDR_GW_INTERNAL',
+                  message: outcome.message ?? '',
+                  resource: w.resource,
+                  operation: w.operation,
+                },
+          )
+        },
+      })
+    }
+    job.finish()
+  } catch (err) {
+    const ge =
+      err instanceof SyncInputError
+        ? new GatewayError('IPDR_GW_SYNC_INVALID_INPUT', err.message)
+        : toGatewayError(err)
+    if (ge.statusCode >= 500)
+      ctx.log.error({ err: ge.cause ?? ge, code: ge.code, syncJob: job.id }, 'sync job failed')
+    job.finish({ UserID: null, status: ge.statusCode, code: ge.code, message: ge.message })
+  }
+}
