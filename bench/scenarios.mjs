@@ -22,7 +22,7 @@ import { decoded, expect, expectJson, probe, sha256 } from './lib/probe.mjs'
 import { LOAD_CPU, SERVER_CPU } from './lib/processes.mjs'
 import { median, percentile } from './lib/stats.mjs'
 
-export const ROW_IDS = ['1', '1b', '2', '3', '4', '5', '6', '7', '8', '9', '10', '11']
+export const ROW_IDS = ['1', '1b', '2', '3', '4', '5', '6', '7', '8', '9', '10', '11', '12']
 
 const LIST = '/api/ipdrcustomers'
 const json = (v) => JSON.stringify(v)
@@ -742,6 +742,120 @@ async function auditedWrites(ctx) {
   return out
 }
 
+/** Posts a sync and follows the job to its end; returns the final document and its duration. */
+async function runSyncJob(gwUrl, body, query, onTick = () => {}) {
+  const { request } = await import('undici')
+  const headers = { ...gatewayHeaders(), 'content-type': 'application/json' }
+  const started = performance.now()
+  const res = await request(`${gwUrl}/sync/customers?${query}`, { method: 'POST', headers, body })
+  let doc = await res.body.json()
+  expect(
+    res.statusCode === 202,
+    `sync: expected 202, got ${res.statusCode} ${JSON.stringify(doc).slice(0, 200)}`,
+  )
+  const location = res.headers.location
+  while (doc.state === 'planning' || doc.state === 'applying') {
+    onTick(doc)
+    const next = await request(`${gwUrl}${location}?wait=1`, { headers })
+    doc = await next.body.json()
+  }
+  return { doc, seconds: (performance.now() - started) / 1000 }
+}
+
+function vmRssBytes(pid) {
+  const m = /VmRSS:\s+(\d+) kB/.exec(readFileSync(`/proc/${pid}/status`, 'utf8'))
+  return m ? Number(m[1]) * 1024 : 0
+}
+
+/**
+ * Row 12 (issue 15): (a) apply of 10,000 creates against the emulator, writes per second vs the
+ * configured ceiling (goal: at most the ceiling, at least 90 % of it); (b) the same with a ceiling
+ * above what the pair can do (reported: the gateway's own limit); (c) gateway RSS during a plan of
+ * 100,000 records against 100,000 in Trisul (reported).
+ */
+async function syncJobs(ctx) {
+  const out = []
+  const n = ctx.cfg.quick ? 2000 : 10_000
+  const customers = (from, count) =>
+    Array.from({ length: count }, (_, i) => ({
+      UserID: `SYNC${from + i}`,
+      Name: `Customer ${from + i}`,
+      Email: `c${from + i}@example.in`,
+    }))
+  for (const [ceiling, label] of [
+    [500, 'configured ceiling 500/s'],
+    [10_000, 'ceiling 10,000/s, above what the pair can do'],
+  ]) {
+    const emu = await ctx.start('servers/emulator.mjs', { seed: 0 }, LOAD_CPU)
+    const gw = await ctx.start(
+      'servers/gateway.mjs',
+      { upstreamUrl: emu.info.url, sync: { concurrency: 8, maxWritesPerSecond: ceiling } },
+      SERVER_CPU,
+    )
+    const { doc, seconds } = await runSyncJob(gw.info.url, json(customers(0, n)), 'mode=apply')
+    expect(
+      doc.state === 'done' && doc.progress.done === n && doc.progress.failed === 0,
+      `sync apply: ${JSON.stringify(doc.progress)} ${doc.state}`,
+    )
+    const rate = n / seconds
+    out.push({
+      row: '12',
+      scenario: `sync apply of ${fmt.int(n)} creates through the gateway to the emulator, concurrency 8, ${label} (job start to done, plan included)`,
+      aText: `${fmt.int(Math.round(rate))} writes/s`,
+      bText: ceiling < 10_000 ? `ceiling ${fmt.int(ceiling)}/s` : '',
+      ratioText: ceiling < 10_000 ? fmt.ratio(rate / ceiling) : '',
+      target: ceiling < 10_000 ? '0.90–1.00 of the ceiling' : 'reported',
+      pass: ceiling < 10_000 ? rate <= ceiling * 1.001 && rate >= ceiling * 0.9 : null,
+      measured: { writes: n, seconds, rate, ceiling },
+    })
+    await gw.stop()
+    await emu.stop()
+  }
+  {
+    const m = ctx.cfg.quick ? 20_000 : 100_000
+    const emu = await ctx.start('servers/emulator.mjs', { seed: m }, LOAD_CPU)
+    const gw = await ctx.start(
+      'servers/gateway.mjs',
+      { upstreamUrl: emu.info.url, sync: { maxInputBytes: 256 * 1024 * 1024 } },
+      SERVER_CPU,
+    )
+    const body = json(customers(0, m))
+    const before = vmRssBytes(gw.pid)
+    let peak = before
+    const timer = setInterval(() => {
+      peak = Math.max(peak, vmRssBytes(gw.pid))
+    }, 20)
+    let result
+    try {
+      result = await runSyncJob(gw.info.url, body, 'mode=plan')
+    } finally {
+      clearInterval(timer)
+    }
+    peak = Math.max(peak, vmRssBytes(gw.pid))
+    expect(
+      result.doc.state === 'done' && result.doc.plan.create === m,
+      `sync plan: ${JSON.stringify(result.doc.plan)}`,
+    )
+    out.push({
+      row: '12',
+      scenario: `sync plan of ${fmt.int(m)} records (${(body.length / 1048576).toFixed(1)} MiB of JSON) against ${fmt.int(m)} in Trisul: gateway RSS before → peak, plan time ${result.seconds.toFixed(1)} s`,
+      aText: `${(before / 1048576).toFixed(0)} → ${(peak / 1048576).toFixed(0)} MiB`,
+      bText: '',
+      ratioText: '',
+      target: 'reported',
+      pass: null,
+      measured: {
+        records: m,
+        inputBytes: body.length,
+        rssBefore: before,
+        rssPeak: peak,
+        seconds: result.seconds,
+      },
+    })
+  }
+  return out
+}
+
 export const GROUPS = [
   { rows: ['1b'], run: (ctx, want) => cachedListing(ctx, 10, want) },
   { rows: ['1', '3'], run: (ctx, want) => cachedListing(ctx, 1000, want) },
@@ -757,4 +871,5 @@ export const GROUPS = [
   { rows: ['9'], run: (ctx) => emulated(ctx) },
   { rows: ['10'], run: (ctx) => sharedStore(ctx) },
   { rows: ['11'], run: (ctx) => auditedWrites(ctx) },
+  { rows: ['12'], run: (ctx) => syncJobs(ctx) },
 ]

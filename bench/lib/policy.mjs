@@ -15,7 +15,7 @@ const ALL = ['list', 'read', 'create', 'replace', 'update', 'delete']
 export const BENCH_RATE_LIMIT = Object.freeze({ max: 100_000_000, timeWindow: '1 minute' })
 
 /**
- * @param {{ upstreamUrl: string, ttlSeconds?: number, redisUrl?: string, keyPrefix?: string, rateLimit?: object, leaseMs?: number, cacheMaxBytes?: number, audit?: { file: string, fsync?: boolean } }} opts
+ * @param {{ upstreamUrl: string, ttlSeconds?: number, redisUrl?: string, keyPrefix?: string, rateLimit?: object, leaseMs?: number, cacheMaxBytes?: number, audit?: { file: string, fsync?: boolean }, sync?: object }} opts
  * @returns {string} the directory
  */
 export function writeBenchPolicy({
@@ -27,6 +27,7 @@ export function writeBenchPolicy({
   leaseMs,
   cacheMaxBytes = 1024 * 1024 * 1024,
   audit,
+  sync,
 }) {
   const dir = mkdtempSync(join(tmpdir(), 'ipdr-gw-bench-policy-'))
   mkdirSync(join(dir, 'consumers'))
@@ -42,8 +43,9 @@ export function writeBenchPolicy({
         }
       : {}),
     ...(audit ? { audit: { file: audit.file, fsync: audit.fsync === true } } : {}),
+    ...(sync ? { sync } : {}),
   }
-  const consumer = { operations: { customers: ALL, mappings: ALL }, rateLimit: null }
+  const consumer = { operations: { customers: [...ALL, 'sync'], mappings: ALL }, rateLimit: null }
   writeFileSync(join(dir, 'gateway.json'), JSON.stringify(gateway))
   writeFileSync(join(dir, 'consumers', 'default.json'), JSON.stringify(consumer))
   return dir

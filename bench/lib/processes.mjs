@@ -81,7 +81,7 @@ export function runPinned(cpu, argv, { timeoutMs }) {
  * Starts `bench/<script>` as a child process on `cpu` with `opts` (JSON in
  * argv[2]) and resolves once it reports ready.
  *
- * @returns {Promise<{ info: any, call: (type: string, args?: unknown) => Promise<any>, stop: () => Promise<void> }>}
+ * @returns {Promise<{ info: any, pid: number, call: (type: string, args?: unknown) => Promise<any>, stop: () => Promise<void> }>}
  */
 export function startChild(script, opts, { cpu, nodeArgs = [] }) {
   const file = fileURLToPath(new URL(`../${script}`, import.meta.url))
@@ -151,7 +151,8 @@ export function startChild(script, opts, { cpu, nodeArgs = [] }) {
       if (msg?.type === 'ready') {
         clearTimeout(timer)
         child.off('message', onMessage)
-        resolve({ info: msg.info, call, stop })
+        // taskset execs the command: the pid is the server's.
+        resolve({ info: msg.info, pid: child.pid, call, stop })
       } else if (msg?.type === 'failed') {
         clearTimeout(timer)
         child.off('message', onMessage)

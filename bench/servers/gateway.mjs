@@ -1,7 +1,7 @@
 /**
  * Child process: the compiled gateway (dist/), built exactly as `serve` builds
  * it (policy loaded by the real loader, `buildApp`), without logging or the
- * readiness probe. Options: `{ upstreamUrl, ttlSeconds, redisUrl, keyPrefix, rateLimit, leaseMs, audit }` (a shared store
+ * readiness probe. Options: `{ upstreamUrl, ttlSeconds, redisUrl, keyPrefix, rateLimit, leaseMs, audit, sync }` (a shared store
  * when `redisUrl` is set; an audit trail when `audit: { file, fsync }` is).
  */
 import { rmSync } from 'node:fs'
@@ -10,16 +10,27 @@ import { loadPolicy } from '../../dist/policy/load.js'
 import { serveAsChild } from '../lib/child.mjs'
 import { writeBenchPolicy } from '../lib/policy.mjs'
 
-serveAsChild(async ({ upstreamUrl, ttlSeconds = 3600, redisUrl, keyPrefix, rateLimit, leaseMs, audit }) => {
-  const dir = writeBenchPolicy({ upstreamUrl, ttlSeconds, redisUrl, keyPrefix, rateLimit, leaseMs, audit })
-  let loaded
-  try {
-    loaded = await loadPolicy(dir, {})
-  } finally {
-    rmSync(dir, { recursive: true, force: true })
-  }
-  if (!loaded.ok) throw new Error(`bench policy invalid:\n${loaded.problems.join('\n')}`)
-  const app = await buildApp({ policy: loaded.policy, upstreamUrl, logger: false, probe: false })
-  const url = await app.listen({ host: '127.0.0.1', port: 0 })
-  return { info: { url }, close: () => app.close() }
-})
+serveAsChild(
+  async ({ upstreamUrl, ttlSeconds = 3600, redisUrl, keyPrefix, rateLimit, leaseMs, audit, sync }) => {
+    const dir = writeBenchPolicy({
+      upstreamUrl,
+      ttlSeconds,
+      redisUrl,
+      keyPrefix,
+      rateLimit,
+      leaseMs,
+      audit,
+      sync,
+    })
+    let loaded
+    try {
+      loaded = await loadPolicy(dir, {})
+    } finally {
+      rmSync(dir, { recursive: true, force: true })
+    }
+    if (!loaded.ok) throw new Error(`bench policy invalid:\n${loaded.problems.join('\n')}`)
+    const app = await buildApp({ policy: loaded.policy, upstreamUrl, logger: false, probe: false })
+    const url = await app.listen({ host: '127.0.0.1', port: 0 })
+    return { info: { url }, close: () => app.close() }
+  },
+)

@@ -4,10 +4,12 @@
  * an update sends only the changed fields; a cancel mid-apply leaves every
  * write that was sent reported, and none after it.
  */
+import { readFileSync } from 'node:fs'
+import { join } from 'node:path'
 import t, { type Test } from 'tap'
 import { request } from 'undici'
 import type { JobDocument } from '../../src/sync/jobs.js'
-import { makePolicy, startGateway } from '../helpers/gateway.js'
+import { makePolicy, startGateway, tempDir } from '../helpers/gateway.js'
 import { type RecordedRequest, startRecordingUpstream } from '../helpers/recording-upstream.js'
 
 const ALICE = {
@@ -32,8 +34,10 @@ async function gateway(
     return respond(r) as never
   })
   t.teardown(() => up.close())
+  const auditFile = join(tempDir(t), 'audit.jsonl')
   const policy = await makePolicy(t, {
     gateway: {
+      audit: { file: auditFile },
       upstream: { timeoutMs: 400, circuit: { failures: 100 } },
       sync: { concurrency: 2, maxWritesPerSecond: 1000, ...sync },
     },
@@ -56,11 +60,11 @@ async function gateway(
     const res = await request(`${gw.url}${location}${query}`, { headers: ALICE })
     return (await res.body.json()) as JobDocument
   }
-  return { up, post, get, gw }
+  return { up, post, get, gw, auditFile }
 }
 
 t.test('each failing write is reported with its status and sent exactly once', async (t) => {
-  const { up, post } = await gateway(t, (r) => {
+  const { up, post, auditFile } = await gateway(t, (r) => {
     const id = (r.body?.UserID as string | undefined) ?? r.url.split('/').pop()
     if (id === 'N409') return { kind: 'json', body: { status: 'Error', message: 'Duplicate UserID : N409' } }
     if (id === 'N502') return { kind: 'json', status: 500, body: { error: 'boom' } }
@@ -105,6 +109,25 @@ t.test('each failing write is reported with its status and sent exactly once', a
   t.equal(patch?.body?.Address, 'New address')
   const listings = up.requests.filter((r) => r.method === 'GET')
   t.equal(listings.length, 1, 'the plan fetched one fresh listing (JSON input: no mappings)')
+  const lines = readFileSync(auditFile, 'utf8')
+    .trim()
+    .split('\n')
+    .map((l) => JSON.parse(l) as Record<string, unknown>)
+  t.equal(lines.length, 10, 'an intent and an outcome per sync write')
+  t.ok(
+    lines.every((l) => l.syncJob === res.json.id),
+    'each tagged with the job',
+  )
+  const update = lines.find((l) => l.phase === 'intent' && l.operation === 'update')
+  t.match(
+    update,
+    { UserID: 'U2', fields: { Address: 'New address' }, before: { UserID: 'U2', Address: 'B' } },
+    'before: the record the plan compared with',
+  )
+  t.match(
+    lines.find((l) => l.phase === 'outcome' && l.UserID === 'NSLOW'),
+    { status: 504, upstreamStatus: null },
+  )
 })
 
 t.test('a cancel mid-apply: writes in flight finish and are reported, no new ones start', async (t) => {
