@@ -28,6 +28,7 @@ import { registerOpenApi } from './http/openapi.js'
 import { apiRouteRateLimitConfig, registerAuthFailureLimiter, registerRateLimits } from './http/rate-limit.js'
 import type { RequestContext } from './http/request-context.js'
 import { registerSyncRoutes } from './http/sync-routes.js'
+import { httpsServerOptions, type TlsMaterial } from './http/tls.js'
 import { LOG_REDACT_PATHS } from './logging.js'
 import { createMetrics, type GatewayMetrics, recordHttp } from './metrics.js'
 import type { AuditPolicy, Policy } from './policy/types.js'
@@ -81,6 +82,8 @@ export interface AppOptions {
   readonly auditFile?: string
   /** The `instance` of this gateway's audit lines. Default `hostname:pid`. */
   readonly instanceName?: string
+  /** Serve HTTPS with this (checked) certificate and key (src/http/tls.ts); default plain HTTP. */
+  readonly tls?: TlsMaterial
 }
 
 /** How long the start waits for the shared store before serving without it. */
@@ -105,6 +108,7 @@ export async function buildApp(options: AppOptions): Promise<FastifyInstance> {
   const metrics = options.metrics ?? createMetrics()
 
   const app = Fastify({
+    ...(options.tls ? { https: httpsServerOptions(options.tls) } : {}),
     logger:
       options.logger === undefined
         ? { level: 'info', redact: { paths: LOG_REDACT_PATHS, censor: '[redacted]' } }

@@ -36,6 +36,8 @@ serve options (flags override environment variables):
   --redis URL          REDIS_URL     shared store for several instances (redis:// or rediss://);
                                      default: the policy's store.redis, else none (SPEC 8)
   --audit-file PATH    AUDIT_FILE    this instance's audit trail (default: the policy's audit.file)
+  --tls-cert FILE      TLS_CERT_FILE  serve HTTPS (TLS 1.2+) with this PEM certificate ...
+  --tls-key FILE       TLS_KEY_FILE   ... and key (default: the policy's server.tls; SIGHUP reloads them)
 
 Signals: SIGTERM/SIGINT stop gracefully; SIGHUP reloads the policy (a change of the files does too).
 `

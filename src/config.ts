@@ -27,6 +27,8 @@ export interface RuntimeConfig {
   readonly redisUrl: string | null
   /** `--audit-file` / `AUDIT_FILE`: this instance's audit trail (SPEC 11); null: the policy's `audit.file`. */
   readonly auditFile: string | null
+  /** `--tls-cert` + `--tls-key` (`TLS_CERT_FILE` + `TLS_KEY_FILE`): HTTPS with this pair; null: the policy's `server.tls`. */
+  readonly tls: { readonly certFile: string; readonly keyFile: string } | null
 }
 
 export const LOG_LEVELS = ['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent'] as const
@@ -72,6 +74,8 @@ export const SERVE_OPTIONS = {
   'shutdown-timeout': { type: 'string' },
   redis: { type: 'string' },
   'audit-file': { type: 'string' },
+  'tls-cert': { type: 'string' },
+  'tls-key': { type: 'string' },
   help: { type: 'boolean', short: 'h' },
 } as const
 
@@ -107,6 +111,13 @@ export function parseServeConfig(
   const st = pick('shutdown-timeout', 'SHUTDOWN_TIMEOUT_MS')
   const rd = pick('redis', 'REDIS_URL')
   const af = pick('audit-file', 'AUDIT_FILE')
+  const tc = pick('tls-cert', 'TLS_CERT_FILE')
+  const tk = pick('tls-key', 'TLS_KEY_FILE')
+  if ((tc === null) !== (tk === null)) {
+    throw new ConfigError(
+      `${(tc ?? tk)?.name}: --tls-cert and --tls-key go together (or TLS_CERT_FILE and TLS_KEY_FILE)`,
+    )
+  }
   const redisProblem = rd ? redisUrlProblem(rd.value) : null
   if (rd && redisProblem) throw new ConfigError(`${rd.name}: ${redisProblem}`)
   if (lvl && !(LOG_LEVELS as readonly string[]).includes(lvl.value)) {
@@ -123,5 +134,6 @@ export function parseServeConfig(
     shutdownTimeoutMs: st ? Number(st.value) : DEFAULT_SHUTDOWN_TIMEOUT_MS,
     redisUrl: rd ? rd.value : null,
     auditFile: af ? af.value : null,
+    tls: tc && tk ? Object.freeze({ certFile: tc.value, keyFile: tk.value }) : null,
   })
 }

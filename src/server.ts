@@ -5,10 +5,12 @@
  * the policy.
  */
 import { hostname } from 'node:os'
+import type { Server as TlsServer } from 'node:tls'
 import type { FastifyInstance } from 'fastify'
 import { buildApp } from './app.js'
 import type { RuntimeConfig } from './config.js'
 import { startMetricsListener } from './http/metrics-route.js'
+import { loadTlsMaterial, secureContextOptions, type TlsFiles } from './http/tls.js'
 import { LOG_REDACT_PATHS } from './logging.js'
 import { createMetrics } from './metrics.js'
 import { PolicyStore } from './policy/store.js'
@@ -32,6 +34,8 @@ export interface RunningServer {
   readonly app: FastifyInstance
   readonly address: string
   close(): Promise<void>
+  /** What SIGHUP does for TLS: the certificate and key read again; false when the new pair was refused. */
+  reloadTls(): Promise<boolean>
 }
 
 export async function runServer(opts: RunServerOptions): Promise<RunningServer> {
@@ -52,7 +56,14 @@ export async function runServer(opts: RunServerOptions): Promise<RunningServer> 
   })
   const metricsPort = config.metricsPort ?? opts.policy.gateway.metrics.port
   const metricsToken = opts.policy.metricsToken
+  // The flags win over the policy's server.tls for the pair; the client CA comes from the policy.
+  const tlsFiles: TlsFiles | null = config.tls
+    ? { ...config.tls, clientCaFile: opts.policy.gateway.server.tls?.clientCaFile ?? null }
+    : opts.policy.gateway.server.tls
+  // Checked before anything listens: a bad pair stops the start, naming the file.
+  const tls = tlsFiles ? await loadTlsMaterial(tlsFiles) : null
   app = await buildApp({
+    ...(tls ? { tls } : {}),
     policy: store,
     ...(opts.upstreamUrl ? { upstreamUrl: opts.upstreamUrl } : {}),
     ...(config.redisUrl ? { redisUrl: config.redisUrl } : {}),
@@ -70,6 +81,7 @@ export async function runServer(opts: RunServerOptions): Promise<RunningServer> 
     address = await app.listen({ host: config.host, port: config.port })
     if (metricsPort !== null) {
       metricsListener = await startMetricsListener({
+        ...(tls ? { tls } : {}),
         metrics,
         host: config.host,
         port: metricsPort,
@@ -89,6 +101,31 @@ export async function runServer(opts: RunServerOptions): Promise<RunningServer> 
     { address, upstream: opts.upstreamUrl ?? opts.policy.gateway.upstream.url, policy: opts.policy.version },
     'gateway listening',
   )
+
+  /**
+   * Reads the certificate and key again; the next handshakes use them, open connections keep
+   * theirs. A pair that does not hold together keeps the old one, logged and counted as an
+   * `invalid` reload. Resolves true when the new pair is in force.
+   */
+  const reloadTls = async (): Promise<boolean> => {
+    if (!tlsFiles) return true
+    try {
+      const next = await loadTlsMaterial(tlsFiles)
+      ;(running.server as unknown as TlsServer).setSecureContext(secureContextOptions(next))
+      metricsListener?.reloadTls(next)
+      running.log.info({ certificate: next.fingerprint, validTo: next.validTo }, 'TLS certificate reloaded')
+      return true
+    } catch (err) {
+      metrics.policyReloads.inc({ result: 'invalid' })
+      running.log.error(
+        { reason: (err as Error).message },
+        'TLS certificate not reloaded: keeping the current one',
+      )
+      return false
+    }
+  }
+  if (tls)
+    running.log.info({ certificate: tls.fingerprint, validTo: tls.validTo }, 'serving HTTPS (TLS 1.2+)')
 
   let closing: Promise<void> | null = null
   const close = (): Promise<void> => {
@@ -112,7 +149,8 @@ export async function runServer(opts: RunServerOptions): Promise<RunningServer> 
     process.on('SIGHUP', () => {
       running.log.info('SIGHUP: reloading the policy')
       void store.reload()
+      void reloadTls()
     })
   }
-  return { app: running, address, close }
+  return { app: running, address, close, reloadTls }
 }

@@ -13,6 +13,7 @@ t.test('defaults', async (t) => {
     shutdownTimeoutMs: 10_000,
     redisUrl: null,
     auditFile: null,
+    tls: null,
   })
   t.ok(Object.isFrozen(c))
 })
@@ -102,4 +103,20 @@ t.test('every error names its flag or variable', async (t) => {
       t.match((err as Error).message, re, argv.join(' ') || JSON.stringify(env))
     }
   }
+})
+
+t.test('--tls-cert and --tls-key go together', async (t) => {
+  t.same(parseServeConfig(['--tls-cert', 'c.pem', '--tls-key', 'k.pem'], {}).tls, {
+    certFile: 'c.pem',
+    keyFile: 'k.pem',
+  })
+  t.same(parseServeConfig([], { TLS_CERT_FILE: 'c.pem', TLS_KEY_FILE: 'k.pem' }).tls, {
+    certFile: 'c.pem',
+    keyFile: 'k.pem',
+  })
+  t.throws(
+    () => parseServeConfig(['--tls-cert', 'c.pem'], {}),
+    /--tls-cert: --tls-cert and --tls-key go together/,
+  )
+  t.throws(() => parseServeConfig([], { TLS_KEY_FILE: 'k.pem' }), /TLS_KEY_FILE/)
 })

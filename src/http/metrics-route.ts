@@ -5,9 +5,11 @@
  * bearer token protects scrapes; it is compared in constant time.
  */
 import { createHash, timingSafeEqual } from 'node:crypto'
+import type { Server as TlsServer } from 'node:tls'
 import Fastify, { type FastifyInstance, type FastifyReply, type FastifyRequest } from 'fastify'
 import { errorBody, WWW_AUTHENTICATE } from '../errors.js'
 import type { GatewayMetrics } from '../metrics.js'
+import { httpsServerOptions, secureContextOptions, type TlsMaterial } from './tls.js'
 
 // The pure recorder lives with the metrics; re-exported so the app can import
 // everything HTTP-facing about metrics from here.
@@ -31,11 +33,15 @@ export interface MetricsListenerOptions extends MetricsRouteOptions {
   host: string
   /** Port to bind; 0 picks a free one (the chosen port is returned). */
   port: number
+  /** Serve HTTPS with this pair, as the main port does; default plain HTTP. */
+  tls?: TlsMaterial
 }
 
 export interface MetricsListener {
   /** The port actually bound. */
   readonly port: number
+  /** Takes a new certificate and key for the next handshakes (SIGHUP); open connections keep theirs. */
+  reloadTls(material: TlsMaterial): void
   /** Stops accepting, closes idle connections, resolves when closed. */
   close(): Promise<void>
 }
@@ -114,7 +120,8 @@ export async function startMetricsListener(opts: MetricsListenerOptions): Promis
   if (!Number.isInteger(opts.port) || opts.port < 0 || opts.port > 65535) {
     throw new RangeError(`metrics port must be an integer from 0 to 65535, got ${String(opts.port)}`)
   }
-  const app = Fastify({ logger: false })
+  // The metrics port follows the main port's TLS (SPEC 6).
+  const app = Fastify({ logger: false, ...(opts.tls ? { https: httpsServerOptions(opts.tls) } : {}) })
   app.setNotFoundHandler((_request, reply) => {
     reply.code(404).send(errorBody('IPDR_GW_NOT_FOUND'))
   })
@@ -136,6 +143,9 @@ export async function startMetricsListener(opts: MetricsListenerOptions): Promis
   const port = address !== null && typeof address === 'object' ? address.port : opts.port
   return {
     port,
+    reloadTls(material: TlsMaterial) {
+      ;(app.server as unknown as TlsServer).setSecureContext(secureContextOptions(material))
+    },
     async close() {
       await app.close()
     },

@@ -181,6 +181,7 @@ interface RawGateway {
   store: GatewayPolicy['store']
   audit: GatewayPolicy['audit']
   sync: GatewayPolicy['sync']
+  server: GatewayPolicy['server']
 }
 
 interface RawConsumer {
@@ -195,8 +196,20 @@ interface RawConsumer {
 
 function buildGateway(dir: string, raw: RawGateway, urlFromPolicy: boolean): GatewayPolicy {
   const caFile = raw.upstream.caFile
+  const inDir = (path: string) => (isAbsolute(path) ? path : resolve(dir, path))
+  const tls = raw.server.tls
   return {
     ...raw,
+    server: {
+      tls:
+        tls === null
+          ? null
+          : {
+              certFile: inDir(tls.certFile),
+              keyFile: inDir(tls.keyFile),
+              clientCaFile: tls.clientCaFile === null ? null : inDir(tls.clientCaFile),
+            },
+    },
     upstream: {
       ...raw.upstream,
       urlFromPolicy,
@@ -300,17 +313,21 @@ export async function loadPolicy(dir: string, env: Env): Promise<LoadResult> {
   if (gatewayDoc) crossCheckGateway(problems, gatewayDoc, env)
   for (const doc of consumerDocs) crossCheckConsumer(problems, doc, env)
   crossCheckConsumers(problems, consumerDocs)
-  const caFile = (gatewayDoc?.data as { upstream?: { caFile?: unknown } } | undefined)?.upstream?.caFile
-  if (gatewayDoc && typeof caFile === 'string' && caFile !== '') {
-    const path = isAbsolute(caFile) ? caFile : resolve(dir, caFile)
+  const data = gatewayDoc?.data as
+    | { upstream?: { caFile?: unknown }; server?: { tls?: Record<string, unknown> | null } }
+    | undefined
+  const readable: [string, unknown][] = [
+    ['upstream.caFile', data?.upstream?.caFile],
+    ['server.tls.certFile', data?.server?.tls?.certFile],
+    ['server.tls.keyFile', data?.server?.tls?.keyFile],
+    ['server.tls.clientCaFile', data?.server?.tls?.clientCaFile],
+  ]
+  for (const [key, file] of readable) {
+    if (!gatewayDoc || typeof file !== 'string' || file === '') continue
     try {
-      await access(path, fsConstants.R_OK)
+      await access(isAbsolute(file) ? file : resolve(dir, file), fsConstants.R_OK)
     } catch (err) {
-      problems.add(
-        gatewayDoc.file,
-        'upstream.caFile',
-        `cannot read ${JSON.stringify(caFile)} (${errorCode(err)})`,
-      )
+      problems.add(gatewayDoc.file, key, `cannot read ${JSON.stringify(file)} (${errorCode(err)})`)
     }
   }
 

@@ -377,6 +377,41 @@ function gatewaySchema(): Schema {
           redis: redisStoreSchema(),
         },
       },
+      server: {
+        type: 'object',
+        additionalProperties: false,
+        default: {},
+        description: 'The listener clients connect to.',
+        properties: {
+          tls: {
+            type: ['object', 'null'],
+            additionalProperties: false,
+            required: ['certFile', 'keyFile'],
+            default: null,
+            description:
+              'HTTPS for clients, TLS 1.2 and later only (SPEC 6); paths relative to the policy directory. --tls-cert / --tls-key override the pair. SIGHUP reloads the files; the paths are read at start. null: plain HTTP.',
+            properties: {
+              certFile: {
+                type: 'string',
+                minLength: 1,
+                description: 'PEM certificate (chain) the gateway presents.',
+              },
+              keyFile: {
+                type: 'string',
+                minLength: 1,
+                description: 'PEM private key of the certificate (not encrypted).',
+              },
+              clientCaFile: {
+                type: ['string', 'null'],
+                minLength: 1,
+                default: null,
+                description:
+                  'PEM CA: every client must present a certificate it signed, else the handshake fails. null: no client certificate.',
+              },
+            },
+          },
+        },
+      },
       sync: {
         type: 'object',
         additionalProperties: false,

@@ -207,6 +207,7 @@ export function startOnlyChanges(old: Policy, next: Policy): string[] {
     ['docs.swaggerUi', a.docs.swaggerUi, b.docs.swaggerUi],
     ['store', a.store, b.store],
     ['audit', a.audit, b.audit],
+    ['server.tls', a.server.tls, b.server.tls],
   ]
   return pairs.filter(([, x, y]) => JSON.stringify(x) !== JSON.stringify(y)).map(([k]) => k)
 }

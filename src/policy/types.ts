@@ -96,6 +96,17 @@ export interface GatewayPolicy {
   readonly audit: AuditPolicy
   /** CRM sync jobs (SPEC 10). */
   readonly sync: SyncPolicy
+  /** The client listener (SPEC 6). */
+  readonly server: { readonly tls: TlsPolicy | null }
+}
+
+export interface TlsPolicy {
+  /** PEM certificate, resolved to an absolute path (relative to the policy directory) at load. */
+  readonly certFile: string
+  /** PEM private key, resolved like `certFile`. */
+  readonly keyFile: string
+  /** PEM CA that must have signed every client certificate; null: none asked for. Default null. */
+  readonly clientCaFile: string | null
 }
 
 export interface SyncPolicy {

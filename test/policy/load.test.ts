@@ -45,6 +45,7 @@ const SPEC_DEFAULTS = {
   docs: { swaggerUi: false },
   trustProxy: [],
   store: { redis: null },
+  server: { tls: null },
   sync: { concurrency: 4, maxWritesPerSecond: 50, maxInputBytes: 67108864, maxJobs: 2 },
   audit: { file: null, required: true, fsync: false, maxBytes: 104857600 },
 }
