@@ -169,7 +169,7 @@ t.test('failure classes without an envelope: 5xx, timeout, refused, circuit open
   const up = await startRecordingUpstream((r) => behave(r))
   t.teardown(() => up.close())
   const { call, file } = await gateway(t, up.url, {
-    upstream: { timeoutMs: 300, circuit: { failures: 2, resetSeconds: 60 } },
+    upstream: { timeoutMs: 1500, circuit: { failures: 2, resetSeconds: 60 } },
   })
   const body = { UserID: 'F1', Name: 'F' }
   const five = await call('POST', '/api/ipdrcustomers', body)

@@ -38,7 +38,7 @@ async function gateway(
   const policy = await makePolicy(t, {
     gateway: {
       audit: { file: auditFile },
-      upstream: { timeoutMs: 400, circuit: { failures: 100 } },
+      upstream: { timeoutMs: 1500, circuit: { failures: 100 } },
       sync: { concurrency: 2, maxWritesPerSecond: 1000, ...sync },
     },
     consumers: { default: { operations: OPS } },
