@@ -53,6 +53,9 @@ interface SyncQuery {
   readonly waitSeconds: number
 }
 
+/** Each request's query, parsed once in preValidation for its handler. */
+const queries = new WeakMap<FastifyRequest, SyncQuery>()
+
 function parseQuery(raw: Record<string, unknown>, allowed: readonly string[]): SyncQuery {
   for (const key of Object.keys(raw)) {
     if (!allowed.includes(key))
@@ -109,12 +112,12 @@ export async function registerSyncRoutes(app: FastifyInstance, deps: SyncRouteDe
       bodyLimit,
       config: config('start'),
       preValidation: async (request) => {
-        const csv = isCsv(request)
         const query = parseQuery(request.query as Record<string, unknown>, ['mode', 'delete', 'wait'])
-        authorizeSync(request, deps, impliedOperations(query, csv))
+        queries.set(request, query)
+        authorizeSync(request, deps, impliedOperations(query, isCsv(request)))
       },
       handler: async (request, reply) => {
-        const query = parseQuery(request.query as Record<string, unknown>, ['mode', 'delete', 'wait'])
+        const query = queries.get(request) as SyncQuery
         const body = request.body
         if (!Buffer.isBuffer(body) || body.length === 0) {
           throw new GatewayError('IPDR_GW_SYNC_INVALID_INPUT', 'The body is empty')
@@ -162,7 +165,10 @@ export async function registerSyncRoutes(app: FastifyInstance, deps: SyncRouteDe
         url: `${SYNC_JOBS_PATH}/:id`,
         config: config(method === 'GET' ? 'job' : 'cancel'),
         preValidation: async (request) => {
-          parseQuery(request.query as Record<string, unknown>, method === 'GET' ? ['wait'] : [])
+          queries.set(
+            request,
+            parseQuery(request.query as Record<string, unknown>, method === 'GET' ? ['wait'] : []),
+          )
           authorizeSync(request, deps, [])
         },
         handler: async (request, reply): Promise<JobDocument> => {
@@ -170,12 +176,7 @@ export async function registerSyncRoutes(app: FastifyInstance, deps: SyncRouteDe
           const job = deps.jobs.get(id, request.gw.rateKey ?? '')
           if (!job) throw new GatewayError('IPDR_GW_SYNC_JOB_NOT_FOUND')
           if (method === 'DELETE') job.cancel()
-          else
-            await waitFor(
-              job,
-              parseQuery(request.query as Record<string, unknown>, ['wait']).waitSeconds,
-              request,
-            )
+          else await waitFor(job, (queries.get(request) as SyncQuery).waitSeconds, request)
           reply.header('cache-control', 'no-store')
           return job.document()
         },

@@ -165,6 +165,7 @@ export class SyncPlanner {
     const m = { create: 0, update: 0, end: 0, delete: 0, unchanged: 0 }
     for (const entry of this.#byUser.values()) {
       if (entry === null) continue
+      m.unchanged += entry.unchangedMappings
       const customerWrite = entry.writes.find((w) => w.resource === 'customers')
       if (customerWrite?.operation === 'create') create += 1
       else if (customerWrite?.operation === 'update') update += 1
@@ -201,7 +202,6 @@ export class SyncPlanner {
         before: this.#current.customer(userId) ?? null,
       })
     }
-    if (this.#mappingsSeen) m.unchanged = this.#mappingsUnchanged
     return {
       counts: {
         create,
@@ -217,8 +217,6 @@ export class SyncPlanner {
     }
   }
 
-  #mappingsUnchanged = 0
-
   /** Every copy of a duplicated UserID becomes invalid. */
   #spoil(userId: string, duplicate: CustomerWanted | null): void {
     const prior = this.#byUser.get(userId)
@@ -229,7 +227,6 @@ export class SyncPlanner {
         source: prior.wanted.source,
         message: `UserID ${userId} appears more than once in the input`,
       })
-      this.#mappingsUnchanged -= prior.unchangedMappings
     }
     if (duplicate) {
       this.#invalid.push({
@@ -325,7 +322,6 @@ export class SyncPlanner {
           })
         }
       }
-      this.#mappingsUnchanged += unchangedMappings
     }
     return { wanted, writes, unchangedMappings }
   }
