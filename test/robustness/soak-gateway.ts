@@ -10,7 +10,7 @@
  * It exits on its own if the parent goes away. Without SOAK_UPSTREAM and an IPC
  * channel it does nothing (tap runs it when given the whole directory).
  */
-import { mkdtempSync, rmSync } from 'node:fs'
+import { mkdtempSync, readFileSync, rmSync } from 'node:fs'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { monitorEventLoopDelay } from 'node:perf_hooks'
@@ -36,18 +36,21 @@ const TICK_MS = 10
  * Event-loop stalls the gateway itself causes. `monitorEventLoopDelay` also
  * counts the time the OS gives the CPU to other processes (on a busy 2-core
  * machine running other test files, that alone reaches hundreds of ms). A tick
- * that comes late by G ms while the process used C ms of CPU was blocked by its
- * own work for at most min(G, C): that bound is what is kept. It over-counts
- * (GC helper and thread-pool threads add CPU time), never under-counts work on
- * the event loop.
+ * that comes late by G ms while the event-loop thread ran C ms on a CPU was
+ * blocked by its own work for at most min(G, C): that bound is what is kept. C
+ * is the main thread's own run time (Linux's /proc/self/schedstat, which counts
+ * the thread group leader only), so the listing worker, the thread pool's
+ * compression and GC helper threads are not counted as a stall of the loop.
+ * Where that file is missing, C is the whole process's CPU time, which
+ * over-counts but never under-counts work on the event loop.
  */
 function stallMeter() {
   let busyMaxMs = 0
   let lastWall = performance.now()
-  let lastCpu = cpuMs()
+  let lastCpu = loopThreadCpuMs()
   const timer = setInterval(() => {
     const wall = performance.now()
-    const cpu = cpuMs()
+    const cpu = loopThreadCpuMs()
     const lateMs = wall - lastWall - TICK_MS
     if (lateMs > 0) busyMaxMs = Math.max(busyMaxMs, Math.min(lateMs, cpu - lastCpu))
     lastWall = wall
@@ -60,12 +63,30 @@ function stallMeter() {
     reset() {
       busyMaxMs = 0
       lastWall = performance.now()
-      lastCpu = cpuMs()
+      lastCpu = loopThreadCpuMs()
     },
     stop() {
       clearInterval(timer)
     },
   }
+}
+
+/** The first field of /proc/self/schedstat: nanoseconds the main thread has run on a CPU. */
+function schedstatMs(): number | null {
+  try {
+    const ns = Number(readFileSync('/proc/self/schedstat', 'utf8').split(' ')[0])
+    return Number.isFinite(ns) ? ns / 1e6 : null
+  } catch {
+    return null
+  }
+}
+
+const HAS_SCHEDSTAT = schedstatMs() !== null
+
+/** CPU time of the event-loop thread where the OS tells it apart, else of the whole process. */
+function loopThreadCpuMs(): number {
+  if (HAS_SCHEDSTAT) return schedstatMs() as number
+  return cpuMs()
 }
 
 function cpuMs(): number {
@@ -124,8 +145,8 @@ async function main(): Promise<void> {
     } else if (msg.type === 'block') {
       // Calibration: a real stall of the event loop, which the meters must see. Counted in
       // CPU time, so a busy machine stretches it rather than shortening the work.
-      const until = cpuMs() + (msg.ms ?? 0)
-      while (cpuMs() < until) {
+      const until = loopThreadCpuMs() + (msg.ms ?? 0)
+      while (loopThreadCpuMs() < until) {
         // busy on purpose
       }
       send({ type: 'block' })
