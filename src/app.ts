@@ -25,6 +25,7 @@ import { isListingFastPathRequest, makeListingFastPath } from './http/listing-fa
 import { CachedListings, staleMayCover } from './http/listings.js'
 import { registerMetricsRoute } from './http/metrics-route.js'
 import { registerOpenApi } from './http/openapi.js'
+import { registerQueryRoutes } from './http/query-routes.js'
 import { apiRouteRateLimitConfig, registerAuthFailureLimiter, registerRateLimits } from './http/rate-limit.js'
 import type { RequestContext } from './http/request-context.js'
 import { registerSyncRoutes } from './http/sync-routes.js'
@@ -32,6 +33,7 @@ import { httpsServerOptions, type TlsMaterial } from './http/tls.js'
 import { LOG_REDACT_PATHS } from './logging.js'
 import { createMetrics, type GatewayMetrics, recordHttp } from './metrics.js'
 import type { AuditPolicy, Policy } from './policy/types.js'
+import { QueryResultCache } from './queries/query-result.js'
 import { type Coherence, LocalCoherence } from './store/coherence.js'
 import { redactRedisUrl } from './store/redis-url.js'
 import { openSharedStore, redisStorePolicy, type SharedStore } from './store/shared-store.js'
@@ -203,7 +205,14 @@ export async function buildApp(options: AppOptions): Promise<FastifyInstance> {
     onFilled: (resource, seconds) => metrics.cacheFillDuration.observe({ resource }, seconds),
     scanner,
   })
-  metrics.setSources({ cache: () => cache.stats(), upstreamUp: () => (readiness.up ? 1 : 0) })
+  const queryResults = new QueryResultCache()
+  metrics.setSources({
+    cache: () => ({
+      ...cache.stats(),
+      queries: { entries: queryResults.entries, bytes: queryResults.bytes },
+    }),
+    upstreamUp: () => (readiness.up ? 1 : 0),
+  })
 
   let limitsOf = initial
   app.decorateRequest('gw', null as unknown as RequestContext)
@@ -314,6 +323,17 @@ export async function buildApp(options: AppOptions): Promise<FastifyInstance> {
     listings,
     audit,
     parseJson: parseJsonText,
+    rateLimitConfig: apiRouteRateLimitConfig,
+    onDenied: (consumer, operation) => metrics.policyDenials.inc({ consumer, operation }),
+  })
+
+  registerQueryRoutes(app, {
+    policy: () => source.current,
+    upstream,
+    audit,
+    parseJson: parseJsonText,
+    results: queryResults,
+    onResultLookup: (result) => metrics.cacheLookups.inc({ resource: 'queries', result }),
     rateLimitConfig: apiRouteRateLimitConfig,
     onDenied: (consumer, operation) => metrics.policyDenials.inc({ consumer, operation }),
   })

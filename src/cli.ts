@@ -92,8 +92,13 @@ async function serve(argv: string[], env: NodeJS.ProcessEnv, io: Io): Promise<nu
       // Not emulator.sqlite: `ipdr-gateway emulator` keeps its own default database.
       db: join(dataDir, 'demo.sqlite'),
       dialect: loaded.policy.gateway.upstream.dialect,
-      users: [{ name: 'demo', token, contexts: null }],
+      // demo-lea: the shipped lea-demo consumer, the one allowed the IPDR Query API.
+      users: [
+        { name: 'demo', token, contexts: null },
+        { name: 'demo-lea', token, contexts: null },
+      ],
       seed: 25,
+      seedMappings: true,
       port: 0,
       host: '127.0.0.1',
       logger: false,
@@ -115,6 +120,10 @@ async function serve(argv: string[], env: NodeJS.ProcessEnv, io: Io): Promise<nu
     io.stdout(
       `\nipdr-gateway is listening on ${base}, in front of an embedded Trisul emulator (demo data).\n` +
         `Try:\n\n  curl -s ${base}/api/ipdrcustomers -H 'Authorization: Bearer ${demo.token}' -H 'X-Trisul-Username: demo'\n\n` +
+        `Who had 10.0.0.7 on 1 March 2024 (IPDR Query API, docs/queries.md):\n\n` +
+        `  curl -s -X POST ${base}/api/ipdr_query/new -u 'demo-lea:${demo.token}' -H 'Content-Type: application/json' \\\n` +
+        `    -d '{"ip":"10.0.0.7","from_time":"01-03-2024 00:00:00","to_time":"02-03-2024 00:00:00"}'\n` +
+        `  curl -s '${base}/api/ipdr_query/result?query_id=1&wait=10&headers=UserID,SubscriberID,StartTime,DestIP' -u 'demo-lea:${demo.token}'\n\n` +
         `API documentation: ${base}/docs (Swagger UI) and ${base}/openapi.json\n` +
         'Press Ctrl-C to stop.\n',
     )

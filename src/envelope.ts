@@ -13,7 +13,15 @@ export interface Envelope {
 /** First match wins; matched case-insensitively against the message. */
 const CLASSIFICATION: readonly (readonly [readonly string[], ErrorCode])[] = [
   [['invalid api token'], 'IPDR_GW_UPSTREAM_INVALID_TOKEN'],
-  [['not allowed to access the context'], 'IPDR_GW_UPSTREAM_CONTEXT_FORBIDDEN'],
+  // The Query API spells its refusal "You and not allowed to acess the context" (sic).
+  [
+    ['not allowed to access the context', 'not allowed to acess the context'],
+    'IPDR_GW_UPSTREAM_CONTEXT_FORBIDDEN',
+  ],
+  // The Query API's own (SPEC 12), before the generic "not found".
+  [['query is not completed'], 'IPDR_GW_UPSTREAM_QUERY_NOT_COMPLETED'],
+  [['not in new or inprogress state'], 'IPDR_GW_UPSTREAM_QUERY_NOT_CANCELABLE'],
+  [['not authorized to access this query'], 'IPDR_GW_UPSTREAM_QUERY_FORBIDDEN'],
   [['invalid context name'], 'IPDR_GW_UPSTREAM_INVALID_CONTEXT'],
   [['not found'], 'IPDR_GW_UPSTREAM_NOT_FOUND'],
   [['duplicate', 'already exists'], 'IPDR_GW_UPSTREAM_CONFLICT'],

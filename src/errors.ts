@@ -43,6 +43,12 @@ export const ERRORS = {
   IPDR_GW_UPSTREAM_INVALID_CONTEXT: { status: 400, message: 'Invalid context name' },
   IPDR_GW_UPSTREAM_NOT_FOUND: { status: 404, message: 'Not found upstream' },
   IPDR_GW_UPSTREAM_CONFLICT: { status: 409, message: 'Conflict upstream' },
+  IPDR_GW_UPSTREAM_QUERY_NOT_COMPLETED: { status: 409, message: 'The query has not completed yet' },
+  IPDR_GW_UPSTREAM_QUERY_NOT_CANCELABLE: {
+    status: 409,
+    message: 'The query is not in NEW or INPROGRESS state',
+  },
+  IPDR_GW_UPSTREAM_QUERY_FORBIDDEN: { status: 403, message: 'This query belongs to another user' },
   IPDR_GW_UPSTREAM_REJECTED: { status: 422, message: 'The upstream rejected the request' },
   // Upstream failures.
   IPDR_GW_UPSTREAM_UNAVAILABLE: { status: 502, message: 'The upstream is unavailable' },

@@ -7,7 +7,7 @@
  * `recordHttp` are pure and the route plugin lives in `http/metrics-route.ts`.
  */
 import { Counter, collectDefaultMetrics, Gauge, Histogram, Registry } from 'prom-client'
-import type { ResourceName } from './resources.js'
+import type { ApiResourceName, ResourceName } from './resources.js'
 import { STORE_OPERATIONS } from './store/store-health.js'
 import type { UpstreamOutcome } from './upstream/client.js'
 
@@ -23,7 +23,10 @@ export const UPSTREAM_OUTCOMES: readonly UpstreamOutcome[] = [
   'invalid_response',
 ]
 export const CACHE_RESULTS: readonly CacheResult[] = ['hit', 'miss', 'stale', 'coalesced']
-export const METRIC_RESOURCES: readonly ResourceName[] = ['customers', 'mappings']
+/** Values of the `resource` label (SPEC 5): the two record resources and the Query API. */
+export const METRIC_RESOURCES: readonly ApiResourceName[] = ['customers', 'mappings', 'queries']
+/** The record resources: what writes invalidate and sync jobs write. */
+export const RECORD_RESOURCES: readonly ResourceName[] = ['customers', 'mappings']
 /** The methods the gateway sends upstream (SPEC section 2). */
 export const UPSTREAM_METHODS = ['GET', 'POST', 'PUT', 'PATCH', 'DELETE'] as const
 export const POLICY_RELOAD_RESULTS = ['ok', 'invalid'] as const
@@ -66,7 +69,7 @@ export interface CacheFigures {
 
 export interface MetricsSources {
   /** Called at scrape time (collect()): per-resource cache entries and bytes. */
-  cache?: () => Partial<Record<'customers' | 'mappings', CacheFigures>>
+  cache?: () => Partial<Record<ApiResourceName, CacheFigures>>
   /** Called at scrape time: 1 when the upstream is reachable, else 0. */
   upstreamUp?: () => 0 | 1
 }
@@ -265,8 +268,8 @@ export function createMetrics(options: CreateMetricsOptions = {}): GatewayMetric
     },
   })
 
+  for (const resource of RECORD_RESOURCES) cacheInvalidations.inc({ resource }, 0)
   for (const resource of METRIC_RESOURCES) {
-    cacheInvalidations.inc({ resource }, 0)
     for (const result of CACHE_RESULTS) cacheLookups.inc({ resource, result }, 0)
     for (const method of UPSTREAM_METHODS) {
       for (const outcome of UPSTREAM_OUTCOMES) upstreamRequests.inc({ method, resource, outcome }, 0)
@@ -274,7 +277,7 @@ export function createMetrics(options: CreateMetricsOptions = {}): GatewayMetric
   }
   for (const result of POLICY_RELOAD_RESULTS) policyReloads.inc({ result }, 0)
   for (const result of AUDIT_RESULTS) auditRecords.inc({ result }, 0)
-  for (const resource of METRIC_RESOURCES) {
+  for (const resource of RECORD_RESOURCES) {
     for (const operation of SYNC_OPERATIONS) {
       for (const outcome of SYNC_OUTCOMES) syncWrites.inc({ resource, operation, outcome }, 0)
     }
@@ -342,14 +345,14 @@ function figure(value: unknown): number {
  * break the whole scrape (Prometheus would lose every other metric with it),
  * so such a resource reads 0.
  */
-function readCache(sources: MetricsSources): Record<ResourceName, CacheFigures> {
+function readCache(sources: MetricsSources): Record<ApiResourceName, CacheFigures> {
   let raw: Partial<Record<string, CacheFigures>> | undefined
   try {
     raw = sources.cache?.()
   } catch {
     raw = undefined
   }
-  const out = {} as Record<ResourceName, CacheFigures>
+  const out = {} as Record<ApiResourceName, CacheFigures>
   for (const resource of METRIC_RESOURCES) {
     const entry: unknown = raw && typeof raw === 'object' ? raw[resource] : undefined
     const fig = entry && typeof entry === 'object' ? (entry as Partial<CacheFigures>) : {}

@@ -11,12 +11,26 @@ export type Operation = 'list' | 'read' | 'create' | 'replace' | 'update' | 'del
 export const OPERATIONS: readonly Operation[] = ['list', 'read', 'create', 'replace', 'update', 'delete']
 
 /**
- * What a consumer's `operations` may list: the routes' operations, and `sync`
- * (POST /sync/customers, SPEC 10), which needs the writes it implies as well.
+ * Every resource a policy, a metric label or an upstream call can name: the
+ * two record resources of the table below and the IPDR Query API (`queries`,
+ * SPEC 12), whose routes are jobs rather than records (QUERY_FACTS).
  */
-export type PolicyOperation = Operation | 'sync'
+export type ApiResourceName = ResourceName | 'queries'
+export const API_RESOURCES: readonly ApiResourceName[] = ['customers', 'mappings', 'queries']
+
+/** Operations of the IPDR Query API: `read` covers both status and result. */
+export type QueryOperation = 'list' | 'create' | 'read' | 'cancel'
+export const QUERY_OPERATIONS: readonly QueryOperation[] = ['list', 'create', 'read', 'cancel']
+
+/**
+ * What a consumer's `operations` may list: the routes' operations, `sync`
+ * (POST /sync/customers, SPEC 10), which needs the writes it implies as well,
+ * and the Query API's `cancel`.
+ */
+export type PolicyOperation = Operation | 'sync' | 'cancel'
 /** Operations a consumer may be given per resource. */
-export function policyOperations(resource: ResourceName): readonly PolicyOperation[] {
+export function policyOperations(resource: ApiResourceName): readonly PolicyOperation[] {
+  if (resource === 'queries') return QUERY_OPERATIONS
   return resource === 'customers' ? [...OPERATIONS, 'sync'] : OPERATIONS
 }
 
@@ -115,6 +129,68 @@ export const RESOURCE_BY_NAME: Readonly<Record<ResourceName, ResourceFacts>> = O
   customers,
   mappings,
 })
+
+/** One route of the IPDR Query API (SPEC 12), client-facing and upstream at the same path. */
+export interface QueryRouteFact {
+  readonly path: string
+  readonly method: 'GET' | 'POST' | 'PUT'
+  readonly operation: QueryOperation
+  /** Parameters beyond the credentials (query string on GET, else the JSON body). */
+  readonly params: readonly string[]
+  /** What the route is called in the audit trail (`null`: not audited). */
+  readonly audited: 'create' | 'read' | 'cancel' | null
+}
+
+/** The third resource: Trisul's IPDR Query API, under one base path. */
+export interface QueryFacts {
+  readonly name: 'queries'
+  readonly path: string
+  /** Optional upstream (default `default`); sent on v2 as for customers. */
+  readonly contextField: 'contextname'
+  readonly routes: readonly QueryRouteFact[]
+  /** The result's 13 columns, in Trisul's order (the `headers` parameter selects among them). */
+  readonly columns: readonly string[]
+}
+
+export const QUERY_FACTS: QueryFacts = Object.freeze({
+  name: 'queries',
+  path: '/api/ipdr_query',
+  contextField: 'contextname',
+  routes: [
+    { path: '/list', method: 'GET', operation: 'list', params: ['count'], audited: null },
+    {
+      path: '/new',
+      method: 'POST',
+      operation: 'create',
+      params: ['ip', 'from_time', 'to_time'],
+      audited: 'create',
+    },
+    { path: '/status', method: 'GET', operation: 'read', params: ['query_id'], audited: null },
+    {
+      path: '/result',
+      method: 'GET',
+      operation: 'read',
+      params: ['query_id', 'headers', 'wait'],
+      audited: 'read',
+    },
+    { path: '/cancel', method: 'PUT', operation: 'cancel', params: ['query_id'], audited: 'cancel' },
+  ],
+  columns: [
+    'Protocol',
+    'SrcIP',
+    'SrcPort',
+    'DestIP',
+    'DestPort',
+    'StartTime',
+    'EndTime',
+    'Duration',
+    'UserID',
+    'SubscriberID',
+    'NatIP',
+    'NatPort',
+    'DeviceIP',
+  ],
+} as const satisfies QueryFacts)
 
 /** Body fields that carry upstream credentials (never logged, never echoed). */
 export const CREDENTIAL_FIELDS = ['api_token', 'username', 'contextname', 'context'] as const

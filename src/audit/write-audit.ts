@@ -38,6 +38,8 @@ export interface WriteOutcome {
   readonly upstreamStatus: number | null
   /** The gateway error code of a failed write. */
   readonly code?: string
+  /** A Query API answer's IP and window (`ip`, `from_time`, `to_time`), for result reads and cancels. */
+  readonly query?: Readonly<Record<string, unknown>>
 }
 
 /** Handed from `intent` to `outcome`. */
@@ -132,6 +134,7 @@ export class WriteAudit {
         status: outcome.status,
         upstreamStatus: outcome.upstreamStatus,
         ...(outcome.code === undefined ? {} : { code: outcome.code }),
+        ...(outcome.query === undefined ? {} : { query: outcome.query }),
         ms: Math.round((performance.now() - mark.started) * 1000) / 1000,
         ...syncJobOf(write),
       })

@@ -11,7 +11,13 @@ import Fastify, {
   type FastifyReply,
   type FastifyRequest,
 } from 'fastify'
-import { type EmulatorResource, ENVELOPES, EnvelopeError, envelopeHttpStatus } from './envelopes.js'
+import {
+  type EmulatorApi,
+  type EmulatorResource,
+  ENVELOPES,
+  EnvelopeError,
+  envelopeHttpStatus,
+} from './envelopes.js'
 import { RESOURCE_PATHS, ROUTES, runOperation } from './operations.js'
 import {
   DEFAULT_CONTEXT,
@@ -19,6 +25,8 @@ import {
   type ResolvedEmulatorOptions,
   resolveEmulatorOptions,
 } from './options.js'
+import { QUERY_PATH, QUERY_ROUTES, QueryBook } from './queries.js'
+import { parseJsonBody } from './request-body.js'
 import { EmulatorStore } from './store.js'
 
 /** What Fastify sends with a serialized object; a streamed listing says the same. */
@@ -27,7 +35,8 @@ const JSON_TYPE = 'application/json; charset=utf-8'
 /** Longer than any UserID we accept, so an over-long one reaches the handler and gets an envelope, not a router 404. */
 const MAX_PARAM_LENGTH = 1024
 
-function resourceOf(url: string): EmulatorResource {
+function resourceOf(url: string): EmulatorApi {
+  if (url.startsWith(QUERY_PATH)) return 'queries'
   return url.startsWith(RESOURCE_PATHS.mappings) ? 'mappings' : 'customers'
 }
 
@@ -74,7 +83,7 @@ export function readRawBody(request: FastifyRequest, limit: number): Promise<str
   })
 }
 
-function sendEnvelope(reply: FastifyReply, resource: EmulatorResource, err: EnvelopeError): FastifyReply {
+function sendEnvelope(reply: FastifyReply, resource: EmulatorApi, err: EnvelopeError): FastifyReply {
   return reply.code(envelopeHttpStatus(resource, err)).send(err.toEnvelope())
 }
 
@@ -160,6 +169,17 @@ export async function buildEmulator(options: EmulatorOptions): Promise<FastifyIn
     app.setNotFoundHandler((_request, reply) => reply.code(404).send(ENVELOPES.routeNotFound().toEnvelope()))
 
     registerRoutes(app, store, opts)
+    const queries = new QueryBook(store, opts)
+    for (const route of QUERY_ROUTES) {
+      app.route({
+        method: route.method,
+        url: `${QUERY_PATH}${route.path}`,
+        handler: async (request, reply) => {
+          const body = parseJsonBody(typeof request.body === 'string' ? request.body : undefined)
+          return reply.code(200).send(queries.run(route.op, body))
+        },
+      })
+    }
 
     if (opts.users.size === 0) {
       app.log.warn(
@@ -169,6 +189,7 @@ export async function buildEmulator(options: EmulatorOptions): Promise<FastifyIn
     if (opts.seed > 0) {
       const started = process.hrtime.bigint()
       const added = store.seed(DEFAULT_CONTEXT, opts.seed)
+      if (opts.seedMappings) store.seedMappings(DEFAULT_CONTEXT, opts.seed)
       const ms = Number(process.hrtime.bigint() - started) / 1e6
       app.log.info({ seed: opts.seed, added, ms: Math.round(ms) }, 'emulator: seeded customers')
     }

@@ -6,6 +6,8 @@
  */
 
 export type EmulatorResource = 'customers' | 'mappings'
+/** Which API answered: the envelope's HTTP status depends on it. */
+export type EmulatorApi = EmulatorResource | 'queries'
 
 /** Trisul writes `ERROR` only for a bad token; every other envelope says `Error`. */
 export type EnvelopeStatus = 'ERROR' | 'Error'
@@ -13,6 +15,8 @@ export type EnvelopeStatus = 'ERROR' | 'Error'
 export interface Envelope {
   status: EnvelopeStatus
   message: string
+  /** The Query API adds the query's status and window to some envelopes. */
+  [field: string]: unknown
 }
 
 /** Values echoed in messages are cut here so a huge input never comes back whole. */
@@ -37,16 +41,27 @@ export function echo(value: unknown): string {
 export class EnvelopeError extends Error {
   readonly status: EnvelopeStatus
   readonly contextForbidden: boolean
+  /** The Query API's HTTP status for this envelope (Trisul sends real statuses there); null elsewhere. */
+  readonly queryHttpStatus: number | null
+  /** Fields the Query API adds to some envelopes (the query's status and window). */
+  readonly extra: Readonly<Record<string, unknown>>
 
-  constructor(message: string, status: EnvelopeStatus = 'Error', contextForbidden = false) {
+  constructor(
+    message: string,
+    status: EnvelopeStatus = 'Error',
+    contextForbidden = false,
+    query: { httpStatus?: number; extra?: Record<string, unknown> } = {},
+  ) {
     super(message)
     this.name = 'EnvelopeError'
     this.status = status
     this.contextForbidden = contextForbidden
+    this.queryHttpStatus = query.httpStatus ?? null
+    this.extra = query.extra ?? {}
   }
 
   toEnvelope(): Envelope {
-    return { status: this.status, message: this.message }
+    return { status: this.status, message: this.message, ...this.extra }
   }
 }
 
@@ -55,7 +70,8 @@ export class EnvelopeError extends Error {
  * mapping API 422, except "not allowed to access the context" (200), as
  * Trisul documents it.
  */
-export function envelopeHttpStatus(resource: EmulatorResource, err: EnvelopeError): number {
+export function envelopeHttpStatus(resource: EmulatorApi, err: EnvelopeError): number {
+  if (resource === 'queries') return err.queryHttpStatus ?? 200
   if (resource === 'customers' || err.contextForbidden) return 200
   return 422
 }
@@ -95,5 +111,40 @@ export const ENVELOPES = {
   invalidContentType: () => new EnvelopeError('Invalid Content-Type'),
   badRequest: () => new EnvelopeError('Bad request'),
   routeNotFound: () => new EnvelopeError('Route not found'),
+  // The Query API's own (docs/ipdr/api-ipdr-query.md), with the HTTP status the emulator gives each.
+  queryContextNotFound: (name: unknown) =>
+    new EnvelopeError(`Context ${echo(name)} not found`, 'ERROR', false, { httpStatus: 200 }),
+  // (sic): Trisul's wording, typos included.
+  queryContextForbidden: (context: string) =>
+    new EnvelopeError(`You and not allowed to acess the context ${echo(context)}`, 'Error', true, {
+      httpStatus: 200,
+    }),
+  queryIdRequired: () => new EnvelopeError('Query ID is required', 'Error', false, { httpStatus: 400 }),
+  queryNotFound: () => new EnvelopeError('Query ID not found', 'Error', false, { httpStatus: 404 }),
+  queryNotYours: () =>
+    new EnvelopeError('You are not authorized to access this query', 'Error', false, { httpStatus: 403 }),
+  queryNotCompleted: (extra: Record<string, unknown>) =>
+    new EnvelopeError('Query is not completed', 'Error', false, { httpStatus: 409, extra }),
+  queryNotCancelable: (extra: Record<string, unknown>) =>
+    new EnvelopeError('Query is not in NEW or INPROGRESS state', 'Error', false, { httpStatus: 409, extra }),
+  queryIpRequired: () => new EnvelopeError('IP address is required', 'Error', false, { httpStatus: 400 }),
+  queryInvalidIp: () => new EnvelopeError('Invalid IP address', 'Error', false, { httpStatus: 400 }),
+  queryFromRequired: () => new EnvelopeError('From time is required', 'Error', false, { httpStatus: 400 }),
+  queryInvalidFrom: () =>
+    new EnvelopeError('Invalid from time. Please use the format DD-MM-YYYY HH:MM:SS', 'Error', false, {
+      httpStatus: 400,
+    }),
+  queryToRequired: () => new EnvelopeError('To time is required', 'Error', false, { httpStatus: 400 }),
+  // (sic): two spaces around "to", as Trisul writes it.
+  queryInvalidTo: () =>
+    new EnvelopeError('Invalid  to  time. Please use the format DD-MM-YYYY HH:MM:SS', 'Error', false, {
+      httpStatus: 400,
+    }),
+  queryHeadersNotArray: () =>
+    new EnvelopeError('Headers should be an array', 'Error', false, { httpStatus: 400 }),
+  queryInvalidHeaders: (names: readonly string[]) =>
+    new EnvelopeError(`Invalid headers: ${names.map(echo).join(', ')}`, 'Error', false, { httpStatus: 400 }),
+  queryInvalidCount: (value: unknown) =>
+    new EnvelopeError(`Invalid count : ${echo(value)}`, 'Error', false, { httpStatus: 400 }),
   internal: () => new EnvelopeError('Internal server error'),
 } as const

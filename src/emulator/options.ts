@@ -5,6 +5,7 @@
  */
 import { createHash } from 'node:crypto'
 import { parseArgs } from 'node:util'
+import { isTimeZone } from '../shared/trisul-time.js'
 
 /** One API user of the emulated Trisul server. */
 export interface EmulatorUser {
@@ -30,10 +31,19 @@ export interface EmulatorOptions {
   contexts?: string[]
   /** Fill this many deterministic customers into the `default` context on open. Default 0. */
   seed?: number
+  /** Give each seeded customer one mapping (10.0.0.1, 10.0.0.2, …, from 2024-01-01). Default false. */
+  seedMappings?: boolean
   /** Passed to Fastify as its `logger` option. Default `false`. */
   logger?: boolean | object
   /** Largest accepted request body in bytes, on every method including GET. Default 1 MiB. */
   bodyLimit?: number
+  /**
+   * Seconds an IPDR query takes from NEW through INPROGRESS to COMPLETED (the Query API,
+   * shared/SPEC.md 12). Default 2; 0 completes every query at once.
+   */
+  querySeconds?: number
+  /** IANA zone of the Query API's `DD-MM-YYYY HH:MM:SS` times. Default `Asia/Kolkata`. */
+  timeZone?: string
 }
 
 export const DEFAULT_PORT = 3000
@@ -42,6 +52,9 @@ export const DEFAULT_DB = './data/emulator.sqlite'
 export const DEFAULT_DIALECT = 'v2'
 export const DEFAULT_CONTEXT = 'default'
 export const DEFAULT_BODY_LIMIT = 1024 * 1024
+export const DEFAULT_QUERY_SECONDS = 2
+export const DEFAULT_TIME_ZONE = 'Asia/Kolkata'
+const MAX_QUERY_SECONDS = 3600
 /** Upper bound of `--seed`, so a typo cannot fill the disk. */
 export const MAX_SEED = 10_000_000
 const MAX_BODY_LIMIT = 64 * 1024 * 1024
@@ -67,8 +80,11 @@ export interface ResolvedEmulatorOptions {
   readonly users: ReadonlyMap<string, ResolvedUser>
   readonly contexts: ReadonlySet<string>
   readonly seed: number
+  readonly seedMappings: boolean
   readonly logger: boolean | object
   readonly bodyLimit: number
+  readonly querySeconds: number
+  readonly timeZone: string
 }
 
 /** SHA-256 of a token; equal-length digests allow `timingSafeEqual`. */
@@ -145,6 +161,14 @@ export function resolveEmulatorOptions(opts: EmulatorOptions): ResolvedEmulatorO
   if (!Number.isSafeInteger(bodyLimit) || bodyLimit < 64 || bodyLimit > MAX_BODY_LIMIT) {
     fail(`bodyLimit: an integer 64-${MAX_BODY_LIMIT}`)
   }
+  const querySeconds = opts.querySeconds ?? DEFAULT_QUERY_SECONDS
+  if (typeof querySeconds !== 'number' || !(querySeconds >= 0 && querySeconds <= MAX_QUERY_SECONDS)) {
+    fail(`querySeconds: a number of seconds 0-${MAX_QUERY_SECONDS}`)
+  }
+  const timeZone = opts.timeZone ?? DEFAULT_TIME_ZONE
+  if (typeof timeZone !== 'string' || !isTimeZone(timeZone)) {
+    fail(`timeZone: ${JSON.stringify(timeZone)} is not an IANA time zone this platform knows`)
+  }
   const logger = opts.logger ?? false
   if (typeof logger !== 'boolean' && (logger === null || typeof logger !== 'object')) {
     fail('logger: a boolean or a Fastify logger options object')
@@ -156,16 +180,20 @@ export function resolveEmulatorOptions(opts: EmulatorOptions): ResolvedEmulatorO
     users,
     contexts,
     seed,
+    seedMappings: opts.seedMappings === true,
     logger,
     bodyLimit,
+    querySeconds,
+    timeZone,
   })
 }
 
 export const EMULATOR_HELP = `Usage: ipdr-gateway emulator [options]
 
-Serves Trisul's IPDR customers API (/api/ipdrcustomers) and IP-mapping API
-(/api/ipdrcustomers_mapping) backed by SQLite, for demos, tests and CRM
-developers without a Trisul server. Never needed in production.
+Serves Trisul's IPDR customers API (/api/ipdrcustomers), IP-mapping API
+(/api/ipdrcustomers_mapping) and IPDR Query API (/api/ipdr_query) backed by
+SQLite, for demos, tests and CRM developers without a Trisul server. Never
+needed in production.
 
 Options:
   --port N                  TCP port (default ${DEFAULT_PORT}; 0 picks a free port)
@@ -181,6 +209,10 @@ Options:
                             context a --user names)
   --seed N                  fill N deterministic customers into the "default"
                             context; only what is missing is added
+  --query-seconds S         seconds an IPDR query takes to complete
+                            (default ${DEFAULT_QUERY_SECONDS}; 0: at once)
+  --time-zone ZONE          zone of the Query API's DD-MM-YYYY HH:MM:SS times
+                            (default ${DEFAULT_TIME_ZONE})
   --help                    this text
 
 Example:
@@ -234,6 +266,8 @@ export function parseEmulatorArgs(argv: string[]): EmulatorOptions & { port: num
       user: { type: 'string', multiple: true },
       contexts: { type: 'string' },
       seed: { type: 'string' },
+      'query-seconds': { type: 'string' },
+      'time-zone': { type: 'string' },
     },
   })
   const str = (k: 'port' | 'host' | 'db' | 'dialect' | 'contexts' | 'seed'): string | undefined => values[k]
@@ -261,6 +295,12 @@ export function parseEmulatorArgs(argv: string[]): EmulatorOptions & { port: num
 
   const opts: EmulatorOptions & { port: number; host: string } = { port, host, db, dialect, users, seed }
   if (contexts !== undefined) opts.contexts = contexts
+  const querySecondsText = values['query-seconds']
+  if (querySecondsText !== undefined) {
+    opts.querySeconds = parseIntegerFlag('--query-seconds', querySecondsText, 0, MAX_QUERY_SECONDS)
+  }
+  const timeZone = values['time-zone']
+  if (timeZone !== undefined) opts.timeZone = timeZone
   // Checks the combination (user contexts vs --contexts, seed vs default) now, so a bad command line fails here.
   try {
     resolveEmulatorOptions(opts)

@@ -6,7 +6,7 @@
 import { timingSafeEqual } from 'node:crypto'
 import { type IpRange, parseIpRange } from '../shared/ip-range.js'
 import { type EmulatorResource, ENVELOPES } from './envelopes.js'
-import { DEFAULT_CONTEXT, type ResolvedEmulatorOptions, tokenDigest } from './options.js'
+import { DEFAULT_CONTEXT, type ResolvedEmulatorOptions, type ResolvedUser, tokenDigest } from './options.js'
 
 export type EmulatorOperation = 'list' | 'create' | 'replace' | 'update' | 'delete'
 
@@ -80,11 +80,8 @@ export function credentialFields(dialect: 'v1' | 'v2', resource: EmulatorResourc
 
 const UNKNOWN_USER_DIGEST = tokenDigest('')
 
-/**
- * Checks the body credentials and returns the context the request works in.
- * Order as Trisul: token, then context name, then the user's right to it.
- */
-export function authenticate(body: Body, opts: ResolvedEmulatorOptions, resource: EmulatorResource): string {
+/** The user whose `username` and `api_token` the body carries; `Invalid API token` otherwise. */
+export function checkToken(body: Body, opts: ResolvedEmulatorOptions): ResolvedUser {
   const username = body.username
   const token = body.api_token
   if (typeof username !== 'string' || typeof token !== 'string') throw ENVELOPES.invalidToken()
@@ -92,6 +89,15 @@ export function authenticate(body: Body, opts: ResolvedEmulatorOptions, resource
   // Compare digests in constant time, also for an unknown user, so timing tells nothing.
   const same = timingSafeEqual(tokenDigest(token), user?.tokenDigest ?? UNKNOWN_USER_DIGEST)
   if (user === undefined || !same) throw ENVELOPES.invalidToken()
+  return user
+}
+
+/**
+ * Checks the body credentials and returns the context the request works in.
+ * Order as Trisul: token, then context name, then the user's right to it.
+ */
+export function authenticate(body: Body, opts: ResolvedEmulatorOptions, resource: EmulatorResource): string {
+  const user = checkToken(body, opts)
   if (opts.dialect === 'v1') return DEFAULT_CONTEXT
 
   const field = resource === 'customers' ? 'contextname' : 'context'

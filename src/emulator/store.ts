@@ -7,7 +7,7 @@
  * envelopes a check would give.
  */
 import type Database from 'better-sqlite3'
-import type { IpRange } from '../shared/ip-range.js'
+import { type IpRange, parseIpRange } from '../shared/ip-range.js'
 import { ENVELOPES } from './envelopes.js'
 import {
   type CustomerFields,
@@ -17,7 +17,10 @@ import {
   type MappingSelector,
 } from './request-body.js'
 import { openDatabase } from './schema.js'
-import { seedCustomer } from './seed.js'
+import { seedCustomer, seedUserId } from './seed.js'
+
+/** Start of every seeded mapping: 01-01-2024 00:00:00 UTC. */
+const SEED_MAPPING_START = 1_704_067_200
 
 /** A customer as the API returns it. */
 export interface CustomerRecord {
@@ -100,6 +103,16 @@ function seedParams(params: string[], at: number, context: string, i: number): v
   params[at + 6] = c.AltPhoneNumber
 }
 
+/** A mapping that held an address, with its customer (EmulatorStore.holdersOf). */
+export interface MappingHolder {
+  UserID: string
+  mappingId: number
+  ipsubnet: string
+  starttime: number
+  endtime: number | null
+  terminalid: string
+}
+
 export class EmulatorStore {
   readonly #db: Database.Database
   readonly #stmt
@@ -158,6 +171,14 @@ export class EmulatorStore {
         'UPDATE mappings SET starttime = @starttime, endtime = @endtime, terminalid = @terminalid WHERE id = @id',
       ),
       deleteMapping: db.prepare<[number]>('DELETE FROM mappings WHERE id = ?'),
+      // Mappings whose block contains one address (range_start <= it <= range_end) in a time window.
+      holdersOf: db.prepare<unknown[], MappingHolder>(
+        `SELECT c.user_id AS UserID, m.id AS mappingId, m.ipsubnet, m.starttime, m.endtime, m.terminalid
+         FROM mappings m JOIN customers c ON c.id = m.customer_id
+         WHERE m.context = @context AND m.ip_version = @version AND m.range_start <= @at AND m.range_end >= @at
+           AND m.starttime < @tEnd AND coalesce(m.endtime, ${OPEN_END}) > @tStart
+         ORDER BY m.starttime, m.id LIMIT 100`,
+      ),
       // Blocks of other customers starting inside the new one (it contains them, or they are equal) ...
       overlapInside: db.prepare<unknown[], { UserID: string }>(
         `SELECT c.user_id AS UserID FROM mappings m JOIN customers c ON c.id = m.customer_id
@@ -202,6 +223,20 @@ export class EmulatorStore {
   /** Up to `limit` mappings of `context` after id `afterId`, in id order: one page of the listing. */
   mappingsAfter(context: string, afterId: number, limit: number): MappingRecord[] {
     return this.#stmt.mappingsAfter.all(context, afterId, limit)
+  }
+
+  /**
+   * The mappings (with their customer's UserID) whose address or subnet held
+   * `address` at some time in [from, to): who had this IP then (the Query API's rows).
+   */
+  holdersOf(context: string, address: IpRange, from: number, to: number): MappingHolder[] {
+    return this.#stmt.holdersOf.all({
+      context,
+      version: address.version,
+      at: rangeKey(address.start),
+      tStart: from,
+      tEnd: to,
+    })
   }
 
   countCustomers(context: string): number {
@@ -352,6 +387,34 @@ export class EmulatorStore {
    * whose UserID is already there, in one transaction. Seeding the same
    * count twice adds nothing the second time. Returns how many were added.
    */
+  /**
+   * Gives seeded customer i (1..count) one mapping, the address 10.x.y.z with
+   * x.y.z = i in base 256, from 01-01-2024 00:00:00 UTC, open-ended (the demo's
+   * "who had this IP" data). A customer that has a mapping already is skipped.
+   */
+  seedMappings(context: string, count: number): number {
+    let added = 0
+    for (let i = 1; i <= count; i++) {
+      const row = this.#stmt.customerByUserId.get(context, seedUserId(i))
+      if (row === undefined) continue
+      const has = this.#db
+        .prepare<[number], { n: number }>('SELECT count(*) AS n FROM mappings WHERE customer_id = ?')
+        .get(row.id)
+      if ((has?.n ?? 0) > 0) continue
+      const ipsubnet = `10.${(i >> 16) & 255}.${(i >> 8) & 255}.${i & 255}`
+      const range = parseIpRange(ipsubnet) as IpRange
+      this.createMapping(context, row.UserID, {
+        ipsubnet,
+        range,
+        starttime: SEED_MAPPING_START,
+        endtime: null,
+        terminalid: `T${String(i).padStart(4, '0')}`,
+      })
+      added++
+    }
+    return added
+  }
+
   seed(context: string, count: number): number {
     return this.#write(() => {
       // Into an empty context (the usual case), many rows per statement, bound by position: per-statement

@@ -16,7 +16,7 @@ import {
 import { GatewayError, WWW_AUTHENTICATE } from '../errors.js'
 import { evaluate, findConsumer } from '../policy/evaluate.js'
 import type { ConsumerPolicy, Policy } from '../policy/types.js'
-import { CREDENTIAL_FIELDS, type Operation, type PolicyOperation, type ResourceFacts } from '../resources.js'
+import { type ApiResourceName, CREDENTIAL_FIELDS, type PolicyOperation } from '../resources.js'
 import { hasBody, readRawBody } from './get-body.js'
 import './request-context.js'
 
@@ -80,7 +80,7 @@ export interface AuthorizationInput {
  */
 export function authorize(
   policy: Policy,
-  facts: ResourceFacts,
+  facts: { readonly name: ApiResourceName },
   operation: PolicyOperation,
   input: AuthorizationInput,
 ): Authorization {
@@ -142,7 +142,7 @@ export function authorize(
 /** Leaves what `authorize` decided on the request, for the hooks and the handler after it. */
 export function applyAuthorization(
   request: FastifyRequest,
-  facts: ResourceFacts,
+  facts: { readonly name: ApiResourceName },
   operation: PolicyOperation,
   decided: Authorization,
 ): void {
@@ -157,7 +157,11 @@ export function applyAuthorization(
   }
 }
 
-export function makeAuthenticate(facts: ResourceFacts, operation: Operation, deps: AuthenticateDeps) {
+export function makeAuthenticate(
+  facts: { readonly name: ApiResourceName },
+  operation: PolicyOperation,
+  deps: AuthenticateDeps,
+) {
   return async function authenticate(request: FastifyRequest, _reply: FastifyReply): Promise<void> {
     const policy = request.gw.policy
     request.gw.resource = facts.name

@@ -16,7 +16,7 @@
  */
 import type { FastifyReply, FastifyRequest } from 'fastify'
 import type { ListingCache } from '../cache/listing-cache.js'
-import { RESOURCE_BY_NAME } from '../resources.js'
+import { RESOURCE_BY_NAME, type ResourceName } from '../resources.js'
 import { applyAuthorization, authorize } from './authenticate.js'
 import { hasBody } from './get-body.js'
 import { sendRepresentationIfReady } from './listing-replies.js'
@@ -39,7 +39,8 @@ export interface ListingFastPathDeps {
 export function isListingFastPathRequest(request: FastifyRequest): boolean {
   if (request.method !== 'GET') return false
   const { operation, resource } = request.routeOptions.config
-  if (operation !== 'list' || resource === undefined) return false
+  // The Query API's list is not a cached listing: never the fast path's.
+  if (operation !== 'list' || resource === undefined || resource === 'queries') return false
   // Filters, paging and body credentials are the route's: it parses and checks them.
   return !request.url.includes('?') && !hasBody(request.raw)
 }
@@ -51,7 +52,7 @@ export function makeListingFastPath(deps: ListingFastPathDeps) {
     const { operation, resource } = request.routeOptions.config as Required<
       typeof request.routeOptions.config
     >
-    const facts = RESOURCE_BY_NAME[resource]
+    const facts = RESOURCE_BY_NAME[resource as ResourceName]
     const decided = authorize(request.gw.policy, facts, operation, {
       rawHeaders: request.raw.rawHeaders,
       body: undefined,

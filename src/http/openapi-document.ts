@@ -31,6 +31,7 @@ export const SWAGGER_UI_PREFIX = '/docs'
 /** The tag of the probes and /metrics. */
 export const OPERATIONS_TAG = 'operations'
 export const SYNC_TAG = 'sync'
+export const QUERIES_TAG = 'queries'
 
 /** Security scheme names (components.securitySchemes). */
 export const SECURITY = {
@@ -207,6 +208,11 @@ export function documentFrame(version: string): Json {
       {
         name: SYNC_TAG,
         description: "CRM sync: reconcile Trisul with a CRM's whole list (`/sync/customers`).",
+      },
+      {
+        name: QUERIES_TAG,
+        description:
+          "Trisul's IPDR Query API (`/api/ipdr_query`): who used an IP address in a time window. Needs the `queries` operations, which the default consumer never has.",
       },
       { name: OPERATIONS_TAG, description: 'Probes and metrics; no credentials.' },
     ],
@@ -642,5 +648,132 @@ export function syncRouteSchema(route: 'start' | 'job' | 'cancel'): Json {
       ...ok(200, 'The job document; `state` becomes `cancelled` once the writes in flight are answered.'),
       ...errors,
     },
+  }
+}
+
+const QUERY_ID_PARAM: Json = { type: 'integer', minimum: 1, description: 'The id `new` returned.' }
+const QUERY_TIME: Json = {
+  oneOf: [{ type: 'string' }, { type: 'integer', minimum: 0 }],
+  description:
+    "`DD-MM-YYYY HH:MM:SS` (in the gateway's `upstream.timeZone`), ISO 8601 with an offset, or Unix seconds. Sent to Trisul in its own format.",
+}
+const QUERY_STATUS_FIELDS: Json = {
+  status: { type: 'string', example: 'SUCCESS' },
+  CurrentStatus: { type: 'string', enum: ['NEW', 'INPROGRESS', 'COMPLETED', 'CANCELED'] },
+  QueryStatusMessage: { type: 'string' },
+  ip: { type: 'string', example: '10.0.0.7' },
+  from_time: { type: 'string', example: '01-03-2024 00:00:00' },
+  to_time: { type: 'string', example: '02-03-2024 00:00:00' },
+}
+
+/** The documentation schema of a Query API route (src/http/query-routes.ts, SPEC 12). */
+export function queryRouteSchema(path: string): Json {
+  const ok = (description: string, schema: Json, extra: Json = {}): Json => ({
+    200: {
+      description,
+      headers: headers('X-Request-Id', ...RATE_LIMIT_HEADERS),
+      content: { ...json(schema), ...extra },
+    },
+  })
+  const errors = errorResponses('query', ERROR_REF, errorHeaders)
+  const base = { tags: [QUERIES_TAG] }
+  const idQuery = { type: 'object', required: ['query_id'], properties: { query_id: QUERY_ID_PARAM } }
+  switch (path) {
+    case '/list':
+      return {
+        ...base,
+        operationId: 'listQueries',
+        summary: "The caller's recent IPDR queries, newest first",
+        querystring: {
+          type: 'object',
+          properties: { count: { type: 'integer', minimum: 1, maximum: 1000, default: 10 } },
+        },
+        response: { ...ok("Trisul's answer, unchanged.", { type: 'object' }), ...errors },
+      }
+    case '/new':
+      return {
+        ...base,
+        operationId: 'createQuery',
+        summary: 'Submit a lookup: who used this IP address in this window',
+        description: 'Audited. `to_time` must be after `from_time`; `ip` one IPv4 or IPv6 address.',
+        body: {
+          type: 'object',
+          required: ['ip', 'from_time', 'to_time'],
+          additionalProperties: false,
+          properties: {
+            ip: { type: 'string', example: '10.0.0.7' },
+            from_time: QUERY_TIME,
+            to_time: QUERY_TIME,
+          },
+        },
+        response: {
+          ...ok('Submitted: `query_id` names it.', {
+            type: 'object',
+            properties: {
+              status: { type: 'string' },
+              message: { type: 'string' },
+              query_id: { type: 'integer' },
+            },
+          }),
+          ...errors,
+        },
+      }
+    case '/status':
+      return {
+        ...base,
+        operationId: 'getQueryStatus',
+        summary: "A query's status and window",
+        querystring: idQuery,
+        response: {
+          ...ok("Trisul's answer, unchanged.", { type: 'object', properties: QUERY_STATUS_FIELDS }),
+          ...errors,
+        },
+      }
+    case '/result':
+      return {
+        ...base,
+        operationId: 'getQueryResult',
+        summary: "A completed query's flows (JSON, or CSV with `Accept: text/csv`)",
+        description:
+          'Audited. With `wait`, held until the query completes (its status polled at most once a second), else `409` with `Retry-After`. A completed result is cached per credentials and query id (`X-Cache`).',
+        querystring: {
+          type: 'object',
+          required: ['query_id'],
+          properties: {
+            query_id: QUERY_ID_PARAM,
+            headers: {
+              type: 'string',
+              description: 'Comma-separated columns to return (default all 13).',
+              example: 'UserID,SubscriberID,StartTime,DestIP',
+            },
+            wait: {
+              type: 'integer',
+              minimum: 0,
+              maximum: 60,
+              description: 'Seconds to wait for completion.',
+            },
+          },
+        },
+        response: {
+          ...ok(
+            'The status fields and `rows`, each with the columns asked for.',
+            {
+              type: 'object',
+              properties: { ...QUERY_STATUS_FIELDS, rows: { type: 'array', items: { type: 'object' } } },
+            },
+            { 'text/csv': { schema: { type: 'string' } } },
+          ),
+          ...errors,
+        },
+      }
+    default:
+      return {
+        ...base,
+        operationId: 'cancelQuery',
+        summary: 'Cancel a NEW or INPROGRESS query',
+        description: 'Audited. A completed or cancelled query answers `409`.',
+        body: { type: 'object', required: ['query_id'], properties: { query_id: QUERY_ID_PARAM } },
+        response: { ...ok("Trisul's answer, unchanged.", { type: 'object' }), ...errors },
+      }
   }
 }

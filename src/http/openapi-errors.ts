@@ -11,16 +11,18 @@ import { ERRORS, type ErrorCode, errorBody } from '../errors.js'
 import type { Operation } from '../resources.js'
 
 /** The operations of the documented non-API routes. */
-export type OperationsRoute = 'health' | 'metrics' | 'sync'
+export type OperationsRoute = 'health' | 'metrics' | 'sync' | 'query'
 /** Every documented operation: an API operation or an operations route. */
 export type DocumentedOperation = Operation | OperationsRoute
 
 const API: readonly Operation[] = ['list', 'read', 'create', 'replace', 'update', 'delete']
 const WRITES: readonly Operation[] = ['create', 'replace', 'update', 'delete']
 const KEYED: readonly Operation[] = ['read', 'replace', 'update', 'delete']
-const EVERYWHERE: readonly DocumentedOperation[] = [...API, 'health', 'metrics', 'sync']
-/** API operations and the sync routes (which authenticate the same way). */
-const API_AND_SYNC: readonly DocumentedOperation[] = [...API, 'sync']
+const EVERYWHERE: readonly DocumentedOperation[] = [...API, 'health', 'metrics', 'sync', 'query']
+/** API operations, the sync routes and the Query API routes (which authenticate the same way). */
+const API_AND_SYNC: readonly DocumentedOperation[] = [...API, 'sync', 'query']
+/** Everything that reaches the upstream: the API operations and the Query API routes (`query`). */
+const UPSTREAM: readonly DocumentedOperation[] = [...API, 'query']
 
 /**
  * Where each error can occur. Transport errors, envelope errors and the
@@ -30,38 +32,42 @@ const API_AND_SYNC: readonly DocumentedOperation[] = [...API, 'sync']
 export const ERROR_SCOPES = {
   IPDR_GW_MISSING_CREDENTIALS: API_AND_SYNC,
   IPDR_GW_MALFORMED_CREDENTIALS: API_AND_SYNC,
-  IPDR_GW_BODY_CREDENTIALS_DISABLED: API,
+  IPDR_GW_BODY_CREDENTIALS_DISABLED: UPSTREAM,
   IPDR_GW_NO_CONSUMER: API_AND_SYNC,
   IPDR_GW_ADDRESS_FORBIDDEN: API_AND_SYNC,
   IPDR_GW_OPERATION_FORBIDDEN: API_AND_SYNC,
   IPDR_GW_RATE_LIMITED: API_AND_SYNC,
   // Checked for every route but the probes (a developer's loopback keeps its health checks).
-  IPDR_GW_AUTH_RATE_LIMITED: [...API, 'metrics', 'sync'],
-  IPDR_GW_VALIDATION: WRITES,
+  IPDR_GW_AUTH_RATE_LIMITED: [...API, 'metrics', 'sync', 'query'],
+  IPDR_GW_VALIDATION: [...WRITES, 'query'],
   // GET and DELETE may carry legacy body credentials, so every API operation parses JSON.
-  IPDR_GW_INVALID_JSON: API,
+  IPDR_GW_INVALID_JSON: UPSTREAM,
   IPDR_GW_INVALID_USER_ID: KEYED,
   IPDR_GW_USER_ID_MISMATCH: ['replace', 'update'],
   IPDR_GW_INVALID_QUERY: ['list', 'sync'],
   IPDR_GW_BODY_TOO_LARGE: API_AND_SYNC,
-  IPDR_GW_UNSUPPORTED_MEDIA_TYPE: [...WRITES, 'sync'],
+  IPDR_GW_UNSUPPORTED_MEDIA_TYPE: [...WRITES, 'sync', 'query'],
   // The router answers 404 before the handler for a {UserID} it cannot match.
   IPDR_GW_NOT_FOUND: KEYED,
   IPDR_GW_RECORD_NOT_FOUND: ['read'],
   IPDR_GW_METRICS_UNAUTHORIZED: ['metrics'],
-  IPDR_GW_UPSTREAM_INVALID_TOKEN: API,
-  IPDR_GW_UPSTREAM_CONTEXT_FORBIDDEN: API,
-  IPDR_GW_UPSTREAM_INVALID_CONTEXT: API,
+  IPDR_GW_UPSTREAM_INVALID_TOKEN: UPSTREAM,
+  IPDR_GW_UPSTREAM_CONTEXT_FORBIDDEN: UPSTREAM,
+  IPDR_GW_UPSTREAM_INVALID_CONTEXT: UPSTREAM,
   // A mapping create names a customer that may not exist; a keyed write a record.
-  IPDR_GW_UPSTREAM_NOT_FOUND: WRITES,
+  IPDR_GW_UPSTREAM_NOT_FOUND: [...WRITES, 'query'],
   IPDR_GW_UPSTREAM_CONFLICT: ['create', 'replace', 'update'],
-  IPDR_GW_UPSTREAM_REJECTED: API,
-  IPDR_GW_UPSTREAM_UNAVAILABLE: API,
-  IPDR_GW_UPSTREAM_BAD_RESPONSE: API,
-  IPDR_GW_UPSTREAM_TOO_LARGE: API,
-  IPDR_GW_UPSTREAM_TIMEOUT: API,
-  IPDR_GW_CIRCUIT_OPEN: API,
-  IPDR_GW_AUDIT_UNAVAILABLE: WRITES,
+  // The Query API's own envelopes (SPEC 12); NOT_COMPLETED is also a result's `wait` running out.
+  IPDR_GW_UPSTREAM_QUERY_NOT_COMPLETED: ['query'],
+  IPDR_GW_UPSTREAM_QUERY_NOT_CANCELABLE: ['query'],
+  IPDR_GW_UPSTREAM_QUERY_FORBIDDEN: ['query'],
+  IPDR_GW_UPSTREAM_REJECTED: UPSTREAM,
+  IPDR_GW_UPSTREAM_UNAVAILABLE: UPSTREAM,
+  IPDR_GW_UPSTREAM_BAD_RESPONSE: UPSTREAM,
+  IPDR_GW_UPSTREAM_TOO_LARGE: UPSTREAM,
+  IPDR_GW_UPSTREAM_TIMEOUT: UPSTREAM,
+  IPDR_GW_CIRCUIT_OPEN: UPSTREAM,
+  IPDR_GW_AUDIT_UNAVAILABLE: [...WRITES, 'query'],
   IPDR_GW_SYNC_INVALID_INPUT: ['sync'],
   IPDR_GW_SYNC_JOB_NOT_FOUND: ['sync'],
   IPDR_GW_SYNC_JOBS_LIMIT: ['sync'],

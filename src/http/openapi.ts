@@ -21,6 +21,7 @@ import {
   documentFrame,
   OPENAPI_PATH,
   operationsRouteSchema,
+  queryRouteSchema,
   referenceSharedHeaders,
   SWAGGER_UI_PREFIX,
   syncRouteSchema,
@@ -106,6 +107,8 @@ export function documentationSchema(
   if (tag) return apiRouteSchema(RESOURCE_BY_NAME[tag.resource], tag.operation, rules) as FastifySchema
   const sync = (route.config as { syncRoute?: 'start' | 'job' | 'cancel' } | undefined)?.syncRoute
   if (sync) return syncRouteSchema(sync) as FastifySchema
+  const query = (route.config as { queryRoute?: string } | undefined)?.queryRoute
+  if (query) return queryRouteSchema(query) as FastifySchema
   return (operationsRouteSchema(url) as FastifySchema | null) ?? own
 }
 

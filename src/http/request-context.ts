@@ -4,12 +4,12 @@
  * policy decisions, metrics). Shared by the core and the policy layer.
  */
 import type { ConsumerPolicy, Policy } from '../policy/types.js'
-import type { Operation, PolicyOperation, ResourceName } from '../resources.js'
+import type { ApiResourceName, PolicyOperation } from '../resources.js'
 
 export interface RequestContext {
   /** The policy in force when the request started; the whole request keeps it across a reload. */
   policy: Policy
-  resource: ResourceName | null
+  resource: ApiResourceName | null
   operation: PolicyOperation | null
   consumer: ConsumerPolicy | null
   consumerName: string /* policy name, 'default' or 'unknown' */
@@ -24,8 +24,10 @@ declare module 'fastify' {
   }
   interface FastifyContextConfig {
     /** The API resource and operation of the route (set by src/http/api-routes.ts). */
-    resource?: ResourceName
-    operation?: Operation
+    resource?: ApiResourceName
+    operation?: PolicyOperation
+    /** Which Query API route (src/http/query-routes.ts), for its documentation. */
+    queryRoute?: string
     /** Which sync route (src/http/sync-routes.ts), for its documentation. */
     syncRoute?: 'start' | 'job' | 'cancel'
   }

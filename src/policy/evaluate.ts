@@ -5,7 +5,7 @@
  * frozen policy object, so a reload simply brings a new index.
  */
 import { timingSafeEqual } from 'node:crypto'
-import type { PolicyOperation, ResourceName } from '../resources.js'
+import type { ApiResourceName, PolicyOperation } from '../resources.js'
 import { type IpRange, parseIpRange, rangeContains } from '../shared/ip-range.js'
 import type { ConsumerPolicy, Policy } from './types.js'
 
@@ -91,7 +91,7 @@ export function evaluate(
   policy: Policy,
   req: {
     consumer: ConsumerPolicy | null
-    resource: ResourceName
+    resource: ApiResourceName
     operation: PolicyOperation
     clientIp: string
   },

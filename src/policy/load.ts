@@ -12,7 +12,7 @@ import { isAbsolute, join, resolve } from 'node:path'
 import type { ValidateFunction } from 'ajv'
 import Ajv2020 from 'ajv/dist/2020.js'
 import { parseDocument } from 'yaml'
-import type { Operation, ResourceName } from '../resources.js'
+import type { ApiResourceName, PolicyOperation } from '../resources.js'
 import { applyDefaults } from './apply-defaults.js'
 import {
   type ConsumerDoc,
@@ -188,7 +188,7 @@ interface RawConsumer {
   usernames: string[]
   keys: string[]
   upstream: { username: string; tokenEnv: string; context: string | null } | null
-  operations: Partial<Record<ResourceName, Operation[]>>
+  operations: Partial<Record<ApiResourceName, PolicyOperation[]>>
   rateLimit: { max: number; timeWindow: string | number } | null
   redact: string[]
   allowIPs: string[] | null

@@ -6,7 +6,7 @@
  * fills defaults from the `default` annotations; docs/policies.md is checked
  * against it by a test. Checks a schema cannot express live in cross-check.ts.
  */
-import { policyOperations, RESOURCES, type ResourceName } from '../resources.js'
+import { API_RESOURCES, type ApiResourceName, policyOperations, RESOURCES } from '../resources.js'
 import { DURATION_PATTERN } from './duration.js'
 
 export const POLICY_SCHEMA_ID = 'urn:ipdr-gateway:policy'
@@ -477,11 +477,14 @@ function gatewaySchema(): Schema {
 }
 
 function consumerSchema(): Schema {
-  const operationList = (resource: ResourceName): Schema => ({
+  const operationList = (resource: ApiResourceName): Schema => ({
     type: 'array',
     items: { enum: [...policyOperations(resource)] },
     uniqueItems: true,
-    description: `Operations allowed on ${resource}; read is the gateway's single-record read.`,
+    description:
+      resource === 'queries'
+        ? 'Operations allowed on the IPDR Query API (SPEC 12); read is status and result.'
+        : `Operations allowed on ${resource}; read is the gateway's single-record read.`,
   })
   return {
     type: 'object',
@@ -525,7 +528,7 @@ function consumerSchema(): Schema {
         additionalProperties: false,
         default: {},
         description: 'Allowed operations per resource; an absent resource allows nothing.',
-        properties: Object.fromEntries(RESOURCES.map((r) => [r.name, operationList(r.name)])),
+        properties: Object.fromEntries(API_RESOURCES.map((r) => [r, operationList(r)])),
       },
       rateLimit: rateLimitSchema({
         description:

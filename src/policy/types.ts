@@ -3,7 +3,7 @@
  * `schema.ts` is the single source of truth for the files; these types mirror it
  * after defaults are applied. A loaded policy is deeply frozen.
  */
-import type { PolicyOperation, ResourceName } from '../resources.js'
+import type { ApiResourceName, PolicyOperation } from '../resources.js'
 
 export type Dialect = 'v1' | 'v2'
 
@@ -157,7 +157,7 @@ export interface ConsumerPolicy {
     readonly context: string | null
   } | null
   /** Absent resource: no operation allowed on it. */
-  readonly operations: Readonly<Partial<Record<ResourceName, readonly PolicyOperation[]>>>
+  readonly operations: Readonly<Partial<Record<ApiResourceName, readonly PolicyOperation[]>>>
   readonly rateLimit: RateLimitPolicy | null
   readonly redact: readonly string[]
   /** null: any client address. */

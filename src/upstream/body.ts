@@ -15,7 +15,7 @@ export interface BodyCredentials {
 }
 
 export function upstreamBody(
-  facts: ResourceFacts,
+  facts: Pick<ResourceFacts, 'contextField'>,
   dialect: Dialect,
   auth: BodyCredentials,
   fields: Readonly<Record<string, unknown>> = {},

@@ -9,7 +9,7 @@
 import { readFileSync } from 'node:fs'
 import { Pool, errors as undiciErrors } from 'undici'
 import { GatewayError } from '../errors.js'
-import type { ResourceName } from '../resources.js'
+import type { ApiResourceName } from '../resources.js'
 import { BodyBuffer } from './body-buffer.js'
 import { CircuitBreaker } from './circuit-breaker.js'
 
@@ -48,7 +48,7 @@ export interface UpstreamClientOptions {
   /** Called once per finished upstream attempt (metrics). */
   readonly onAttempt?: (info: {
     method: UpstreamMethod
-    resource: ResourceName
+    resource: ApiResourceName
     outcome: UpstreamOutcome
     seconds: number
   }) => void
@@ -60,7 +60,7 @@ export interface UpstreamCall {
   readonly method: UpstreamMethod
   /** Path below the base URL, starting with `/api/`; already encoded. */
   readonly path: string
-  readonly resource: ResourceName
+  readonly resource: ApiResourceName
   /** Serialized with JSON.stringify, never concatenated. */
   readonly body: Record<string, unknown>
   readonly requestId?: string
@@ -255,7 +255,7 @@ export class UpstreamClient {
   }
 
   /** Records the outcome of a call that returned a response (the caller classified it). */
-  report(method: UpstreamMethod, resource: ResourceName, outcome: UpstreamOutcome, seconds: number): void {
+  report(method: UpstreamMethod, resource: ApiResourceName, outcome: UpstreamOutcome, seconds: number): void {
     this.#opts.onAttempt?.({ method, resource, outcome, seconds })
   }
 

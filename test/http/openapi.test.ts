@@ -30,6 +30,7 @@ import {
   OPERATIONS,
   type Operation,
   PAGING_PARAMS,
+  QUERY_FACTS,
   RESOURCE_BY_NAME,
   RESOURCES,
 } from '../../src/resources.js'
@@ -174,10 +175,26 @@ t.test('every error code appears under its status, with the error body', async (
   const { app } = await gateway(t)
   const doc = await documentOf(app)
   const operations = documentedOperations(doc)
-  // The API routes proper: not the probes, not the sync routes (section 10, checked below).
-  const isApi = (o: Json) => o.tags[0] !== 'operations' && o.tags[0] !== 'sync'
+  // The API routes proper: not the probes, not the sync routes (section 10, checked below), not
+  // the Query API routes (section 12, checked right here).
+  const isApi = (o: Json) => !['operations', 'sync', 'queries'].includes(o.tags[0])
   const api = [...operations].filter(([, o]) => isApi(o))
   t.equal(api.length, RESOURCES.length * OPERATIONS.length)
+  const queryOps = [...operations].filter(([, o]) => o.tags[0] === 'queries')
+  t.same(
+    queryOps.map(([route]) => route).sort(),
+    QUERY_FACTS.routes.map((r) => `${r.method} ${QUERY_FACTS.path}${r.path}`).sort(),
+    'the five Query API routes are documented',
+  )
+  for (const [route, o] of queryOps) {
+    for (const status of ['400', '401', '403', '404', '409', '429', '502', '503', '504']) {
+      t.ok(o.responses[status], `${route} documents ${status}`)
+    }
+    t.ok(
+      o.responses['409'].content['application/json'].examples.IPDR_GW_UPSTREAM_QUERY_NOT_COMPLETED,
+      `${route} 409 names the Query API's own code`,
+    )
+  }
   for (const code of Object.keys(ERRORS) as ErrorCode[]) {
     const status = String(ERRORS[code].status)
     const where = [...operations].filter(
