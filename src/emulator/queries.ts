@@ -91,8 +91,8 @@ function queryContext(
 ): string {
   if (opts.dialect === 'v1') return DEFAULT_CONTEXT
   const given = body.contextname
-  if (given === undefined || given === null || given === '') return DEFAULT_CONTEXT
-  const context = given === 'context0' ? DEFAULT_CONTEXT : given
+  const omitted = given === undefined || given === null || given === ''
+  const context = omitted || given === 'context0' ? DEFAULT_CONTEXT : given
   if (typeof context !== 'string' || !opts.contexts.has(context)) throw ENVELOPES.queryContextNotFound(given)
   if (user.contexts !== null && !user.contexts.has(context)) throw ENVELOPES.queryContextForbidden(context)
   return context

@@ -34,6 +34,8 @@ import { answerStatus, toGatewayError } from './error-reply.js'
 export const STATUS_POLL_MS = 1000
 /** Largest Query API answer read (a JSON text must stay well below V8's string limit). */
 export const MAX_QUERY_ANSWER_BYTES = 256 * 1024 * 1024
+/** A poll due this close after the deadline still runs: `wait=N` gets N polls, not N - 1. */
+const DEADLINE_SLACK_MS = 100
 /** `Retry-After` of a result that is not ready: the poll interval. */
 const RETRY_AFTER_SECONDS = '1'
 
@@ -141,13 +143,18 @@ async function readResult(
       return { result, hit: false }
     } catch (err) {
       const waiting = err instanceof GatewayError && err.code === 'IPDR_GW_UPSTREAM_QUERY_NOT_COMPLETED'
-      if (!waiting || performance.now() + STATUS_POLL_MS > deadline) throw err
+      if (!waiting || !mayPollAgain(deadline)) throw err
       await pollUntilDone(c, fields, deadline, err)
     }
   }
   throw new GatewayError('IPDR_GW_UPSTREAM_QUERY_NOT_COMPLETED', undefined, {
     headers: { 'retry-after': RETRY_AFTER_SECONDS },
   })
+}
+
+/** True when one more status poll, a poll interval from now, is due before the deadline. */
+function mayPollAgain(deadline: number): boolean {
+  return performance.now() + STATUS_POLL_MS <= deadline + DEADLINE_SLACK_MS
 }
 
 /** Polls the status once a second until the query leaves NEW/INPROGRESS; throws `notReady` when time runs out. */
@@ -158,8 +165,7 @@ async function pollUntilDone(
   notReady: GatewayError,
 ): Promise<void> {
   for (;;) {
-    const left = deadline - performance.now()
-    if (left < STATUS_POLL_MS) throw notReady
+    if (!mayPollAgain(deadline)) throw notReady
     await sleep(STATUS_POLL_MS, undefined, { signal: c.signal })
     const { value } = await callUpstream(c, STATUS_ROUTE, fields)
     if (value.CurrentStatus !== 'NEW' && value.CurrentStatus !== 'INPROGRESS') return
