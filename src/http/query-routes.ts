@@ -243,14 +243,15 @@ async function handleQuery(
         ...(windowOf(result.summary) ? { query: windowOf(result.summary) } : {}),
       })
       reply.header('x-cache', hit ? 'HIT' : 'MISS')
+      const redact = new Set(request.gw.consumer?.redact ?? [])
       if (csv) {
         reply
           .type('text/csv; charset=utf-8')
           .header('content-disposition', `attachment; filename="ipdr-query-${input.queryId}.csv"`)
-          .send(resultCsv(result, input.columns))
+          .send(resultCsv(result, input.columns, redact))
         return
       }
-      reply.send(resultJson(result, input.columns))
+      reply.send(resultJson(result, input.columns, redact))
       return
     }
     const { value, res } = await callUpstream(c, route, input.upstreamFields)

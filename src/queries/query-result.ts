@@ -6,6 +6,7 @@
  */
 import { stringify } from 'csv-stringify/sync'
 import { LRUCache } from 'lru-cache'
+import { REDACTED_VALUE } from '../cache/redaction.js'
 
 /** Bytes of completed results kept per instance (each counted at its upstream size). */
 export const QUERY_RESULT_CACHE_BYTES = 64 * 1024 * 1024
@@ -34,22 +35,31 @@ export function isCompleted(result: QueryResult): boolean {
 function projected(
   row: Readonly<Record<string, unknown>>,
   columns: readonly string[],
+  redact: ReadonlySet<string>,
 ): Record<string, unknown> {
   const out: Record<string, unknown> = {}
-  for (const c of columns) if (Object.hasOwn(row, c)) out[c] = row[c]
+  for (const c of columns) if (Object.hasOwn(row, c)) out[c] = redact.has(c) ? REDACTED_VALUE : row[c]
   return out
 }
 
-/** The JSON answer: the upstream's summary fields and the rows with only `columns`. */
-export function resultJson(result: QueryResult, columns: readonly string[]): Record<string, unknown> {
-  return { ...result.summary, rows: result.rows.map((r) => projected(r, columns)) }
+/** The JSON answer: the upstream's summary fields and the rows with only `columns`, `redact` fields masked. */
+export function resultJson(
+  result: QueryResult,
+  columns: readonly string[],
+  redact: ReadonlySet<string> = new Set(),
+): Record<string, unknown> {
+  return { ...result.summary, rows: result.rows.map((r) => projected(r, columns, redact)) }
 }
 
 /** The rows as CSV (RFC 4180) with a header line of `columns`; a missing value is an empty field. */
-export function resultCsv(result: QueryResult, columns: readonly string[]): string {
+export function resultCsv(
+  result: QueryResult,
+  columns: readonly string[],
+  redact: ReadonlySet<string> = new Set(),
+): string {
   const records = result.rows.map((r) =>
     columns.map((c) => {
-      const v = r[c]
+      const v = projected(r, [c], redact)[c]
       if (v === undefined || v === null) return ''
       return typeof v === 'object' ? JSON.stringify(v) : String(v)
     }),

@@ -68,6 +68,7 @@ async function setup(t: Test, querySeconds: number) {
       { name: 'lea', token: LEA_TOKEN, contexts: null },
       { name: 'other', token: OTHER_TOKEN, contexts: null },
       { name: 'crm', token: CRM_TOKEN, contexts: null },
+      { name: 'masked', token: OTHER_TOKEN, contexts: null },
     ],
     querySeconds,
     timeZone: ZONE,
@@ -101,6 +102,7 @@ async function setup(t: Test, querySeconds: number) {
       default: PERMISSIVE_DEFAULT,
       lea: { usernames: ['lea'], operations: { queries: QUERIES } },
       other: { usernames: ['other'], operations: { queries: QUERIES } },
+      masked: { usernames: ['masked'], operations: { queries: QUERIES }, redact: ['UserID'] },
     },
   })
   const gw = await startGateway(t, { policy, upstreamUrl: emu.url })
@@ -476,5 +478,45 @@ t.test('metrics count the Query API under resource="queries"', async (t) => {
   t.ok(
     parseTrisulTime('01-03-2024 00:00:00', ZONE) === 1709231400,
     'the window used above is 2024-02-29T18:30:00Z',
+  )
+})
+
+t.test("a consumer's redact masks the result rows too, in JSON and CSV", async (t) => {
+  const { url } = await setup(t, 0)
+  const MASKED = basic('masked', OTHER_TOKEN)
+  const created = await call(url, 'POST', '/api/ipdr_query/new', MASKED, {
+    ip: '10.0.0.7',
+    from_time: '01-03-2024 00:00:00',
+    to_time: '02-03-2024 00:00:00',
+  })
+  const id = created.json.query_id
+  const json = await call(
+    url,
+    'GET',
+    `/api/ipdr_query/result?query_id=${id}&headers=UserID,SubscriberID`,
+    MASKED,
+  )
+  t.ok(json.json.rows.length > 0)
+  t.ok(
+    json.json.rows.every((r: Record<string, string>) => r.UserID === '***' && r.SubscriberID === 'T0007'),
+    'UserID masked, the rest kept',
+  )
+  const csv = await call(
+    url,
+    'GET',
+    `/api/ipdr_query/result?query_id=${id}&headers=UserID,SubscriberID`,
+    MASKED,
+    undefined,
+    {
+      accept: 'text/csv',
+    },
+  )
+  t.ok(
+    csv.text
+      .trimEnd()
+      .split('\r\n')
+      .slice(1)
+      .every((l) => l === '***,T0007'),
+    'masked in CSV',
   )
 })

@@ -172,6 +172,7 @@ t.test('without sources the gauges read 0', async (t) => {
     [
       ['customers', 0],
       ['mappings', 0],
+      ['queries', 0],
     ],
   )
   metrics.setSources({})

@@ -71,7 +71,7 @@ t.test('the shipped policy is valid, has a permissive default and leaves the ups
   t.equal(policy.gateway.upstream.urlFromPolicy, false, 'npm start runs the embedded emulator')
   t.same(
     policy.consumers.map((c) => c.name),
-    ['default'],
+    ['default', 'lea-demo'],
     'examples/ is not loaded',
   )
   const d = policy.consumers[0]!
@@ -79,7 +79,20 @@ t.test('the shipped policy is valid, has a permissive default and leaves the ups
     customers: ['list', 'read', 'create', 'replace', 'update', 'delete'],
     mappings: ['list', 'read', 'create', 'replace', 'update', 'delete'],
   })
+  t.notOk('queries' in d.operations, 'the default consumer has no Query API operation (SPEC 12)')
   t.same([d.keys, d.upstream, d.rateLimit, d.redact, d.allowIPs], [[], null, null, [], null])
+  // The demo's lookups: one named consumer, queries only, from this host only.
+  const lea = policy.consumers[1]!
+  t.same(lea.operations, { queries: ['list', 'create', 'read', 'cancel'] })
+  t.same(lea.usernames, ['demo-lea'])
+  t.same(lea.allowIPs, ['127.0.0.1/32', '::1/128'])
+})
+
+t.test('the example LEA desk is valid once copied into consumers/', async (t) => {
+  const { readFileSync } = await import('node:fs')
+  const example = readFileSync(new URL('../../policies/examples/lea-desk.yaml', import.meta.url), 'utf8')
+  const policy = await validPolicy(t, { 'consumers/lea-desk.yaml': example }, { LEA_TRISUL_TOKEN: 'fake' })
+  t.same(policy.consumers[0]?.operations.queries, ['list', 'create', 'read', 'cancel'])
 })
 
 t.test('the example consumer is valid once copied into consumers/', async (t) => {

@@ -104,10 +104,17 @@ redact: [Phone]
     },
     problems: [
       'consumers/crm.yaml: keys[0]: must be 64 lower-case hex characters (the SHA-256 of a gateway key, not the key)',
-      'consumers/crm.yaml: operations.customer: unknown key (known keys: customers, mappings)',
+      'consumers/crm.yaml: operations.customer: unknown key (known keys: customers, mappings, queries)',
       'consumers/crm.yaml: operations.mappings[1]: must be one of: list, read, create, replace, update, delete',
       'consumers/crm.yaml: redact[0]: must be one of: Address, AltPhoneNumber, Email, Name, PhoneNumber, UserID, endtime, id, ipdr_customer_id, ipsubnet, starttime, terminalid',
     ],
+  },
+  {
+    name: 'consumer: the Query API takes its own four operations (SPEC 12)',
+    files: {
+      'consumers/lea.yaml': 'usernames: [lea]\noperations: { queries: [list, create, read, delete] }\n',
+    },
+    problems: ['consumers/lea.yaml: operations.queries[3]: must be one of: list, create, read, cancel'],
   },
   {
     name: 'consumer: missing required keys, duplicates, bad env name',
