@@ -6,6 +6,7 @@ import { writeFileSync } from 'node:fs'
 import { join } from 'node:path'
 import t, { type Test } from 'tap'
 import { request } from 'undici'
+import { seedUserId } from '../src/emulator/seed.js'
 import { runCli } from './helpers/child.js'
 import { ALL_OPERATIONS, PERMISSIVE_DEFAULT, tempDir, writePolicyDir } from './helpers/gateway.js'
 import { startRecordingUpstream } from './helpers/recording-upstream.js'
@@ -129,6 +130,34 @@ t.test('npm start demo: no upstream configured → embedded emulator, a curl lin
   const docs = await request(`${m[1]?.replace('/api/ipdrcustomers', '')}/docs/`)
   t.equal(docs.statusCode, 200, 'Swagger UI is on in the demo')
   await docs.body.dump()
+  // "Who had 10.0.0.7 at time T", end to end, with the printed lines (SPEC 12).
+  const create = await child.waitFor(
+    /curl -s -X POST (\S+) -u '(demo-lea:[0-9a-f]{32})' .*\n\s+-d '(\{.*\})'/,
+  )
+  const lea = `Basic ${Buffer.from(create[2] as string).toString('base64')}`
+  const created = await request(create[1] as string, {
+    method: 'POST',
+    headers: { authorization: lea, 'content-type': 'application/json' },
+    body: create[3] as string,
+  })
+  t.equal(created.statusCode, 200, 'the demo desk may submit a lookup')
+  const { query_id } = (await created.body.json()) as { query_id: number }
+  const result = await child.waitFor(/curl -s '(\S+result\?\S+)' -u/)
+  const url = (result[1] as string).replace('query_id=1', `query_id=${query_id}`)
+  const answer = await request(url, { headers: { authorization: lea } })
+  t.equal(answer.statusCode, 200, 'the result, waited for')
+  const body = (await answer.body.json()) as { rows: { UserID: string; SubscriberID: string }[] }
+  t.ok(body.rows.length > 0, 'somebody had 10.0.0.7 then')
+  t.same(
+    [...new Set(body.rows.map((r) => `${r.UserID} ${r.SubscriberID}`))],
+    [`${seedUserId(7)} T0007`],
+    'demo customer 7 had it',
+  )
+  const denied = await request(url, {
+    headers: { authorization: `Bearer ${m[2]}`, 'x-trisul-username': 'demo' },
+  })
+  t.equal(denied.statusCode, 403, 'the default consumer may not look up')
+  await denied.body.dump()
   child.proc.kill('SIGINT')
   t.equal((await child.exited).code, 0)
 })
