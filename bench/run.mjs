@@ -18,6 +18,7 @@ import { execSync } from 'node:child_process'
 import { mkdirSync, writeFileSync } from 'node:fs'
 import { cpus, loadavg, totalmem } from 'node:os'
 import { parseArgs } from 'node:util'
+import { ensureCommands } from '../scripts/test-prerequisites.mjs'
 import { cpuTable, table } from './lib/format.mjs'
 import { hasWrk, loadTool } from './lib/load.mjs'
 import { ProbeError } from './lib/probe.mjs'
@@ -84,6 +85,14 @@ function parseOptions(argv) {
   if (values.tool !== undefined && values.tool !== 'wrk' && values.tool !== 'autocannon') {
     fail('--tool must be wrk or autocannon')
   }
+  // What the rows need from the machine, installed when missing (as root, with apt-get), as
+  // `npm test` does for the tests: wrk (else autocannon), nginx for row 13.
+  const commands = []
+  if (values.tool !== 'autocannon') commands.push({ command: 'wrk', pkg: 'wrk', for: 'the load generator' })
+  if (only === null || only.includes('13')) {
+    commands.push({ command: 'nginx', pkg: 'nginx-light', for: 'row 13 (the nginx peer)' })
+  }
+  if (commands.length > 0) ensureCommands(commands, 'the benchmarks')
   if (values.tool === 'wrk' && !hasWrk()) fail('--tool wrk: wrk is not installed (apt-get install wrk)')
   const quick = values.quick
   return {

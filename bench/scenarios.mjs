@@ -22,7 +22,7 @@ import { decoded, expect, expectJson, probe, sha256 } from './lib/probe.mjs'
 import { LOAD_CPU, SERVER_CPU } from './lib/processes.mjs'
 import { median, percentile } from './lib/stats.mjs'
 
-export const ROW_IDS = ['1', '1b', '2', '3', '4', '5', '6', '7', '8', '9', '10', '11', '12']
+export const ROW_IDS = ['1', '1b', '2', '3', '4', '5', '6', '7', '8', '9', '10', '11', '12', '13']
 
 const LIST = '/api/ipdrcustomers'
 const json = (v) => JSON.stringify(v)
@@ -856,6 +856,173 @@ async function syncJobs(ctx) {
   return out
 }
 
+/** Gateway / nginx targets per listing size (issue 17). */
+const NGINX_TARGETS = { 10: 0.7, 1000: 0.9, 10000: 0.95 }
+
+/**
+ * Row 13 (issue 17): the gateway side by side with nginx doing the same job
+ * (servers/nginx.mjs: header credentials into a JSON body, proxy_cache keyed by
+ * credentials, cache lock), both on SERVER_CPU, the upstream and wrk on
+ * LOAD_CPU: cached listings at 10, 1,000 and 10,000 customers; gzip-accepting
+ * clients at 1,000 against nginx's `gzip on` (level 1); a POST passed through;
+ * production logging on both sides at 1,000; and the platform's own ceiling,
+ * bare Fastify and bare node:http against nginx, in the same run.
+ */
+async function nginxPeer(ctx) {
+  const out = []
+  const c = ctx.cfg.connections
+  const headers = gatewayHeaders()
+  const sizes = ctx.cfg.quick ? [1000] : [10, 1000, 10_000]
+  const pair = async (label, a, b, servers) => comparePair(ctx.cfg, { label, a, b, servers })
+  for (const n of sizes) {
+    const up = await ctx.start('servers/upstream.mjs', { n }, LOAD_CPU)
+    const gw = await ctx.start('servers/gateway.mjs', { upstreamUrl: up.info.url }, SERVER_CPU)
+    const ngx = await ctx.start('servers/nginx.mjs', { upstreamUrl: up.info.url }, SERVER_CPU)
+    const gwUrl = gw.info.url + LIST
+    const ngxUrl = ngx.info.url + LIST
+    await probe(gwUrl, { headers })
+    await probe(ngxUrl, { headers })
+    const gwHit = await probe(gwUrl, { headers })
+    const ngxHit = await probe(ngxUrl, { headers })
+    expect(
+      gwHit.status === 200 && gwHit.headers['x-cache'] === 'HIT',
+      `gateway: no cached 200 (${gwHit.status})`,
+    )
+    expect(
+      ngxHit.status === 200,
+      `nginx: HTTP ${ngxHit.status} ${ngxHit.bytes.toString('utf8').slice(0, 200)}`,
+    )
+    expect(sha256(gwHit.bytes) === sha256(ngxHit.bytes), 'gateway and nginx send different listings')
+    const noCreds = await probe(ngxUrl)
+    expect(noCreds.status === 401, `nginx without credentials: HTTP ${noCreds.status}, expected 401`)
+    const size = `N = ${fmt.int(n)} (${(gwHit.bytes.length / 1024).toFixed(0)} KiB)`
+    const target = NGINX_TARGETS[n]
+    const r = await pair(
+      `row 13 N=${n}`,
+      { url: gwUrl, headers, connections: c },
+      { url: ngxUrl, headers, connections: c },
+      { a: gw, b: ngx },
+    )
+    out.push(
+      throughputRow('13', `cached listing, ${size}: gateway vs nginx`, r, `≥ ${target}`, r.ratio >= target),
+    )
+
+    if (n !== 10_000) {
+      // The platform's ceiling in the same run: what any Node server reaches against nginx.
+      const fastify = await ctx.start('servers/baseline.mjs', { n }, SERVER_CPU)
+      const node = await ctx.start('servers/bare-node.mjs', { n }, SERVER_CPU)
+      for (const [name, server] of [
+        ['bare Fastify', fastify],
+        ['bare node:http', node],
+      ]) {
+        const res = await probe(server.info.url + LIST)
+        expect(sha256(res.bytes) === sha256(gwHit.bytes), `${name} sends a different listing`)
+        const p = await pair(
+          `row 13 ${name} N=${n}`,
+          { url: server.info.url + LIST, connections: c },
+          { url: ngxUrl, headers, connections: c },
+          { a: server, b: ngx },
+        )
+        out.push(
+          throughputRow(
+            '13',
+            `${name} sending the listing, ${size}, vs nginx (the platform's ceiling)`,
+            p,
+            'reported',
+            null,
+          ),
+        )
+      }
+      await fastify.stop()
+      await node.stop()
+    }
+
+    if (n === 1000) {
+      const ngxGz = await ctx.start('servers/nginx.mjs', { upstreamUrl: up.info.url, gzip: true }, SERVER_CPU)
+      const gz = { ...headers, 'accept-encoding': 'gzip' }
+      await probe(ngxGz.info.url + LIST, { headers })
+      const a = await probe(gwUrl, { headers: gz })
+      const b = await probe(ngxGz.info.url + LIST, { headers: gz })
+      expect(a.headers['content-encoding'] === 'gzip', 'gateway: no gzip body')
+      expect(b.headers['content-encoding'] === 'gzip', 'nginx: no gzip body')
+      expect(sha256(decoded(a)) === sha256(decoded(b)), 'gateway and nginx gzip different listings')
+      const g = await pair(
+        'row 13 gzip N=1000',
+        { url: gwUrl, headers: gz, connections: c },
+        { url: ngxGz.info.url + LIST, headers: gz, connections: c },
+        { a: gw, b: ngxGz },
+      )
+      out.push(
+        throughputRow(
+          '13',
+          `Accept-Encoding: gzip, ${size}: gateway (compressed once per entry, ${fmt.int(a.bytes.length / 1024)} KiB) vs nginx gzip on, level 1 (${fmt.int(b.bytes.length / 1024)} KiB, per response)`,
+          g,
+          '≥ 3×',
+          g.ratio >= 3,
+        ),
+      )
+      await ngxGz.stop()
+
+      // As deployed: the gateway's info-level request log into a file, nginx's access log on.
+      const logDir = mkdtempSync(join(tmpdir(), 'ipdr-bench-log-'))
+      try {
+        const gwLog = await ctx.start(
+          'servers/gateway.mjs',
+          { upstreamUrl: up.info.url, logFile: join(logDir, 'gateway.log') },
+          SERVER_CPU,
+        )
+        const ngxLog = await ctx.start(
+          'servers/nginx.mjs',
+          { upstreamUrl: up.info.url, accessLog: true },
+          SERVER_CPU,
+        )
+        await probe(gwLog.info.url + LIST, { headers })
+        await probe(ngxLog.info.url + LIST, { headers })
+        const l = await pair(
+          'row 13 logging N=1000',
+          { url: gwLog.info.url + LIST, headers, connections: c },
+          { url: ngxLog.info.url + LIST, headers, connections: c },
+          { a: gwLog, b: ngxLog },
+        )
+        out.push(
+          throughputRow(
+            '13',
+            `cached listing, ${size}, logging on: gateway (info, a line per request) vs nginx (access log)`,
+            l,
+            `≥ ${target}`,
+            l.ratio >= target,
+          ),
+        )
+        await gwLog.stop()
+        await ngxLog.stop()
+      } finally {
+        rmSync(logDir, { recursive: true, force: true })
+      }
+    }
+    await ngx.stop()
+    await gw.stop()
+    await up.stop()
+  }
+
+  // A write passed through. nginx cannot merge credentials into a JSON body without a scripting
+  // module, so its client sends Trisul's own body; the gateway's sends header credentials.
+  const up = await ctx.start('servers/upstream.mjs', { n: 10 }, LOAD_CPU)
+  const gw = await ctx.start('servers/gateway.mjs', { upstreamUrl: up.info.url }, SERVER_CPU)
+  const ngx = await ctx.start('servers/nginx.mjs', { upstreamUrl: up.info.url }, SERVER_CPU)
+  const a = { url: gw.info.url + LIST, method: 'POST', headers, body: json(CREATE_FIELDS), connections: c }
+  const b = {
+    url: ngx.info.url + LIST,
+    method: 'POST',
+    body: json(withBodyCredentials(CREATE_FIELDS)),
+    connections: c,
+  }
+  expectJson(await probe(a.url, a), 'object', 'gateway POST')
+  expectJson(await probe(b.url, b), 'object', 'nginx POST')
+  const w = await pair('row 13 POST', a, b, { a: gw, b: ngx })
+  out.push(throughputRow('13', 'POST passed through: gateway vs nginx', w, '≥ 0.70', w.ratio >= 0.7))
+  return out
+}
+
 export const GROUPS = [
   { rows: ['1b'], run: (ctx, want) => cachedListing(ctx, 10, want) },
   { rows: ['1', '3'], run: (ctx, want) => cachedListing(ctx, 1000, want) },
@@ -872,4 +1039,5 @@ export const GROUPS = [
   { rows: ['10'], run: (ctx) => sharedStore(ctx) },
   { rows: ['11'], run: (ctx) => auditedWrites(ctx) },
   { rows: ['12'], run: (ctx) => syncJobs(ctx) },
+  { rows: ['13'], run: (ctx) => nginxPeer(ctx) },
 ]

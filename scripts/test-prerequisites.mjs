@@ -31,26 +31,35 @@ function run(argv, env) {
  * Returns true when everything is there afterwards.
  */
 export function ensurePrerequisites(log = (line) => process.stderr.write(`${line}\n`)) {
-  let missing = missingPrerequisites()
+  return ensureCommands(PREREQUISITES, 'the tests', log)
+}
+
+/**
+ * The same for any list of `{ command, pkg, for }` (the benchmarks' nginx and wrk): installs the
+ * missing ones as root with apt-get, else names them. `who` says what needs them.
+ */
+export function ensureCommands(wanted, who, log = (line) => process.stderr.write(`${line}\n`)) {
+  const missingOf = () => wanted.filter((p) => !onPath(p.command))
+  let missing = missingOf()
   if (missing.length === 0) return true
   const pkgs = missing.map((p) => p.pkg)
   const isRoot = typeof process.getuid === 'function' && process.getuid() === 0
   if (isRoot && onPath('apt-get')) {
-    log(`# installing what the tests need: ${pkgs.join(' ')} (apt-get)`)
+    log(`# installing what ${who} need: ${pkgs.join(' ')} (apt-get)`)
     const env = { ...process.env, DEBIAN_FRONTEND: 'noninteractive' }
     const installed =
       run(['apt-get', 'update', '-qq'], env) &&
       run(['apt-get', 'install', '-y', '-qq', '--no-install-recommends', ...pkgs], env)
     // Debian's packages start their own servers; the tests start theirs on free ports.
-    for (const service of ['prometheus', 'redis-server']) {
+    for (const service of ['prometheus', 'redis-server', 'nginx']) {
       spawnSync('sh', ['-c', `systemctl stop ${service} >/dev/null 2>&1 || true`], { stdio: 'ignore' })
     }
     spawnSync('pkill', ['-x', 'prometheus'], { stdio: 'ignore' })
     if (!installed) log('# apt-get failed; see its output above')
-    missing = missingPrerequisites()
+    missing = missingOf()
     if (missing.length === 0) return true
   }
-  log('# the tests need these commands, missing here:')
+  log(`# ${who} need these commands, missing here:`)
   for (const p of missing) log(`#   ${p.command} (Debian package ${p.pkg}) for ${p.for}`)
   log(
     `# install them: sudo apt-get install -y --no-install-recommends ${missing.map((p) => p.pkg).join(' ')}`,

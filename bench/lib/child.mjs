@@ -37,7 +37,10 @@ export function serveAsChild(start) {
     }
     try {
       let result
-      if (msg.type === 'cpu') {
+      if (msg.type === 'cpu' && running?.cpu) {
+        // A child that runs the server as another program (nginx) counts that program's CPU.
+        result = running.cpu()
+      } else if (msg.type === 'cpu') {
         // CPU time of this process (all threads), for CPU per request: far less sensitive than
         // req/s to other work on a shared machine.
         const { user, system } = process.cpuUsage()

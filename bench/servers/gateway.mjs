@@ -1,17 +1,29 @@
 /**
  * Child process: the compiled gateway (dist/), built exactly as `serve` builds
  * it (policy loaded by the real loader, `buildApp`), without logging or the
- * readiness probe. Options: `{ upstreamUrl, ttlSeconds, redisUrl, keyPrefix, rateLimit, leaseMs, audit, sync }` (a shared store
- * when `redisUrl` is set; an audit trail when `audit: { file, fsync }` is).
+ * readiness probe. Options: `{ upstreamUrl, ttlSeconds, redisUrl, keyPrefix, rateLimit, leaseMs, audit, sync, logFile }` (a shared store
+ * when `redisUrl` is set; an audit trail when `audit: { file, fsync }` is; production request logging,
+ * info level and redacted as `serve` logs, into `logFile` when it is set).
  */
 import { rmSync } from 'node:fs'
 import { buildApp } from '../../dist/app.js'
+import { LOG_REDACT_PATHS } from '../../dist/logging.js'
 import { loadPolicy } from '../../dist/policy/load.js'
 import { serveAsChild } from '../lib/child.mjs'
 import { writeBenchPolicy } from '../lib/policy.mjs'
 
 serveAsChild(
-  async ({ upstreamUrl, ttlSeconds = 3600, redisUrl, keyPrefix, rateLimit, leaseMs, audit, sync }) => {
+  async ({
+    upstreamUrl,
+    ttlSeconds = 3600,
+    redisUrl,
+    keyPrefix,
+    rateLimit,
+    leaseMs,
+    audit,
+    sync,
+    logFile,
+  }) => {
     const dir = writeBenchPolicy({
       upstreamUrl,
       ttlSeconds,
@@ -29,7 +41,10 @@ serveAsChild(
       rmSync(dir, { recursive: true, force: true })
     }
     if (!loaded.ok) throw new Error(`bench policy invalid:\n${loaded.problems.join('\n')}`)
-    const app = await buildApp({ policy: loaded.policy, upstreamUrl, logger: false, probe: false })
+    const logger = logFile
+      ? { level: 'info', file: logFile, redact: { paths: LOG_REDACT_PATHS, censor: '[redacted]' } }
+      : false
+    const app = await buildApp({ policy: loaded.policy, upstreamUrl, logger, probe: false })
     const url = await app.listen({ host: '127.0.0.1', port: 0 })
     return { info: { url }, close: () => app.close() }
   },
