@@ -12,40 +12,20 @@ import { loadPolicy } from '../../dist/policy/load.js'
 import { serveAsChild } from '../lib/child.mjs'
 import { writeBenchPolicy } from '../lib/policy.mjs'
 
-serveAsChild(
-  async ({
-    upstreamUrl,
-    ttlSeconds = 3600,
-    redisUrl,
-    keyPrefix,
-    rateLimit,
-    leaseMs,
-    audit,
-    sync,
-    logFile,
-  }) => {
-    const dir = writeBenchPolicy({
-      upstreamUrl,
-      ttlSeconds,
-      redisUrl,
-      keyPrefix,
-      rateLimit,
-      leaseMs,
-      audit,
-      sync,
-    })
-    let loaded
-    try {
-      loaded = await loadPolicy(dir, {})
-    } finally {
-      rmSync(dir, { recursive: true, force: true })
-    }
-    if (!loaded.ok) throw new Error(`bench policy invalid:\n${loaded.problems.join('\n')}`)
-    const logger = logFile
-      ? { level: 'info', file: logFile, redact: { paths: LOG_REDACT_PATHS, censor: '[redacted]' } }
-      : false
-    const app = await buildApp({ policy: loaded.policy, upstreamUrl, logger, probe: false })
-    const url = await app.listen({ host: '127.0.0.1', port: 0 })
-    return { info: { url }, close: () => app.close() }
-  },
-)
+serveAsChild(async ({ logFile, ...policyOptions }) => {
+  const { upstreamUrl } = policyOptions
+  const dir = writeBenchPolicy(policyOptions)
+  let loaded
+  try {
+    loaded = await loadPolicy(dir, {})
+  } finally {
+    rmSync(dir, { recursive: true, force: true })
+  }
+  if (!loaded.ok) throw new Error(`bench policy invalid:\n${loaded.problems.join('\n')}`)
+  const logger = logFile
+    ? { level: 'info', file: logFile, redact: { paths: LOG_REDACT_PATHS, censor: '[redacted]' } }
+    : false
+  const app = await buildApp({ policy: loaded.policy, upstreamUrl, logger, probe: false })
+  const url = await app.listen({ host: '127.0.0.1', port: 0 })
+  return { info: { url }, close: () => app.close() }
+})
