@@ -3,7 +3,7 @@
  * --expose-gc, so RSS and event-loop delay are measured on the gateway alone,
  * not on the load generator). It serves in front of `SOAK_UPSTREAM` and answers
  * the parent's IPC messages:
- *   { type: 'sample', gc: boolean } → { type: 'sample', rss, heapUsed, elMaxMs, elP99Ms, busyMaxMs }
+ *   { type: 'sample', gc: boolean } → { type: 'sample', rss, heapUsed, external, elMaxMs, elP99Ms, busyMaxMs }
  *   { type: 'block', ms }           → { type: 'block' } after blocking the event loop for ms (calibration)
  *   { type: 'reset-delay' }         → { type: 'reset-delay' } (event-loop meters restarted)
  *   { type: 'stop' }                → { type: 'stopped', unhandled, uncaught, warnings }, then exits
@@ -138,6 +138,7 @@ async function main(): Promise<void> {
         type: 'sample',
         rss: mem.rss,
         heapUsed: mem.heapUsed,
+        external: mem.external,
         elMaxMs: maxMs,
         elP99Ms: p99Ms,
         busyMaxMs,
