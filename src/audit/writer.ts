@@ -86,6 +86,9 @@ export class AuditTrail {
     try {
       await trail.#recover()
     } catch (err) {
+      // Closed here, not left to the garbage collector (Node 26 makes that an error).
+      await trail.#fh?.close().catch(() => {})
+      trail.#fh = null
       await trail.#unlock()
       throw err
     }

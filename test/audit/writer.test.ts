@@ -5,7 +5,15 @@
  * lines without breaking the chain once the disk works again.
  */
 import { spawn } from 'node:child_process'
-import { readdirSync, readFileSync, rmSync, symlinkSync, truncateSync, writeFileSync } from 'node:fs'
+import {
+  readdirSync,
+  readFileSync,
+  readlinkSync,
+  rmSync,
+  symlinkSync,
+  truncateSync,
+  writeFileSync,
+} from 'node:fs'
 import { join } from 'node:path'
 import t from 'tap'
 import { trailFiles } from '../../src/audit/files.js'
@@ -107,6 +115,15 @@ t.test('a file whose last complete line is not a record is refused at open', asy
   const file = join(tempDir(t), 'audit.jsonl')
   writeFileSync(file, 'hello\n')
   await t.rejects(AuditTrail.open({ file }), AuditFileError)
+  // Nor is the file left open for the garbage collector to close (an error on Node 26).
+  const openOnIt = readdirSync('/proc/self/fd').filter((fd) => {
+    try {
+      return readlinkSync(`/proc/self/fd/${fd}`) === file
+    } catch {
+      return false
+    }
+  })
+  t.same(openOnIt, [], 'the refused open closed its file')
   // The refused open released its lock: once the file is fixed it opens.
   rmSync(file)
   const ok = await AuditTrail.open({ file })
