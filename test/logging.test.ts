@@ -97,15 +97,22 @@ t.test('no credential in any log line', async (t) => {
   }
   t.notOk(text.includes(sha256Hex(SECRETS.key)), 'nor the key hash')
   let withRequest = 0
+  let access = 0
   for (const line of logs.lines) {
     const entry = JSON.parse(line) as Record<string, unknown>
     t.type(entry.level, 'number')
-    if (entry.req || entry.res || entry.code) {
+    if (entry.req || entry.res || entry.code || entry.statusCode) {
       withRequest++
       t.type(entry.reqId, 'string', 'request lines carry the request id')
     }
+    if (entry.msg === 'request') {
+      access++
+      t.match(entry, { method: String, url: String, statusCode: Number, ms: Number, consumer: String })
+    }
   }
   t.ok(withRequest > 0)
+  // One access line per request answered (nginx-style), not Fastify's two.
+  t.equal(access, requests.length * 3 * 2 + 2, 'one access line per request')
   const metrics = (
     await gw.app.inject({
       method: 'GET',
