@@ -4,6 +4,8 @@
  * customers and mappings APIs share one code path (see shared/STYLE.md).
  */
 
+import { QUERY_COLUMNS } from './shared/ipdr-query.js'
+
 export type ResourceName = 'customers' | 'mappings'
 
 /** Client-facing operations; `read` is the gateway's own single-record read. */
@@ -175,21 +177,7 @@ export const QUERY_FACTS: QueryFacts = Object.freeze({
     },
     { path: '/cancel', method: 'PUT', operation: 'cancel', params: ['query_id'], audited: 'cancel' },
   ],
-  columns: [
-    'Protocol',
-    'SrcIP',
-    'SrcPort',
-    'DestIP',
-    'DestPort',
-    'StartTime',
-    'EndTime',
-    'Duration',
-    'UserID',
-    'SubscriberID',
-    'NatIP',
-    'NatPort',
-    'DeviceIP',
-  ],
+  columns: QUERY_COLUMNS,
 } as const satisfies QueryFacts)
 
 /** Body fields that carry upstream credentials (never logged, never echoed). */

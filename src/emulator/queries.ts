@@ -7,31 +7,20 @@
  * records: a restart forgets them, as a restarted query engine would its queue).
  * Pure apart from the clock and the store it reads mappings from.
  */
+
 import { type IpRange, parseIpRange } from '../shared/ip-range.js'
+import { QUERY_COLUMNS } from '../shared/ipdr-query.js'
 import { formatTrisulTime, parseTrisulTime } from '../shared/trisul-time.js'
 import { ENVELOPES } from './envelopes.js'
 import { DEFAULT_CONTEXT, type ResolvedEmulatorOptions } from './options.js'
 import { type Body, checkToken, rejectUnknownFields } from './request-body.js'
+import { pick, prng } from './seed.js'
 import type { EmulatorStore, MappingHolder } from './store.js'
 
 export const QUERY_PATH = '/api/ipdr_query'
 
 /** The 13 columns of a result row, in Trisul's order. */
-export const FLOW_COLUMNS = [
-  'Protocol',
-  'SrcIP',
-  'SrcPort',
-  'DestIP',
-  'DestPort',
-  'StartTime',
-  'EndTime',
-  'Duration',
-  'UserID',
-  'SubscriberID',
-  'NatIP',
-  'NatPort',
-  'DeviceIP',
-] as const
+export const FLOW_COLUMNS = QUERY_COLUMNS
 export type FlowColumn = (typeof FLOW_COLUMNS)[number]
 export type FlowRow = Record<FlowColumn, string>
 
@@ -98,18 +87,6 @@ function queryContext(
   return context
 }
 
-/** A small deterministic generator (mulberry32): the same query always gets the same rows. */
-function random(seed: number): () => number {
-  let a = seed >>> 0
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0
-    let t = a
-    t = Math.imul(t ^ (t >>> 15), t | 1)
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61)
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296
-  }
-}
-
 /** `YYYY-MM-DD HH:MM:SS` in `zone`, as Trisul writes a row's times. */
 function rowTime(seconds: number, zone: string): string {
   const [date = '', time = ''] = formatTrisulTime(seconds, zone).split(' ')
@@ -129,17 +106,17 @@ const SERVICES: readonly (readonly [string, string])[] = [
 function flowsOf(q: QueryRecord, holder: MappingHolder, zone: string): FlowRow[] {
   const start = Math.max(q.from, holder.starttime)
   const end = Math.min(q.to, holder.endtime ?? q.to)
-  const next = random(q.id * 7919 + holder.mappingId)
+  const next = prng(q.id * 7919 + holder.mappingId)
   const rows: FlowRow[] = []
   for (let i = 0; i < FLOWS_PER_HOLDER; i++) {
     const t0 = start + Math.floor(next() * Math.max(1, end - start))
     const duration = Math.min(Math.max(1, end - t0), 1 + Math.floor(next() * 600))
-    const [protocol, port] = SERVICES[Math.floor(next() * SERVICES.length)] as readonly [string, string]
+    const [protocol, port] = pick(next, SERVICES)
     rows.push({
       Protocol: protocol,
       SrcIP: q.ip,
       SrcPort: String(1024 + Math.floor(next() * 64000)),
-      DestIP: DESTINATIONS[Math.floor(next() * DESTINATIONS.length)] as string,
+      DestIP: pick(next, DESTINATIONS),
       DestPort: port,
       StartTime: rowTime(t0, zone),
       EndTime: rowTime(t0 + duration, zone),

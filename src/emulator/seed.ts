@@ -211,7 +211,7 @@ const MAIL_DOMAINS = [
 ]
 
 /** mulberry32: a small, fast, well-mixed 32-bit PRNG; plenty for fake data. */
-function prng(seed: number): () => number {
+export function prng(seed: number): () => number {
   let a = seed >>> 0
   return () => {
     a = (a + 0x6d2b79f5) >>> 0
@@ -222,7 +222,7 @@ function prng(seed: number): () => number {
   }
 }
 
-function pick<T>(rand: () => number, list: readonly T[]): T {
+export function pick<T>(rand: () => number, list: readonly T[]): T {
   return list[Math.floor(rand() * list.length)] as T
 }
 

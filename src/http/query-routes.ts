@@ -237,10 +237,11 @@ async function handleQuery(
   try {
     if (route.path === '/result') {
       const { result, hit } = await readResult(c, route, input)
+      const window = windowOf(result.summary)
       await audit.outcome(intent, {
         status: 200,
         upstreamStatus: hit ? null : 200,
-        ...(windowOf(result.summary) ? { query: windowOf(result.summary) } : {}),
+        ...(window ? { query: window } : {}),
       })
       reply.header('x-cache', hit ? 'HIT' : 'MISS')
       const redact = new Set(request.gw.consumer?.redact ?? [])
