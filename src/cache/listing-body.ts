@@ -14,8 +14,17 @@ import { gzipInSlices, gzipSlices } from './gzip-slices.js'
 const gzipAsync = promisify(zlib.gzip)
 const brotliAsync = promisify(zlib.brotliCompress)
 
-/** zlib's default level: level 9 saves ~2% more at twice the CPU. */
-const GZIP_LEVEL = 6
+/** zlib's default level, for a body compressed in one piece: level 9 saves ~2% more at twice the CPU. */
+export const GZIP_LEVEL = 6
+/**
+ * A body large enough to be compressed in slices (from 8 MiB): level 5. At 217 MB (1,000,000
+ * customers) its output is 1.6 % larger than level 6's and it takes 23 % less CPU (3.9 against
+ * 5.1 s), which brings the variant's readiness after a fill, sharing two cores with the listing
+ * worker's index, from 3.1–3.7 s to under 3 (SPEC 9). Until the variant is ready every gzip client
+ * is sent the identity body, five times larger, so at this size being ready sooner saves more bytes
+ * than the last level would.
+ */
+export const LARGE_GZIP_LEVEL = 5
 /**
  * Brotli's default quality (11) takes tens of seconds on a 20 MB listing;
  * quality 5 is slightly smaller than gzip -6 in about 1.5× its time.
@@ -48,7 +57,7 @@ export class ListingBody implements ListingRepresentation {
 
   /**
    * `onGrow` is called after a variant is stored, so the owner can re-account
-   * its size. `compress` defaults to zlib (gzip level 6, brotli quality 5).
+   * its size. `compress` defaults to zlib (gzip level 6, 5 from 8 MiB; brotli quality 5).
    */
   constructor(raw: Buffer, etag: string, onGrow?: () => void, compress: Compressor = compressWithZlib) {
     this.raw = raw
@@ -101,7 +110,7 @@ export type Compressor = (raw: Buffer, encoding: CompressedEncoding) => Promise<
 export function compressWithZlib(raw: Buffer, encoding: CompressedEncoding): Promise<Buffer> {
   if (encoding === 'gzip') {
     const slices = gzipSlices(raw.length)
-    return slices > 1 ? gzipInSlices(raw, GZIP_LEVEL, slices) : gzipAsync(raw, { level: GZIP_LEVEL })
+    return slices > 1 ? gzipInSlices(raw, LARGE_GZIP_LEVEL, slices) : gzipAsync(raw, { level: GZIP_LEVEL })
   }
   return brotliAsync(raw, {
     params: {

@@ -1,15 +1,23 @@
 /**
  * Large listings are checked off the event loop (SPEC 9): the worker pool
  * gives back the same bytes, offsets and ETag as the inline scan, refuses what
- * the inline scan refuses, and a gateway filling a listing of 400,000 customers
- * keeps its event loop free (a loose bound: the bench measures the exact one).
+ * the inline scan refuses, runs below the event loop's priority, and a gateway
+ * filling a listing of 400,000 customers keeps its event loop free (a loose
+ * bound: the bench measures the exact one).
  */
+import { readdirSync, readFileSync } from 'node:fs'
+import { getPriority } from 'node:os'
 import { monitorEventLoopDelay } from 'node:perf_hooks'
 import t from 'tap'
 import { request } from 'undici'
 import { strongEtag } from '../../src/cache/etag.js'
 import { scanListing } from '../../src/cache/listing-scan.js'
-import { INLINE_SCAN_BYTES, listingScannerPool, ScanFailure } from '../../src/cache/listing-scanner.js'
+import {
+  INLINE_SCAN_BYTES,
+  LISTING_WORKER_NICE,
+  listingScannerPool,
+  ScanFailure,
+} from '../../src/cache/listing-scanner.js'
 import { makePolicy, startGateway } from '../helpers/gateway.js'
 import { startRecordingUpstream } from '../helpers/recording-upstream.js'
 
@@ -43,6 +51,31 @@ t.test('the pool scans large bodies in a worker, with the inline answers', async
   // Small bodies stay on the loop and need no worker.
   const small = await pool.scan(Buffer.from('[{"a":1}]'), 'customers')
   t.same([...small.offsets], [1, 8])
+})
+
+/** Nice value of each thread of this process, by thread id (Linux: /proc/self/task/TID/stat, field 19). */
+function threadNices(): Map<number, number> {
+  const out = new Map<number, number>()
+  for (const tid of readdirSync('/proc/self/task')) {
+    const stat = readFileSync(`/proc/self/task/${tid}/stat`, 'utf8')
+    out.set(Number(tid), Number(stat.slice(stat.lastIndexOf(')') + 2).split(' ')[16]))
+  }
+  return out
+}
+
+t.test('the listing workers run below the event loop and the thread pool', async (t) => {
+  const before = threadNices()
+  const pool = listingScannerPool()
+  t.teardown(() => pool.close())
+  await pool.scan(listing(20_000), 'customers')
+  const after = threadNices()
+  const started = [...after].filter(([tid]) => !before.has(tid))
+  t.ok(
+    started.some(([, nice]) => nice === getPriority() + LISTING_WORKER_NICE),
+    `a new thread runs at nice +${LISTING_WORKER_NICE} (${JSON.stringify(started)})`,
+  )
+  t.equal(after.get(process.pid), before.get(process.pid), 'the event loop keeps its priority')
+  t.equal(getPriority(), before.get(process.pid), 'and so does the process')
 })
 
 t.test('a fill of 400,000 customers does not stall the event loop', async (t) => {
