@@ -595,6 +595,41 @@ async function sharedStore(ctx) {
       stale: withStore.stale,
     },
   })
+  // The floor of (b): the same two hops (Redis → the other side → Redis → the observer) between two
+  // bare ioredis relays placed as A and B are, with no gateway and no upstream write around them.
+  const floorPrefix = 'bench-floor:'
+  const relayB = await ctx.start(
+    'servers/redis-relay.mjs',
+    { redisUrl, keyPrefix: floorPrefix, name: 'b' },
+    LOAD_CPU,
+  )
+  const relayA = await ctx.start(
+    'servers/redis-relay.mjs',
+    { redisUrl, keyPrefix: floorPrefix, name: 'a' },
+    SERVER_CPU,
+  )
+  await client.call('observe', { redisUrl, keyPrefix: floorPrefix })
+  const relayed = await relayA.call('announce', { count, pauseMs: 5 })
+  const floor = await client.call('observed')
+  await relayA.stop()
+  await relayB.stop()
+  const p99Floor = percentile(floor.visibleMs, 99)
+  out.push({
+    row: '10',
+    scenario: `floor of the line above: the same two pub/sub hops between two bare ioredis relays on the same cores (no gateway, no write), p99 of ${floor.visibleMs.length} (p50 ${fmt.ms(percentile(floor.visibleMs, 50))})`,
+    aText: fmt.ms(p99Floor),
+    bText: `protocol − floor ${fmt.ms(p99Visible - p99Floor)}`,
+    ratioText: '',
+    target: 'reported',
+    pass: null,
+    measured: {
+      p99Floor,
+      p50Floor: percentile(floor.visibleMs, 50),
+      maxFloor: Math.max(...floor.visibleMs),
+      answered: relayed.answered,
+      unacknowledged: floor.unacknowledged,
+    },
+  })
   out.push({
     row: '10',
     scenario: `write latency through the writer, end to end (upstream write included): p99 with the protocol (${fmt.ms(p99With)}) minus a lone instance's (${fmt.ms(p99Without)}); p50 ${fmt.ms(percentile(withStore.writeMs, 50))} vs ${fmt.ms(percentile(baseline.writeMs, 50))}`,

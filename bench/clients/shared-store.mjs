@@ -9,7 +9,9 @@
  * - `latency`: GETs one URL back to back for `ms`, `concurrency` at a time;
  *   reports each request's start time (relative) and latency;
  * - `budget`: fires `count` GETs at once, spread over `origins`; reports the
- *   statuses.
+ *   statuses;
+ * - `observe` / `observed`: the same observation as `writes` makes, around
+ *   announcements someone else sends (the floor of row 10 (b)).
  */
 import { Redis } from 'ioredis'
 import { Pool } from 'undici'
@@ -113,9 +115,24 @@ async function budget({ origins, headers, count }) {
   return statuses
 }
 
+/** `observe`: starts watching the coherence channels under `keyPrefix`; `observed` stops and reports. */
+let watching = null
+
 serveAsChild(async () => ({
   info: {},
-  handle(type, args) {
+  async handle(type, args) {
+    if (type === 'observe') {
+      watching = await observeInvalidations(args)
+      return null
+    }
+    if (type === 'observed') {
+      // One more turn for the last acknowledgement, as `writes` gives it.
+      await new Promise((r) => setTimeout(r, 50))
+      const seen = watching.visible()
+      watching.close()
+      watching = null
+      return seen
+    }
     if (type === 'writes') return writes(args)
     if (type === 'latency') return latency(args)
     if (type === 'budget') return budget(args)
