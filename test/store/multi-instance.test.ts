@@ -85,21 +85,6 @@ t.test('a budget of L per window admits exactly L across three instances', async
   )
 })
 
-t.test('a burst on busy instances still admits exactly the budget (no store deadline missed)', async (t) => {
-  // Three instances in this one process: 3,000 requests at once keep its event loop busy for longer
-  // than the 100 ms store deadline, and a command that misses it is counted locally. (Three processes
-  // on one core, the bench's row 10 (d), is where ioredis' automatic pipelining missed it: see
-  // counters.test.ts.)
-  const redis = await startRedis(t)
-  const gws = await sharedOverEmptyUpstream(t, redis, 3, { rateLimit: { max: 1000, timeWindow: '1 hour' } })
-  const replies = await Promise.all(
-    Array.from({ length: 3000 }, (_, i) => call(gws[i % 3]!.url, 'GET', '/api/ipdrcustomers')),
-  )
-  const statuses: Record<number, number> = {}
-  for (const r of replies) statuses[r.status] = (statuses[r.status] ?? 0) + 1
-  t.same(statuses, { 200: 1000, 429: 2000 }, 'exactly the budget got through, the rest 429')
-})
-
 t.test('the failed-authentication limit holds across instances', async (t) => {
   const redis = await startRedis(t)
   const gws = await sharedOverEmptyUpstream(t, redis, 3, {
