@@ -6,7 +6,8 @@
  * gateway opens them (`openRedis`): every announcement it hears from another
  * sender it acknowledges at once, as an instance does after dropping its
  * entries; `announce` publishes `count` announcements one at a time, each
- * waiting for an acknowledgement (at most 1 s) and then `pauseMs`.
+ * waiting for `acks` acknowledgements (default 1; at most 1 s) and then
+ * `pauseMs`.
  * Options: `{ redisUrl, keyPrefix, name }`.
  */
 import { closeRedis, openRedis } from '../../dist/store/redis-client.js'
@@ -20,7 +21,7 @@ serveAsChild(async ({ redisUrl, keyPrefix, name }) => {
   let acked = null
   sub.on('message', (channel, message) => {
     const nl = message.indexOf('\n')
-    if (channel === ownAcks) acked?.()
+    if (channel === ownAcks) acked?.(message.slice(0, nl))
     else if (message.slice(nl + 1) !== name)
       void cmd.publish(`${keyPrefix}acks:${message.slice(nl + 1)}`, `${message.slice(0, nl)}\n${name}`)
   })
@@ -30,12 +31,14 @@ serveAsChild(async ({ redisUrl, keyPrefix, name }) => {
   }
   await sub.subscribe(invalidations, ownAcks)
 
-  async function announce({ count, pauseMs }) {
+  async function announce({ count, pauseMs, acks = 1 }) {
     let answered = 0
     for (let seq = 1; seq <= count; seq++) {
       const ok = await new Promise((resolve) => {
         const timer = setTimeout(() => resolve(false), 1000)
-        acked = () => {
+        let heard = 0
+        acked = (of) => {
+          if (of !== String(seq) || ++heard < acks) return
           clearTimeout(timer)
           resolve(true)
         }
