@@ -14,8 +14,8 @@
  * listing streamed from the database) instead of a prebuilt buffer; also
  * reports how long seeding took.
  */
-import { rmSync } from 'node:fs'
-import { monitorEventLoopDelay } from 'node:perf_hooks'
+import { readFileSync, rmSync } from 'node:fs'
+import { monitorEventLoopDelay, PerformanceObserver } from 'node:perf_hooks'
 import { request } from 'undici'
 import { buildApp } from '../../dist/app.js'
 import { seedUserId } from '../../dist/emulator/seed.js'
@@ -66,6 +66,64 @@ const get = async (path, extra = {}, { count = false, method = 'GET' } = {}) => 
   return { ms: performance.now() - t, status: res.statusCode, headers: res.headers, body, bytes }
 }
 
+/**
+ * What the event-loop thread did in its longest gaps: a 5 ms interval timer notes each tick's lateness
+ * and, from the kernel's schedstat of this thread, how long it ran and how long it was runnable but
+ * waiting for a core meanwhile, and the GC pauses that fell in it. (A gap the thread spent waiting is
+ * the machine's, not the gateway's.)
+ */
+const GC_KINDS = { 1: 'minor', 4: 'major', 8: 'incremental', 16: 'weak callbacks' }
+function gapMeter() {
+  const schedstat = `/proc/self/task/${process.pid}/schedstat`
+  const sched = () => {
+    try {
+      const [run, wait] = readFileSync(schedstat, 'utf8').split(' ').map(Number)
+      return { run: run / 1e6, wait: wait / 1e6 }
+    } catch {
+      return null
+    }
+  }
+  const gcs = []
+  const gcObserver = new PerformanceObserver((list) => {
+    for (const e of list.getEntries())
+      gcs.push([e.startTime, e.duration, GC_KINDS[e.detail?.kind] ?? 'other'])
+  })
+  gcObserver.observe({ entryTypes: ['gc'] })
+  const worst = []
+  let last = performance.now()
+  let lastSched = sched()
+  const timer = setInterval(() => {
+    const now = performance.now()
+    const at = sched()
+    const gap = now - last - 5
+    if (gap > 10 && lastSched && at) {
+      worst.push({
+        from: last,
+        to: now,
+        gapMs: gap,
+        runMs: at.run - lastSched.run,
+        waitMs: at.wait - lastSched.wait,
+      })
+      worst.sort((a, b) => b.gapMs - a.gapMs)
+      worst.length = Math.min(worst.length, 5)
+    }
+    last = now
+    lastSched = at
+  }, 5)
+  return {
+    stop() {
+      clearInterval(timer)
+      gcObserver.disconnect()
+      return worst.map(({ from, to, gapMs, runMs, waitMs }) => {
+        const r = (x) => Number(x.toFixed(1))
+        const gc = {}
+        for (const [t, d, kind] of gcs) if (t < to && t + d > from) gc[kind] = r((gc[kind] ?? 0) + d)
+        return { gapMs: r(gapMs), ranMs: r(runMs), waitedForCoreMs: r(waitMs), gcMs: gc }
+      })
+    },
+  }
+}
+
 // The whole point is the first fill: measured cold.
 const idleRss = process.memoryUsage().rss
 let peakRss = idleRss
@@ -85,10 +143,12 @@ const probeLoop = (async () => {
 })()
 const delay = monitorEventLoopDelay({ resolution: 5 })
 delay.enable()
+const gaps = gapMeter()
 log('first listing read')
 const first = await get('/api/ipdrcustomers', {}, { count: true })
 delay.disable()
 const fillStall = delay.max / 1e6
+const longestGaps = gaps.stop()
 probing = false
 await probeLoop
 clearInterval(rssTimer)
@@ -152,6 +212,7 @@ console.log(
       firstListingMs: Math.round(first.ms),
       fillMs: Math.round((fillSeconds ?? Number.NaN) * 1000),
       stallMaxMs: Math.round(fillStall),
+      longestGaps,
       healthzP99Ms: Number(percentile(probes, 99).toFixed(1)),
       healthzProbes: probes.length,
       gzipReadyMs: Math.round(gzMs),
