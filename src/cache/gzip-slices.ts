@@ -29,19 +29,29 @@ export function gzipSlices(bytes: number): number {
   return bytes < SLICED_GZIP_MIN_BYTES ? 1 : SLICES
 }
 
-/** `raw` gzip-compressed at `level` in `slices` pieces at once; one gzip member, the same bytes out of any decoder. */
-export async function gzipInSlices(raw: Buffer, level: number, slices: number): Promise<Buffer> {
+/**
+ * `raw` gzip-compressed at `level` in `slices` pieces at once; one gzip member, the same bytes out of
+ * any decoder. While `narrowUntil` is pending the slices are deflated one at a time (see
+ * {@link deflateSlices}).
+ */
+export async function gzipInSlices(
+  raw: Buffer,
+  level: number,
+  slices: number,
+  narrowUntil: Promise<unknown> | null = null,
+): Promise<Buffer> {
   const size = Math.max(1, Math.ceil(raw.length / slices))
   const pieces: Buffer[] = []
   for (let at = 0; at < raw.length || pieces.length === 0; at += size)
     pieces.push(raw.subarray(at, at + size))
-  const deflated = Promise.all(
-    pieces.map((piece, i) =>
-      deflateRawAsync(piece, {
+  const deflated = deflateSlices(
+    pieces.length,
+    (i) =>
+      deflateRawAsync(pieces[i] as Buffer, {
         level,
         finishFlush: i === pieces.length - 1 ? zlib.constants.Z_FINISH : zlib.constants.Z_SYNC_FLUSH,
       }),
-    ),
+    narrowUntil,
   )
   const crc = await crc32InSteps(raw)
   const body = await deflated
@@ -51,6 +61,40 @@ export async function gzipInSlices(raw: Buffer, level: number, slices: number): 
   trailer.writeUInt32LE(crc >>> 0, 0)
   trailer.writeUInt32LE(raw.length % 2 ** 32, 4)
   return Buffer.concat([header, ...body, trailer])
+}
+
+/**
+ * Runs `deflate(0)` … `deflate(count - 1)`, all at once, or one at a time while `narrowUntil` is
+ * pending and all the rest at once when it settles. The listing's index is built in a worker after
+ * the fill, and single reads and filters wait for it, while a gzip client meanwhile only gets the
+ * larger identity body: with four slices on the thread pool beside it, the index got a fifth of
+ * two cores (at 5,000,000 customers it was ready 45 s after the fill instead of 23).
+ */
+export async function deflateSlices(
+  count: number,
+  deflate: (i: number) => Promise<Buffer>,
+  narrowUntil: Promise<unknown> | null,
+): Promise<Buffer[]> {
+  const started: Promise<Buffer>[] = []
+  const launch = (): Promise<Buffer> => {
+    const made = deflate(started.length)
+    started.push(made)
+    return made
+  }
+  if (narrowUntil !== null) {
+    let wide = false
+    const widened = narrowUntil.then(
+      () => {
+        wide = true
+      },
+      () => {
+        wide = true
+      },
+    )
+    while (!wide && started.length < count) await Promise.race([launch(), widened])
+  }
+  while (started.length < count) launch()
+  return Promise.all(started)
 }
 
 async function crc32InSteps(raw: Buffer): Promise<number> {

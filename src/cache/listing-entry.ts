@@ -96,7 +96,7 @@ export class ListingEntry implements ListingRepresentation {
 
   /** Takes the index a worker is building (`buildListingEntryOffLoop`). */
   adoptIndex(parts: Promise<IndexParts>): void {
-    this.#pendingIndex = parts.then(
+    const pending = parts.then(
       (p) => {
         if (this.#index === null) {
           this.#index = new ListingIndex(p, this.facts)
@@ -108,6 +108,9 @@ export class ListingEntry implements ListingRepresentation {
         this.#pendingIndex = null
       },
     )
+    this.#pendingIndex = pending
+    // Single reads and filters wait for the index; a gzip client meanwhile gets the identity body.
+    this.#body.narrowWhile(pending)
   }
 
   /** Number of records. */

@@ -19,10 +19,10 @@ export const INLINE_SCAN_BYTES = 1024 * 1024
 /**
  * How much lower than the process the listing workers run (nice +10: about a tenth of a normal
  * thread's CPU share when both want a core). On a busy gateway the event loop answering requests
- * and the thread pool compressing a variant go first, a fill's scan and index after them: at
- * 1,000,000 customers on two cores the gzip variant was ready 2.0–2.5 s after the fill instead of
- * 3.0–3.3 (with level 5), and the index it shares the cores with was not later (the first single
- * read 4.6 s after the fill, 4.8 s without). Nice is per thread on Linux
+ * goes first, a fill's scan and index after it. A gzip variant asked for meanwhile takes one thread
+ * of the pool until the index is in (`deflateSlices`, docs/decisions.md "The index before the gzip
+ * variant"): with all four slices beside a worker at +10 the index got a fifth of two cores.
+ * Nice is per thread on Linux
  * (setpriority(2)); piscina applies it in each worker through its optional `@napi-rs/nice`, and
  * runs the workers at the process's priority where that is missing.
  */

@@ -3,7 +3,12 @@
 import { randomBytes } from 'node:crypto'
 import zlib from 'node:zlib'
 import t from 'tap'
-import { gzipInSlices, gzipSlices, SLICED_GZIP_MIN_BYTES } from '../../src/cache/gzip-slices.js'
+import {
+  deflateSlices,
+  gzipInSlices,
+  gzipSlices,
+  SLICED_GZIP_MIN_BYTES,
+} from '../../src/cache/gzip-slices.js'
 import { compressWithZlib, GZIP_LEVEL, LARGE_GZIP_LEVEL } from '../../src/cache/listing-body.js'
 
 /** JSON-like text with some incompressible runs, so slices differ in what they hold. */
@@ -58,4 +63,73 @@ t.test('large bodies are sliced, small ones are not', async (t) => {
     (await compressWithZlib(small, 'gzip')).equals(zlib.gzipSync(small, { level: GZIP_LEVEL })),
     'a small one in one piece, at the default level',
   )
+})
+
+/** A few loop turns: enough for promise chains to run out. */
+async function turns(): Promise<void> {
+  for (let k = 0; k < 5; k++) await new Promise((r) => setImmediate(r))
+}
+
+/** A deflate stand-in that records how many run at once; each settles when the test says. */
+function fakeDeflate() {
+  let inFlight = 0
+  let most = 0
+  const order: number[] = []
+  const waiting: (() => void)[] = []
+  const deflate = (i: number) =>
+    new Promise<Buffer>((resolve) => {
+      inFlight++
+      most = Math.max(most, inFlight)
+      order.push(i)
+      waiting.push(() => {
+        inFlight--
+        resolve(Buffer.from([i]))
+      })
+    })
+  const settleOne = async () => {
+    waiting.shift()?.()
+    await turns()
+  }
+  return { deflate, settleOne, started: () => order.length, most: () => most }
+}
+
+const order = async (slices: Promise<Buffer[]>) => (await slices).map((b) => b[0])
+
+t.test('slices all at once, or one at a time while narrowed', async (t) => {
+  const wide = fakeDeflate()
+  const all = deflateSlices(4, wide.deflate, null)
+  t.equal(wide.started(), 4, 'no narrowing: all four start at once')
+  for (let i = 0; i < 4; i++) await wide.settleOne()
+  t.same(await order(all), [0, 1, 2, 3], 'in order')
+
+  const narrow = fakeDeflate()
+  let indexed = (): void => {}
+  const until = new Promise<void>((resolve) => (indexed = resolve))
+  const pieces = deflateSlices(4, narrow.deflate, until)
+  await new Promise((r) => setImmediate(r))
+  t.equal(narrow.started(), 1, 'narrowed: one slice')
+  await narrow.settleOne()
+  t.equal(narrow.started(), 2, 'the next once it is done')
+  t.equal(narrow.most(), 1, 'never two at once while narrowed')
+  indexed()
+  await turns()
+  t.equal(narrow.started(), 4, 'widened: the rest start at once, beside the one in flight')
+  for (let i = 0; i < 3; i++) await narrow.settleOne()
+  t.same(await order(pieces), [0, 1, 2, 3], 'in order')
+
+  const failed = fakeDeflate()
+  const gone = deflateSlices(3, failed.deflate, Promise.reject(new Error('worker died')))
+  await turns()
+  t.equal(failed.started(), 3, 'a rejected wait widens too')
+  for (let i = 0; i < 3; i++) await failed.settleOne()
+  t.equal((await gone).length, 3)
+})
+
+t.test('a narrowed gzip is the same bytes', async (t) => {
+  const raw = body(300_000)
+  let indexed = (): void => {}
+  const until = new Promise<void>((resolve) => (indexed = resolve))
+  const narrowed = gzipInSlices(raw, 6, 4, until)
+  setTimeout(indexed, 5)
+  t.ok((await narrowed).equals(await gzipInSlices(raw, 6, 4)))
 })
