@@ -6,7 +6,9 @@
  * (probed every 5 ms) during the first fill; the fill (last upstream byte →
  * entry ready, from ipdr_gateway_cache_fill_duration_seconds); time to a ready
  * gzip variant after the fill; entry bytes against the raw bytes; peak RSS over
- * idle; `GET /{UserID}` p50 and `?q=` p50 with the stall meanwhile.
+ * idle; `GET /{UserID}` p50 and `?q=` p50 with the stall meanwhile; a
+ * redacting consumer's first listing read (its own fill, then the redacted
+ * view) with the stall meanwhile.
  *
  *   npm run build && node bench/inproc/million.mjs [N] [--emulator]
  *
@@ -28,6 +30,8 @@ import { percentile } from '../lib/stats.mjs'
 const args = process.argv.slice(2)
 const useEmulator = args.includes('--emulator')
 const n = Number(args.find((a) => !a.startsWith('--')) ?? 1_000_000)
+/** A consumer with both phones redacted: its first listing read makes the redacted view. */
+const REDACTED_USER = 'bench-redacted'
 const log = (m) => process.stderr.write(`[${new Date().toISOString().slice(11, 19)}] ${m}\n`)
 log(`building an upstream of ${n} customers${useEmulator ? ' (the emulator, seeded)' : ''}`)
 const upStarted = performance.now()
@@ -39,7 +43,11 @@ const up = await startChild(
 const upstreamStartMs = performance.now() - upStarted
 // A budget that holds the entry with its index and variants (about 2 x raw): at 5 M customers that
 // is over 2 GB, and an entry past the budget is served but not cached (every read would refetch it).
-const dir = writeBenchPolicy({ upstreamUrl: up.info.url, cacheMaxBytes: 16 * 1024 ** 3 })
+const dir = writeBenchPolicy({
+  upstreamUrl: up.info.url,
+  cacheMaxBytes: 16 * 1024 ** 3,
+  redactedUsername: REDACTED_USER,
+})
 const loaded = await loadPolicy(dir, {})
 rmSync(dir, { recursive: true, force: true })
 if (!loaded.ok) throw new Error(loaded.problems.join('\n'))
@@ -199,6 +207,15 @@ for (let i = 0; i < 20; i++)
 delay.disable()
 const qStall = delay.max / 1e6
 
+log('a redacting consumer: its own fill, then the redacted view')
+delay.reset()
+delay.enable()
+const redactedGaps = gapMeter()
+const redactedRead = await get('/api/ipdrcustomers', gatewayHeaders(REDACTED_USER), { count: true })
+delay.disable()
+const redactedStall = delay.max / 1e6
+const redactedLongestGaps = redactedGaps.stop()
+
 const indexed = await app.gatewayMetrics.registry.getSingleMetric('ipdr_gateway_cache_bytes').get()
 const indexedBytes = indexed.values.find((v) => v.labels.resource === 'customers')?.value
 const mb = (b) => `${(b / 1e6).toFixed(1)} MB`
@@ -229,6 +246,9 @@ console.log(
       healthzP50Ms: Number(percentile(healthz, 50).toFixed(2)),
       qP50Ms: Number(percentile(qs, 50).toFixed(1)),
       qStallMaxMs: Math.round(qStall),
+      redactedReadMs: Math.round(redactedRead.ms),
+      redactedStallMaxMs: Math.round(redactedStall),
+      redactedLongestGaps,
     },
     null,
     1,

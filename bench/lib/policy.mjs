@@ -15,7 +15,8 @@ const ALL = ['list', 'read', 'create', 'replace', 'update', 'delete']
 export const BENCH_RATE_LIMIT = Object.freeze({ max: 100_000_000, timeWindow: '1 minute' })
 
 /**
- * @param {{ upstreamUrl: string, ttlSeconds?: number, redisUrl?: string, keyPrefix?: string, rateLimit?: object, leaseMs?: number, cacheMaxBytes?: number, audit?: { file: string, fsync?: boolean }, sync?: object }} opts
+ * `redactedUsername`: also a consumer `redacted` for that upstream username, with both phones redacted.
+ * @param {{ upstreamUrl: string, ttlSeconds?: number, redisUrl?: string, keyPrefix?: string, rateLimit?: object, leaseMs?: number, cacheMaxBytes?: number, audit?: { file: string, fsync?: boolean }, sync?: object, redactedUsername?: string }} opts
  * @returns {string} the directory
  */
 export function writeBenchPolicy({
@@ -28,6 +29,7 @@ export function writeBenchPolicy({
   cacheMaxBytes = 1024 * 1024 * 1024,
   audit,
   sync,
+  redactedUsername,
 }) {
   const dir = mkdtempSync(join(tmpdir(), 'ipdr-gw-bench-policy-'))
   mkdirSync(join(dir, 'consumers'))
@@ -48,5 +50,9 @@ export function writeBenchPolicy({
   const consumer = { operations: { customers: [...ALL, 'sync'], mappings: ALL }, rateLimit: null }
   writeFileSync(join(dir, 'gateway.json'), JSON.stringify(gateway))
   writeFileSync(join(dir, 'consumers', 'default.json'), JSON.stringify(consumer))
+  if (redactedUsername) {
+    const redacted = { ...consumer, usernames: [redactedUsername], redact: ['PhoneNumber', 'AltPhoneNumber'] }
+    writeFileSync(join(dir, 'consumers', 'redacted.json'), JSON.stringify(redacted))
+  }
   return dir
 }

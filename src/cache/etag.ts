@@ -3,14 +3,19 @@
  * of the exact bytes sent, so two fills with identical upstream bytes share a
  * tag and any change of content changes it.
  */
-import { createHash } from 'node:crypto'
+import { createHash, type Hash } from 'node:crypto'
 
 /** 27 base64url characters are 162 bits of SHA-256: collisions are not a practical concern. */
 const TAG_CHARS = 27
 
 /** `"` + base64url(sha256(bytes)).slice(0, 27) + `"`. */
 export function strongEtag(bytes: Buffer): string {
-  return `"${createHash('sha256').update(bytes).digest('base64url').slice(0, TAG_CHARS)}"`
+  return strongEtagOf(createHash('sha256').update(bytes))
+}
+
+/** The strong tag of the bytes a SHA-256 `hash` was fed, piece by piece (the same as `strongEtag` of them joined). */
+export function strongEtagOf(hash: Hash): string {
+  return `"${hash.digest('base64url').slice(0, TAG_CHARS)}"`
 }
 
 /**

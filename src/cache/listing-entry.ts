@@ -13,7 +13,8 @@ import { ListingBody, type ListingRepresentation } from './listing-body.js'
 import { buildIndexParts, canonicalInteger, type IndexParts, ListingIndex } from './listing-index.js'
 import { scanListing } from './listing-scan.js'
 import type { ListingScanner, ScannedListing } from './listing-scanner.js'
-import { normalizeFieldList, redactRecord } from './redaction.js'
+import { normalizeFieldList, redactedListingSteps } from './redaction.js'
+import { runSteps, runStepsYielding } from './steps.js'
 
 /**
  * The upstream answered a listing with something other than a JSON array of
@@ -40,6 +41,7 @@ export class ListingEntry implements ListingRepresentation {
   /** `[start, end)` byte offsets of each record in `raw`. */
   readonly #offsets: Uint32Array
   readonly #redacted = new Map<string, ListingBody>()
+  readonly #redacting = new Map<string, Promise<ListingBody>>()
   #sizeListener: (() => void) | undefined
 
   /** Use `buildListingEntry`. */
@@ -189,19 +191,56 @@ export class ListingEntry implements ListingRepresentation {
    * consumers with a `redact` policy: memoized per set of fields (order and
    * duplicates do not matter), with its own ETag and lazily made compressed
    * variants. No fields: the entry itself, so the zero-copy path is kept.
+   * Made at once, on the caller's turn: routes use `redactedInTurns`.
    */
   redacted(fields: readonly string[]): ListingRepresentation {
     if (fields.length === 0) return this
     const list = normalizeFieldList(fields)
     const memoKey = JSON.stringify(list)
-    let body = this.#redacted.get(memoKey)
-    if (body === undefined) {
-      const records = JSON.parse(this.raw.toString('utf8')) as unknown[]
-      const raw = Buffer.from(JSON.stringify(records.map((r) => redactRecord(r, list))))
-      body = new ListingBody(raw, strongEtag(raw), () => this.#grew())
-      this.#redacted.set(memoKey, body)
-      this.#grew()
+    return this.#redacted.get(memoKey) ?? this.#keepRedacted(memoKey, runSteps(this.#redactSteps(list)))
+  }
+
+  /** The redacted representation if it is made (`this` for no fields), else undefined. */
+  peekRedacted(fields: readonly string[]): ListingRepresentation | undefined {
+    if (fields.length === 0) return this
+    return this.#redacted.get(JSON.stringify(normalizeFieldList(fields)))
+  }
+
+  /**
+   * `redacted(fields)`, made across event-loop turns a few hundred records at a time (a million
+   * records take seconds); concurrent askers share the one making.
+   */
+  async redactedInTurns(fields: readonly string[]): Promise<ListingRepresentation> {
+    if (fields.length === 0) return this
+    const list = normalizeFieldList(fields)
+    const memoKey = JSON.stringify(list)
+    const made = this.#redacted.get(memoKey)
+    if (made) return made
+    let making = this.#redacting.get(memoKey)
+    if (making === undefined) {
+      making = runStepsYielding(this.#redactSteps(list)).then(
+        (redacted) => {
+          this.#redacting.delete(memoKey)
+          return this.#redacted.get(memoKey) ?? this.#keepRedacted(memoKey, redacted)
+        },
+        (err: unknown) => {
+          this.#redacting.delete(memoKey)
+          throw err
+        },
+      )
+      this.#redacting.set(memoKey, making)
     }
+    return making
+  }
+
+  #redactSteps(list: readonly string[]) {
+    return redactedListingSteps(this.raw, this.#offsets, list)
+  }
+
+  #keepRedacted(memoKey: string, redacted: { readonly body: Buffer; readonly etag: string }): ListingBody {
+    const body = new ListingBody(redacted.body, redacted.etag, () => this.#grew())
+    this.#redacted.set(memoKey, body)
+    this.#grew()
     return body
   }
 

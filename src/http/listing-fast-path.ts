@@ -68,8 +68,9 @@ export function makeListingFastPath(deps: ListingFastPathDeps) {
     // After the last await: a write whose response was sent before this point has invalidated the entry.
     const entry = deps.cache.peekFresh(listingKey(facts, decided.auth))
     if (entry === undefined) return
-    const redact = decided.consumer?.redact ?? []
-    if (sendRepresentationIfReady(request, reply, entry.redacted(redact), 'hit'))
+    // A redacted view not made yet is the route's to make, across loop turns.
+    const representation = entry.peekRedacted(decided.consumer?.redact ?? [])
+    if (representation !== undefined && sendRepresentationIfReady(request, reply, representation, 'hit'))
       deps.cache.countHit(facts.name)
   }
 }

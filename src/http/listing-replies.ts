@@ -101,7 +101,7 @@ export async function sendListing(
   const { entry, status } = await listings.get(request, facts)
   const redact = redactFields(request)
   if (parsed.query.plain) {
-    await sendRepresentation(request, reply, entry.redacted(redact), status)
+    await sendRepresentation(request, reply, await entry.redactedInTurns(redact), status)
     return
   }
   cacheHeaders(reply, status)

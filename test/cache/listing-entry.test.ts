@@ -1,6 +1,7 @@
 import { promisify } from 'node:util'
 import zlib from 'node:zlib'
 import t from 'tap'
+import type { ListingRepresentation } from '../../src/cache/listing-body.js'
 import { buildListingEntry, InvalidListingError } from '../../src/cache/listing-entry.js'
 import { GatewayError } from '../../src/errors.js'
 import { RESOURCE_BY_NAME } from '../../src/resources.js'
@@ -166,4 +167,25 @@ t.test('redacted views: memoized per field set, own ETag, zero-copy without fiel
   t.ok(entry.bytes > before + view.raw.length, 'the view and its variant count in bytes')
   t.equal(grew, 3, 'two views and one variant')
   t.equal(entry.raw, raw, 'the entry itself is untouched')
+})
+
+t.test('redacted views made across loop turns: the same view, made once for concurrent askers', async (t) => {
+  const raw = toRaw(makeCustomers(2000))
+  const entry = buildListingEntry(raw, customers)
+  t.equal(entry.peekRedacted([]), entry, 'no fields: the entry, made')
+  t.equal(entry.peekRedacted(['PhoneNumber']), undefined, 'not made before it is asked for')
+  // That the making yields to the loop is the 400,000-customer test's (listing-scanner.test.ts).
+  const asked = [
+    entry.redactedInTurns(['PhoneNumber']),
+    entry.redactedInTurns(['PhoneNumber', 'PhoneNumber']),
+  ]
+  t.equal(entry.peekRedacted(['PhoneNumber']), undefined, "not kept on the asker's turn")
+  const [a, b] = (await Promise.all(asked)) as [ListingRepresentation, ListingRepresentation]
+  t.equal(a, b, 'concurrent askers share one making')
+  t.equal(entry.peekRedacted(['PhoneNumber']), a, 'and it is kept')
+  t.equal(entry.redacted(['PhoneNumber']), a, 'the one the synchronous call returns')
+  const whole = buildListingEntry(raw, customers).redacted(['PhoneNumber'])
+  t.ok(a.raw.equals(whole.raw), 'the same bytes as made at once')
+  t.equal(a.etag, whole.etag)
+  t.equal(await entry.redactedInTurns([]), entry)
 })
