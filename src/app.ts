@@ -4,7 +4,8 @@
  * metrics registry, all closed in `onClose`.
  */
 import { randomUUID } from 'node:crypto'
-import type { IncomingMessage } from 'node:http'
+import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http'
+import { createServer as createHttpsServer } from 'node:https'
 import Fastify, {
   type FastifyBaseLogger,
   type FastifyInstance,
@@ -23,6 +24,7 @@ import { registerCors } from './http/cors.js'
 import { toGatewayError } from './http/error-reply.js'
 import { registerHealthRoutes } from './http/health-routes.js'
 import { isListingFastPathRequest, makeListingFastPath } from './http/listing-fast-path.js'
+import { makeListingHitHandler } from './http/listing-hit-handler.js'
 import { CachedListings, staleMayCover } from './http/listings.js'
 import { registerMetricsRoute } from './http/metrics-route.js'
 import { registerOpenApi } from './http/openapi.js'
@@ -110,8 +112,28 @@ export async function buildApp(options: AppOptions): Promise<FastifyInstance> {
   const upstreamPolicy = initial.gateway.upstream
   const metrics = options.metrics ?? createMetrics()
 
+  // Cached listing hits are answered by the server's own listener, below Fastify, once the handler
+  // is made (src/http/listing-hit-handler.ts); everything else goes to Fastify's.
+  type Listener = (req: IncomingMessage, res: ServerResponse) => void
+  let hitHandler: ((req: IncomingMessage, res: ServerResponse, next: Listener) => void) | null = null
+  const serverFactory = (handler: Listener, opts: FastifyServerOptions): Server => {
+    const listener: Listener = (req, res) =>
+      hitHandler === null ? handler(req, res) : hitHandler(req, res, handler)
+    const server = options.tls
+      ? createHttpsServer(httpsServerOptions(options.tls), listener)
+      : createServer(listener)
+    // What Fastify does to a server it makes itself (fastify/lib/server.js, getServerInstance).
+    server.keepAliveTimeout = opts.keepAliveTimeout ?? 72_000
+    server.requestTimeout = opts.requestTimeout ?? 0
+    server.setTimeout(opts.connectionTimeout ?? 0)
+    if ((opts.maxRequestsPerSocket ?? 0) > 0)
+      server.maxRequestsPerSocket = opts.maxRequestsPerSocket as number
+    return server
+  }
+
   const app = Fastify({
     ...(options.tls ? { https: httpsServerOptions(options.tls) } : {}),
+    serverFactory: serverFactory as unknown as FastifyServerOptions['serverFactory'],
     logger:
       options.logger === undefined
         ? { level: 'info', redact: { paths: LOG_REDACT_PATHS, censor: '[redacted]' } }
@@ -327,6 +349,22 @@ export async function buildApp(options: AppOptions): Promise<FastifyInstance> {
   if (fastPath) {
     // After the CORS and failed-authentication hooks, which apply to it as to every request.
     app.addHook('onRequest', makeListingFastPath({ cache, rateLimiter, authFailures }))
+    let closing = false
+    app.addHook('preClose', async () => {
+      closing = true
+    })
+    const handle = makeListingHitHandler({
+      policy: () => source.current,
+      policyApplied: (policy) => policy === limitsOf,
+      cache,
+      rateLimiter,
+      authFailures,
+      metrics,
+      log: app.log,
+      requestId: requestIdOf,
+      closing: () => closing,
+    })
+    hitHandler = handle
   }
 
   // Before any route it documents: @fastify/swagger collects routes as they are added.

@@ -32,6 +32,13 @@ export const CORS_EXPOSED_HEADERS = [
 
 export const CORS_METHODS = ['GET', 'HEAD', 'POST', 'PUT', 'PATCH', 'DELETE'] as const
 
+/**
+ * What @fastify/cors puts in `Vary` on every answer, with an `Origin` header or
+ * without, CORS on or off: its origin option here is a function, never static
+ * (the Fetch standard's "CORS protocol and HTTP caches").
+ */
+export const CORS_VARY = 'Origin'
+
 /** How long browsers may cache a preflight answer, in seconds. */
 export const CORS_MAX_AGE_SECONDS = 600
 

@@ -19,6 +19,7 @@ import type { ListingCache } from '../cache/listing-cache.js'
 import { RESOURCE_BY_NAME, type ResourceName } from '../resources.js'
 import { applyAuthorization, authorize } from './authenticate.js'
 import { hasBody } from './get-body.js'
+import { takeCarriedCharge } from './listing-hit-handler.js'
 import { sendRepresentationIfReady } from './listing-replies.js'
 import { listingKey } from './listings.js'
 import type { AuthFailureGate, RateLimiter } from './rate-limit.js'
@@ -62,7 +63,12 @@ export function makeListingFastPath(deps: ListingFastPathDeps) {
     if (!decided.ok) return deps.authFailures.check(request, reply)
     // Charged before the decision is applied: a blocked address's 429 is the onRequest check's, to the metrics label.
     const subject = { consumer: decided.consumer, rateKey: decided.rateKey }
-    const charged = await deps.rateLimiter.charge(request, reply, { subject, gate: deps.authFailures })
+    // Charged already by the hit handler below Fastify, which could not answer it after all.
+    const carried = takeCarriedCharge(request.raw)
+    const charged =
+      carried === undefined
+        ? await deps.rateLimiter.charge(request, reply, { subject, gate: deps.authFailures })
+        : await deps.rateLimiter.apply(request, reply, carried, deps.authFailures)
     if (charged !== 'allowed') return
     applyAuthorization(request, facts, operation, decided)
     // After the last await: a write whose response was sent before this point has invalidated the entry.

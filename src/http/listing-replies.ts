@@ -14,18 +14,65 @@ import { applyListingQueryYielding, parseListingQuery } from '../cache/listing-q
 import { redactRecord } from '../cache/redaction.js'
 import { GatewayError } from '../errors.js'
 import { RESOURCE_BY_NAME, type ResourceFacts } from '../resources.js'
+import { CORS_VARY } from './cors.js'
 import type { ListingSource } from './listings.js'
 
 const JSON_TYPE = 'application/json; charset=utf-8'
 
-function cacheHeaders(reply: FastifyReply, status: LookupStatus): void {
+const VARY = 'Accept-Encoding, Authorization, X-Trisul-Username, X-Trisul-Context'
+/** The `Vary` of a hit without CORS headers: the plugin's `Origin` (on every answer), then ours. */
+export const HIT_VARY = `${CORS_VARY}, ${VARY}`
+
+function xCache(status: LookupStatus): string {
   // A request that waited on another's fetch is a MISS (shared/SPEC.md 3.4).
-  reply.header('x-cache', status === 'hit' ? 'HIT' : status === 'stale' ? 'STALE' : 'MISS')
+  return status === 'hit' ? 'HIT' : status === 'stale' ? 'STALE' : 'MISS'
+}
+
+function cacheHeaders(reply: FastifyReply, status: LookupStatus): void {
+  reply.header('x-cache', xCache(status))
   reply.header('cache-control', 'private')
   // Appended, not set: CORS may already have put `Origin` there.
   const vary = reply.getHeader('vary')
-  const ours = 'Accept-Encoding, Authorization, X-Trisul-Username, X-Trisul-Context'
-  reply.header('vary', vary ? `${String(vary)}, ${ours}` : ours)
+  reply.header('vary', vary ? `${String(vary)}, ${VARY}` : VARY)
+}
+
+const hitBlocks = new WeakMap<ListingRepresentation, Map<ContentEncoding, readonly string[]>>()
+
+/**
+ * The headers `sendEncoded` gives a `hit` of `rep` in `encoding` (no CORS, no
+ * `If-None-Match`) after `Vary` ({@link HIT_VARY}, which the CORS hook set
+ * first), in its order and with Fastify's content-length, as a flat
+ * name/value list for `writeHead`: made once per cache entry and coding, for
+ * the hit path below Fastify (src/http/listing-hit-handler.ts).
+ */
+export function hitHeaderBlock(
+  rep: ListingRepresentation,
+  encoding: ContentEncoding,
+  body: Buffer,
+): readonly string[] {
+  let blocks = hitBlocks.get(rep)
+  if (blocks === undefined) {
+    blocks = new Map()
+    hitBlocks.set(rep, blocks)
+  }
+  let block = blocks.get(encoding)
+  if (block === undefined) {
+    block = [
+      'x-cache',
+      xCache('hit'),
+      'cache-control',
+      'private',
+      'etag',
+      rep.etagFor(encoding),
+      ...(encoding === 'identity' ? [] : ['content-encoding', encoding]),
+      'content-type',
+      JSON_TYPE,
+      'content-length',
+      String(body.length),
+    ]
+    blocks.set(encoding, block)
+  }
+  return block
 }
 
 function notModified(request: FastifyRequest, reply: FastifyReply, etag: string): boolean {

@@ -57,19 +57,29 @@ export function apiRouteRateLimitConfig(): object {
   return {}
 }
 
-/** The budget that applies: the consumer's own, else the gateway's default. */
+/** The budget that applies: the consumer's own, else the gateway's default (pure). */
+export function budgetOf(policy: Policy, subject: RateSubject | undefined): RateLimitPolicy {
+  return subject?.consumer?.rateLimit ?? policy.gateway.rateLimit
+}
+
+/** The counter key: the core's rate key, else (no consumer resolved) the client address (pure). */
+export function counterKeyOf(address: string, subject: RateSubject | undefined): string {
+  return `rl:${subject?.rateKey ?? `address:${address}`}`
+}
+
+/** `budgetOf` for a request, under the policy it started with. */
 export function rateLimitFor(
   request: FastifyRequest,
   fallback: Policy,
   subject: RateSubject | undefined = request.gw,
 ): RateLimitPolicy {
   const gw = request.gw as FastifyRequest['gw'] | undefined
-  return subject?.consumer?.rateLimit ?? (gw?.policy ?? fallback).gateway.rateLimit
+  return budgetOf(gw?.policy ?? fallback, subject)
 }
 
-/** The counter key: the core's rate key, else (no consumer resolved) the client address. */
+/** `counterKeyOf` for a request. */
 export function rateKeyFor(request: FastifyRequest, subject: RateSubject | undefined = request.gw): string {
-  return `rl:${subject?.rateKey ?? `address:${request.ip}`}`
+  return counterKeyOf(request.ip, subject)
 }
 
 type IncrCallback = (error: Error | null, result?: { current: number; ttl: number }) => void
@@ -139,7 +149,37 @@ export interface ChargeOptions {
  */
 export interface RateLimiter {
   charge(request: FastifyRequest, reply: FastifyReply, opts?: ChargeOptions): Promise<ChargeOutcome>
+  /**
+   * The same count for a request that has no Fastify request yet (the hit path
+   * below Fastify, src/http/listing-hit-handler.ts): the failed-authentication
+   * check of `address` and the charge of `subject`, one round trip to a shared
+   * store. Nothing is set anywhere; {@link RateLimiter.apply} applies the result
+   * to a request that goes on to Fastify, so it is counted once.
+   */
+  count(address: string, policy: Policy, subject: RateSubject, gate: AuthFailureGate): Promise<Charged>
+  /** Applies a {@link Charged} made by `count` as `charge` would have: headers and mark, or the gate's 429 (thrown). */
+  apply(
+    request: FastifyRequest,
+    reply: FastifyReply,
+    charged: Charged,
+    gate: AuthFailureGate,
+  ): Promise<ChargeOutcome>
 }
+
+/** What `RateLimiter.count` found. */
+export type Charged =
+  /** Within budget: the values of the RateLimit-* headers. */
+  | {
+      readonly outcome: 'allowed'
+      readonly limit: number
+      readonly remaining: number
+      readonly reset: number
+    }
+  | { readonly outcome: 'exceeded' }
+  /** The counter store failed; `gateChecked`: whether the address was found not blocked first. */
+  | { readonly outcome: 'unavailable'; readonly gateChecked: boolean }
+  /** The address used up its failed authentications: not counted. */
+  | { readonly outcome: 'blocked'; readonly retryAfterSeconds: number }
 
 /**
  * Registers @fastify/rate-limit (not global: routes opt in with
@@ -175,39 +215,73 @@ export async function registerRateLimits(app: FastifyInstance, opts: RateLimitOp
       })
     },
   })
+  const count = async (
+    address: string,
+    policy: Policy,
+    subject: RateSubject | undefined,
+    gate: AuthFailureGate | undefined,
+    guard: CounterGuard | null,
+  ): Promise<Charged> => {
+    const { max, timeWindowMs } = budgetOf(policy, subject)
+    const key = counterKeyOf(address, subject)
+    let state: CounterState
+    if (gate && guard && opts.guardedCounter) {
+      let counted: GuardedCount
+      try {
+        counted = await opts.guardedCounter.incrUnlessBlocked(guard, key, timeWindowMs)
+      } catch {
+        return { outcome: 'unavailable', gateChecked: false }
+      }
+      if (counted.blocked) return { outcome: 'blocked', retryAfterSeconds: gate.retryAfter(counted.blocked) }
+      state = counted.counted
+    } else {
+      if (gate) {
+        const blocked = await gate.blockedAddress(address)
+        if (blocked !== null) return { outcome: 'blocked', retryAfterSeconds: blocked }
+      }
+      try {
+        state = await counters.incr(key, timeWindowMs)
+      } catch {
+        // Not logged here: the plugin's hook meets the same failure and logs it.
+        return { outcome: 'unavailable', gateChecked: true }
+      }
+    }
+    if (state.count > max) return { outcome: 'exceeded' }
+    const reset = Math.ceil(Math.max(0, state.resetAt - clock()) / 1000)
+    return { outcome: 'allowed', limit: max, remaining: max - state.count, reset }
+  }
+  const apply = async (
+    request: FastifyRequest,
+    reply: FastifyReply,
+    charged: Charged,
+    gate: AuthFailureGate | undefined,
+  ): Promise<ChargeOutcome> => {
+    switch (charged.outcome) {
+      case 'blocked':
+        return (gate as AuthFailureGate).refuseFor(reply, charged.retryAfterSeconds)
+      case 'unavailable':
+        if (gate && !charged.gateChecked) await gate.check(request, reply)
+        return 'unavailable'
+      case 'exceeded':
+        return 'exceeded'
+      case 'allowed':
+        // The headers and values the plugin sets on a request within its budget (enableDraftSpec).
+        reply.header('ratelimit-limit', charged.limit)
+        reply.header('ratelimit-remaining', charged.remaining)
+        reply.header('ratelimit-reset', charged.reset)
+        request.gw.rateCharged = true
+        return 'allowed'
+    }
+  }
   return {
     async charge(request, reply, { subject, gate } = {}) {
-      const { max, timeWindowMs } = rateLimitFor(request, opts.store.current, subject)
-      const key = rateKeyFor(request, subject)
+      const policy = (request.gw as FastifyRequest['gw'] | undefined)?.policy ?? opts.store.current
       const guard = gate?.guardFor(request) ?? null
-      let state: CounterState
-      if (gate && guard && opts.guardedCounter) {
-        let counted: GuardedCount
-        try {
-          counted = await opts.guardedCounter.incrUnlessBlocked(guard, key, timeWindowMs)
-        } catch {
-          await gate.check(request, reply)
-          return 'unavailable'
-        }
-        if (counted.blocked) return gate.refuse(reply, counted.blocked)
-        state = counted.counted
-      } else {
-        if (gate) await gate.check(request, reply)
-        try {
-          state = await counters.incr(key, timeWindowMs)
-        } catch {
-          // Not logged here: the plugin's hook meets the same failure and logs it.
-          return 'unavailable'
-        }
-      }
-      if (state.count > max) return 'exceeded'
-      // The headers and values the plugin sets on a request within its budget (enableDraftSpec).
-      reply.header('ratelimit-limit', max)
-      reply.header('ratelimit-remaining', max - state.count)
-      reply.header('ratelimit-reset', Math.ceil(Math.max(0, state.resetAt - clock()) / 1000))
-      request.gw.rateCharged = true
-      return 'allowed'
+      return apply(request, reply, await count(request.ip, policy, subject ?? request.gw, gate, guard), gate)
     },
+    count: (address, policy, subject, gate) =>
+      count(address, policy, subject, gate, gate.guardForAddress(address)),
+    apply: (request, reply, charged, gate) => apply(request, reply, charged, gate),
   }
 }
 
@@ -236,8 +310,14 @@ export interface AuthFailureGate {
   check(request: FastifyRequest, reply: FastifyReply): Promise<void>
   /** The counter the request's address must keep under its max; null when the limit is off. */
   guardFor(request: FastifyRequest): CounterGuard | null
-  /** Throws the 429 of an address whose guard reads `state` (at or over its max). */
-  refuse(reply: FastifyReply, state: CounterState): never
+  /** `guardFor` of an address on an API route (none is exempt). */
+  guardForAddress(address: string): CounterGuard | null
+  /** Seconds until an address whose guard reads `state` (at or over its max) may try again. */
+  retryAfter(state: CounterState): number
+  /** Seconds until a blocked `address` may try again; null when it is not blocked. */
+  blockedAddress(address: string): Promise<number | null>
+  /** Throws the 429 of a blocked address, with its `Retry-After`. */
+  refuseFor(reply: FastifyReply, retryAfterSeconds: number): never
 }
 
 /**
@@ -270,7 +350,13 @@ export function registerAuthFailureLimiter(
       if (state.blocked) refuseFor(reply, state.retryAfterSeconds)
     },
     guardFor: (request) => (exempt.has(request.routeOptions.url ?? '') ? null : limiter.guardFor(request.ip)),
-    refuse: (reply, state) => refuseFor(reply, limiter.blockedBy(state).retryAfterSeconds),
+    guardForAddress: (address) => limiter.guardFor(address),
+    retryAfter: (state) => limiter.blockedBy(state).retryAfterSeconds,
+    async blockedAddress(address) {
+      const state = await limiter.isBlocked(address)
+      return state.blocked ? state.retryAfterSeconds : null
+    },
+    refuseFor,
   }
 
   app.addHook('onRequest', async (request, reply) => {

@@ -69,10 +69,18 @@ export interface TestGateway {
 
 export async function startGateway(
   t: Test,
-  opts: { policy: Policy; upstreamUrl: string; listen?: boolean } & Partial<AppOptions>,
+  opts: {
+    policy: Policy
+    upstreamUrl: string
+    listen?: boolean
+    /** Called before the app is ready (to add hooks). */
+    prepare?: (app: FastifyInstance) => void
+  } & Partial<AppOptions>,
 ): Promise<TestGateway> {
-  const app = await buildApp({ logger: false, probe: false, ...opts })
+  const { prepare, ...appOptions } = opts
+  const app = await buildApp({ logger: false, probe: false, ...appOptions })
   t.teardown(() => app.close())
+  prepare?.(app)
   if (opts.listen === false) {
     await app.ready()
     return { app, url: '' }
