@@ -210,7 +210,7 @@ export async function buildApp(options: AppOptions): Promise<FastifyInstance> {
     ttlMs: initial.gateway.cache.ttlSeconds * 1000,
     staleIfErrorMs: initial.gateway.cache.staleIfErrorSeconds * 1000,
     ...(options.now ? { now: options.now } : {}),
-    onLookup: (resource, result) => metrics.cacheLookups.inc({ resource, result }),
+    onLookup: (resource, result) => metrics.countLookup(resource, result),
     onInvalidate: (resource, count) => metrics.cacheInvalidations.inc({ resource }, count),
     staleOn: staleMayCover,
     mayServe: () => coherence === null || coherence.mayServeCached(),
@@ -389,7 +389,7 @@ export async function buildApp(options: AppOptions): Promise<FastifyInstance> {
     audit,
     parseJson: parseJsonText,
     results: queryResults,
-    onResultLookup: (result) => metrics.cacheLookups.inc({ resource: 'queries', result }),
+    onResultLookup: (result) => metrics.countLookup('queries', result),
     rateLimitConfig: apiRouteRateLimitConfig,
     onDenied: (consumer, operation) => metrics.policyDenials.inc({ consumer, operation }),
   })

@@ -74,6 +74,40 @@ export interface MetricsSources {
   upstreamUp?: () => 0 | 1
 }
 
+/**
+ * Increments kept as plain numbers per label set and handed to the counter when
+ * it is read (its `collect()`, at scrape time or on `get()`): prom-client's
+ * `inc()`, even a child's, hashes and validates its label object on every call,
+ * a few µs of every cached hit (issue 17).
+ */
+export class PendingCounts<L extends string> {
+  readonly #slots = new Map<string, { readonly labels: Partial<Record<L, string>>; n: number }>()
+  #counter: Counter<L> | null = null
+
+  /** The counter the counts go to; its `collect()` calls `flush()`. */
+  bind(counter: Counter<L>): void {
+    this.#counter = counter
+  }
+
+  /** Adds `n` to the label set known as `key` (made by `labels` the first time). */
+  add(key: string, labels: () => Partial<Record<L, string>>, n = 1): void {
+    const slot = this.#slots.get(key)
+    if (slot !== undefined) slot.n += n
+    else this.#slots.set(key, { labels: labels(), n })
+  }
+
+  flush(): void {
+    const counter = this.#counter
+    if (counter === null) return
+    for (const slot of this.#slots.values()) {
+      if (slot.n === 0) continue
+      const n = slot.n
+      slot.n = 0
+      counter.inc(slot.labels, n)
+    }
+  }
+}
+
 export interface GatewayMetrics {
   readonly registry: Registry
   /** `ipdr_gateway_http_requests_total` */
@@ -84,8 +118,12 @@ export interface GatewayMetrics {
   readonly upstreamRequests: Counter<'method' | 'resource' | 'outcome'>
   /** `ipdr_gateway_upstream_request_duration_seconds` */
   readonly upstreamDuration: Histogram<'method' | 'resource'>
-  /** `ipdr_gateway_cache_lookups_total` */
+  /** `ipdr_gateway_cache_lookups_total` (read it with `get()`, which hands it the pending counts) */
   readonly cacheLookups: Counter<'resource' | 'result'>
+  /** Counts one cache lookup into `cacheLookups`, at scrape time. */
+  countLookup(resource: ApiResourceName, result: CacheResult): void
+  /** The pending counts of `httpRequests` (`recordHttp`). */
+  readonly pendingRequests: PendingCounts<'method' | 'route' | 'status_code' | 'consumer'>
   /** `ipdr_gateway_cache_invalidations_total` */
   readonly cacheInvalidations: Counter<'resource'>
   /** `ipdr_gateway_rate_limited_total` */
@@ -161,12 +199,18 @@ export function createMetrics(options: CreateMetricsOptions = {}): GatewayMetric
   let sources: MetricsSources = options.sources ?? {}
   const registers = [registry]
 
+  const pendingRequests = new PendingCounts<'method' | 'route' | 'status_code' | 'consumer'>()
+  const pendingLookups = new PendingCounts<'resource' | 'result'>()
   const httpRequests = new Counter({
     name: 'ipdr_gateway_http_requests_total',
     help: 'Requests answered by the gateway, by method, route pattern, status code and policy consumer.',
     labelNames: ['method', 'route', 'status_code', 'consumer'] as const,
     registers,
+    collect() {
+      pendingRequests.flush()
+    },
   })
+  pendingRequests.bind(httpRequests)
   const httpDuration = new Histogram({
     name: 'ipdr_gateway_http_request_duration_seconds',
     help: 'Time from receiving a request to sending its response, in seconds.',
@@ -192,7 +236,11 @@ export function createMetrics(options: CreateMetricsOptions = {}): GatewayMetric
     help: 'Listing cache lookups, by resource and result (hit, miss, stale, coalesced).',
     labelNames: ['resource', 'result'] as const,
     registers,
+    collect() {
+      pendingLookups.flush()
+    },
   })
+  pendingLookups.bind(cacheLookups)
   const cacheInvalidations = new Counter({
     name: 'ipdr_gateway_cache_invalidations_total',
     help: 'Cached listings dropped because a write went through the gateway, by resource.',
@@ -321,6 +369,9 @@ export function createMetrics(options: CreateMetricsOptions = {}): GatewayMetric
     upstreamRequests,
     upstreamDuration,
     cacheLookups,
+    countLookup: (resource, result) =>
+      pendingLookups.add(`${resource} ${result}`, () => ({ resource, result })),
+    pendingRequests,
     cacheInvalidations,
     rateLimited,
     policyDenials,
@@ -439,22 +490,17 @@ export function recordHttp(metrics: GatewayMetrics, observation: HttpObservation
   const route = routeLabel(observation.route)
   const status_code = statusLabel(observation.statusCode)
   const consumer = consumerLabel(observation.consumer)
-  // Label children are looked up once per label set (the sets are bounded, see
-  // above): prom-client hashes the label object on every plain inc/observe,
-  // which was a tenth of the cost of a cached listing request.
+  // Counts wait for the scrape as plain numbers (PendingCounts); histogram
+  // children are looked up once per label set (the sets are bounded, see above):
+  // prom-client hashes the label object on every plain inc/observe, which was a
+  // tenth of the cost of a cached listing request.
   let children = httpChildren.get(metrics)
   if (!children) {
-    children = { requests: new Map(), durations: new Map() }
+    children = { durations: new Map() }
     httpChildren.set(metrics, children)
   }
   const durationKey = `${method} ${route} ${status_code}`
-  const requestsKey = `${durationKey} ${consumer}`
-  let counter = children.requests.get(requestsKey)
-  if (!counter) {
-    counter = metrics.httpRequests.labels({ method, route, status_code, consumer })
-    children.requests.set(requestsKey, counter)
-  }
-  counter.inc()
+  metrics.pendingRequests.add(`${durationKey} ${consumer}`, () => ({ method, route, status_code, consumer }))
   const seconds = observation.seconds
   if (typeof seconds === 'number' && Number.isFinite(seconds) && seconds >= 0) {
     let histogram = children.durations.get(durationKey)
@@ -467,7 +513,6 @@ export function recordHttp(metrics: GatewayMetrics, observation: HttpObservation
 }
 
 interface HttpChildren {
-  readonly requests: Map<string, { inc(): void }>
   readonly durations: Map<string, { observe(value: number): void }>
 }
 
