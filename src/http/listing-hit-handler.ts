@@ -160,23 +160,39 @@ export function makeListingHitHandler(deps: ListingHitHandlerDeps) {
       return
     }
     const subject = { consumer: d.decided.consumer, rateKey: d.decided.rateKey }
-    deps.rateLimiter.count(d.address, d.policy, subject, deps.authFailures).then(
-      (charged) => {
-        // After the await: a write answered meanwhile has invalidated the entry (read-your-writes).
-        const hit =
-          charged.outcome === 'allowed' && !deps.closing()
-            ? ready(d.policy, d.facts, req, d.decided)
-            : undefined
-        if (hit !== undefined && charged.outcome === 'allowed') {
-          send(req, res, started, d.facts, d.decided, charged, hit)
-          return
+    let handed = false
+    const toFastify = () => {
+      handed = true
+      next(req, res)
+    }
+    deps.rateLimiter
+      .count(d.address, d.policy, subject, deps.authFailures)
+      .then(
+        (charged) => {
+          // After the await: a write answered meanwhile has invalidated the entry (read-your-writes).
+          const hit =
+            charged.outcome === 'allowed' && !deps.closing()
+              ? ready(d.policy, d.facts, req, d.decided)
+              : undefined
+          if (hit !== undefined && charged.outcome === 'allowed') {
+            send(req, res, started, d.facts, d.decided, charged, hit)
+            return
+          }
+          ;(req as CarryingRequest)[CARRIED_CHARGE] = charged
+          toFastify()
+        },
+        // A store that throws (not merely fails) is the route's to report.
+        toFastify,
+      )
+      .catch((err: unknown) => {
+        // Whatever failed here (a logger's stream, a metric) must not take the process down.
+        if (!handed && !res.headersSent) return toFastify()
+        try {
+          deps.log.error({ err }, 'a cached listing hit was answered, but recording it failed')
+        } catch {
+          // The logger itself is what failed: nothing is left to tell.
         }
-        ;(req as CarryingRequest)[CARRIED_CHARGE] = charged
-        next(req, res)
-      },
-      // A store that throws (not merely fails) is the route's to report.
-      () => next(req, res),
-    )
+      })
   }
 }
 

@@ -5,6 +5,7 @@
  * give the same status, the same headers in the same order and the same bytes.
  */
 import { Agent, type IncomingMessage, request } from 'node:http'
+import { Writable } from 'node:stream'
 import fc from 'fast-check'
 import type { FastifyInstance } from 'fastify'
 import t, { type Test } from 'tap'
@@ -245,3 +246,50 @@ t.test('a hit answered below Fastify writes the access line Fastify would', asyn
   t.equal(below?.reqId, 'below-fastify')
   t.type(below?.ms, 'number')
 })
+
+t.test(
+  'a hit whose access line cannot be written is still answered, and the gateway serves on',
+  async (t) => {
+    const upstream = await startRecordingUpstream(() => ({ kind: 'json', body: CUSTOMERS }))
+    t.teardown(() => upstream.close())
+    const policy = await makePolicy(t)
+    let refused = 0
+    const failingLog = new Writable({
+      write(_chunk: Buffer, _encoding, done) {
+        done()
+      },
+    })
+    // pino writes each line with write(); a destination that throws on the access lines (a full disk, say).
+    failingLog.write = ((chunk: string) => {
+      if (chunk.includes('"msg":"request"')) {
+        refused++
+        throw new Error('no space left on device')
+      }
+      return true
+    }) as Writable['write']
+    const unhandled: unknown[] = []
+    const onUnhandled = (reason: unknown) => unhandled.push(reason)
+    process.on('unhandledRejection', onUnhandled)
+    t.teardown(() => {
+      process.off('unhandledRejection', onUnhandled)
+    })
+    const gw = await startGateway(t, {
+      policy,
+      upstreamUrl: upstream.url,
+      logger: { level: 'info', stream: failingLog },
+    })
+    const agent = new Agent({ keepAlive: true })
+    t.teardown(() => agent.destroy())
+    const get = () =>
+      send(agent, gw.url, 'GET', '/api/ipdrcustomers', CREDENTIALS.alice as Record<string, string>)
+    await get()
+    const hit = await get()
+    t.equal(hit.status, 200)
+    t.equal(hit.raw.headers['x-cache'], 'HIT', 'answered below Fastify')
+    const again = await get()
+    t.equal(again.status, 200, 'and the next one too')
+    await new Promise((resolve) => setImmediate(resolve))
+    t.ok(refused >= 2, `the access lines were refused (${refused})`)
+    t.same(unhandled, [], 'no unhandled rejection')
+  },
+)
