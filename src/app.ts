@@ -353,7 +353,7 @@ export async function buildApp(options: AppOptions): Promise<FastifyInstance> {
     app.addHook('preClose', async () => {
       closing = true
     })
-    const handle = makeListingHitHandler({
+    hitHandler = makeListingHitHandler({
       policy: () => source.current,
       policyApplied: (policy) => policy === limitsOf,
       cache,
@@ -364,7 +364,6 @@ export async function buildApp(options: AppOptions): Promise<FastifyInstance> {
       requestId: requestIdOf,
       closing: () => closing,
     })
-    hitHandler = handle
   }
 
   // Before any route it documents: @fastify/swagger collects routes as they are added.

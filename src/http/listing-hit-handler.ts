@@ -15,8 +15,7 @@
  * takes only the plainest hit: GET of a listing path exactly, no query string,
  * no body, no `Origin` (a CORS request is the plugin's), no `If-None-Match` (a
  * `304` is the route's), no trusted proxy (the client address is the
- * socket's), the
- * variant the client accepts already made. Everything else goes to Fastify
+ * socket's), the variant the client accepts already made. Everything else goes to Fastify
  * untouched; a request it has charged and then cannot answer (the entry was
  * invalidated meanwhile, the budget is spent, the store failed) goes to Fastify
  * with the charge (`CARRIED_CHARGE`), so it is counted once. The property test
