@@ -255,6 +255,7 @@ export async function buildApp(options: AppOptions): Promise<FastifyInstance> {
       consumerName: 'unknown',
       rateKey: null,
       rateCharged: false,
+      admitted: false,
     }
     request.upstreamAuth = null
     reply.header('x-request-id', request.id)
@@ -373,12 +374,12 @@ export async function buildApp(options: AppOptions): Promise<FastifyInstance> {
     await registerMetricsRoute(app, { metrics, token: options.metricsToken ?? null })
   }
   registerApiRoutes(app, {
-    policy: () => source.current,
     upstream,
     listings,
     audit,
     parseJson: parseJsonText,
     rateLimitConfig: apiRouteRateLimitConfig,
+    rateLimiter,
     onDenied: (consumer, operation) => metrics.policyDenials.inc({ consumer, operation }),
   })
 
@@ -390,6 +391,7 @@ export async function buildApp(options: AppOptions): Promise<FastifyInstance> {
     results: queryResults,
     onResultLookup: (result) => metrics.countLookup('queries', result),
     rateLimitConfig: apiRouteRateLimitConfig,
+    rateLimiter,
     onDenied: (consumer, operation) => metrics.policyDenials.inc({ consumer, operation }),
   })
 
@@ -402,6 +404,7 @@ export async function buildApp(options: AppOptions): Promise<FastifyInstance> {
     metrics,
     jobs: syncJobs,
     rateLimitConfig: apiRouteRateLimitConfig,
+    rateLimiter,
     onDenied: (consumer, operation) => metrics.policyDenials.inc({ consumer, operation }),
   })
 

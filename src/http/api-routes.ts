@@ -7,12 +7,12 @@ import type { FastifyInstance, FastifyReply, FastifyRequest, RouteOptions } from
 import { NO_AUDIT, type WriteAudit } from '../audit/write-audit.js'
 import { redactRecord } from '../cache/redaction.js'
 import { GatewayError } from '../errors.js'
-import type { Policy } from '../policy/types.js'
 import { type Operation, type PolicyOperation, RESOURCES, type ResourceFacts } from '../resources.js'
 import type { UpstreamClient } from '../upstream/client.js'
-import { makeAuthenticate } from './authenticate.js'
+import { makeAdmission } from './admission.js'
 import { sendListing, sendRead } from './listing-replies.js'
 import type { ListingSource } from './listings.js'
+import type { RateLimiter } from './rate-limit.js'
 import {
   bodySchema,
   bodyValidators,
@@ -25,7 +25,6 @@ import {
 import { forwardWrite } from './write-forwarder.js'
 
 export interface ApiRouteDeps {
-  readonly policy: () => Policy
   readonly upstream: UpstreamClient
   readonly listings: ListingSource
   /** Where forwarded writes are recorded (SPEC 11). Default: nowhere. */
@@ -33,6 +32,8 @@ export interface ApiRouteDeps {
   readonly parseJson: (text: string) => unknown
   /** Per-route `config.rateLimit` (the policy layer's rate limiter reads it). */
   readonly rateLimitConfig?: () => object
+  /** Charges an admitted request's budget (src/http/admission.ts). Default: the plugin's hook counts. */
+  readonly rateLimiter?: RateLimiter
   readonly onDenied?: (consumer: string, operation: PolicyOperation) => void
 }
 
@@ -56,8 +57,11 @@ export function registerApiRoutes(app: FastifyInstance, deps: ApiRouteDeps): voi
   for (const facts of RESOURCES) {
     const route = (operation: Operation, method: RouteOptions['method'], withKey: boolean) => {
       const url = withKey ? `${facts.path}/:UserID` : facts.path
-      const authenticate = makeAuthenticate(facts, operation, deps)
       const isWrite = operation !== 'list' && operation !== 'read'
+      const admit = makeAdmission(facts, operation, deps, {
+        path: checkPathUserId,
+        ...(isWrite ? { body: (request) => checkBody(request, facts, operation as WriteOperation) } : {}),
+      })
       const opts: RouteOptions = {
         method,
         url,
@@ -66,20 +70,7 @@ export function registerApiRoutes(app: FastifyInstance, deps: ApiRouteDeps): voi
           operation,
           ...(deps.rateLimitConfig ? { rateLimit: deps.rateLimitConfig() } : {}),
         },
-        preValidation: [
-          async (request) => {
-            const id = pathUserId(request)
-            if (id !== null) {
-              const problem = userIdProblem(
-                id,
-                request.url,
-                compiled(request.gw.policy.gateway.validation.userIdPattern),
-              )
-              if (problem) throw new GatewayError('IPDR_GW_INVALID_USER_ID', problem)
-            }
-          },
-          authenticate,
-        ],
+        preValidation: admit,
         handler: isWrite
           ? (request, reply) => handleWrite(request, reply, facts, operation as WriteOperation, deps)
           : operation === 'list'
@@ -87,16 +78,9 @@ export function registerApiRoutes(app: FastifyInstance, deps: ApiRouteDeps): voi
             : (request, reply) => sendRead(request, reply, facts, deps.listings),
       }
       if (isWrite) {
-        const op = operation as WriteOperation
-        // The documented schema uses the default rules; the validator that runs
-        // uses the rules of the policy in force (a reload may change them).
-        opts.schema = { body: bodySchema(facts, op, DEFAULT_VALIDATION) }
-        opts.validatorCompiler = () => (data: unknown) => {
-          const validate = bodyValidators(deps.policy().gateway.validation).get(`${facts.name}:${op}`)
-          const value = data ?? {}
-          if (validate?.(value)) return { value }
-          return { error: new GatewayError('IPDR_GW_VALIDATION', describeSchemaError(validate?.errors)) }
-        }
+        // Documentation only: the admission step checks the body with the rules of the request's policy.
+        opts.schema = { body: bodySchema(facts, operation as WriteOperation, DEFAULT_VALIDATION) }
+        opts.validatorCompiler = () => (data: unknown) => ({ value: data })
       }
       app.route(opts)
     }
@@ -107,6 +91,21 @@ export function registerApiRoutes(app: FastifyInstance, deps: ApiRouteDeps): voi
     route('update', 'PATCH', true)
     route('delete', 'DELETE', true)
   }
+}
+
+function checkPathUserId(request: FastifyRequest): void {
+  const id = pathUserId(request)
+  if (id === null) return
+  const problem = userIdProblem(id, request.url, compiled(request.gw.policy.gateway.validation.userIdPattern))
+  if (problem) throw new GatewayError('IPDR_GW_INVALID_USER_ID', problem)
+}
+
+/** SPEC 3.5 under the rules of the request's policy (a reload may change them); the body checked is the one forwarded. */
+function checkBody(request: FastifyRequest, facts: ResourceFacts, op: WriteOperation): void {
+  const validate = bodyValidators(request.gw.policy.gateway.validation).get(`${facts.name}:${op}`)
+  const value = request.body ?? {}
+  if (!validate?.(value)) throw new GatewayError('IPDR_GW_VALIDATION', describeSchemaError(validate?.errors))
+  request.body = value
 }
 
 async function handleWrite(

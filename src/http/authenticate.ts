@@ -1,11 +1,10 @@
 /**
- * The API routes' preValidation step: read a GET body, resolve the credentials,
- * find the consumer, apply its rules, and leave on the request what the handler
- * needs (`request.gw`, `request.upstreamAuth`). Denied requests never reach the
- * upstream. Credential fields are removed from the body here, so nothing later
- * can log, validate or forward the client's copy.
+ * What a request's credentials resolve to (`authorize`, pure but for hashing)
+ * and how that is left on the request (`applyAuthorization`). The route's
+ * admission step (src/http/admission.ts), the listing fast path and the hit
+ * handler below Fastify all decide through these two.
  */
-import type { FastifyReply, FastifyRequest } from 'fastify'
+import type { FastifyRequest } from 'fastify'
 import { hashToken } from '../cache/listing-cache.js'
 import {
   CREDENTIAL_HEADERS,
@@ -16,8 +15,7 @@ import {
 import { GatewayError, WWW_AUTHENTICATE } from '../errors.js'
 import { evaluate, findConsumer } from '../policy/evaluate.js'
 import type { ConsumerPolicy, Policy } from '../policy/types.js'
-import { type ApiResourceName, CREDENTIAL_FIELDS, type PolicyOperation } from '../resources.js'
-import { hasBody, readRawBody } from './get-body.js'
+import type { ApiResourceName, PolicyOperation } from '../resources.js'
 import './request-context.js'
 
 /** The upstream identity a request acts as. Never logged. */
@@ -33,12 +31,6 @@ declare module 'fastify' {
   interface FastifyRequest {
     upstreamAuth: UpstreamAuth | null
   }
-}
-
-export interface AuthenticateDeps {
-  readonly policy: () => Policy
-  readonly parseJson: (text: string) => unknown
-  readonly onDenied?: (consumer: string, operation: PolicyOperation) => void
 }
 
 function unauthorized(code: GatewayError['code'], message: string): GatewayError {
@@ -154,45 +146,5 @@ export function applyAuthorization(
   if (decided.ok) {
     gw.rateKey = decided.rateKey
     request.upstreamAuth = decided.auth
-  }
-}
-
-export function makeAuthenticate(
-  facts: { readonly name: ApiResourceName },
-  operation: PolicyOperation,
-  deps: AuthenticateDeps,
-) {
-  return async function authenticate(request: FastifyRequest, _reply: FastifyReply): Promise<void> {
-    const policy = request.gw.policy
-    request.gw.resource = facts.name
-    request.gw.operation = operation
-
-    if (request.method === 'GET' && hasBody(request.raw)) {
-      const raw = await readRawBody(request.raw, policy.gateway.limits.bodyBytes)
-      const text = raw.toString('utf8').trim()
-      if (text.length > 0) {
-        try {
-          request.body = deps.parseJson(text)
-        } catch (err) {
-          throw new GatewayError('IPDR_GW_INVALID_JSON', undefined, { cause: err })
-        }
-      }
-    }
-
-    const decided = authorize(policy, facts, operation, {
-      rawHeaders: request.raw.rawHeaders,
-      body: request.body,
-      clientIp: request.ip,
-    })
-    applyAuthorization(request, facts, operation, decided)
-    if (!decided.ok) {
-      if (decided.denied) deps.onDenied?.(decided.consumerName, operation)
-      throw decided.error
-    }
-
-    const body = request.body
-    if (typeof body === 'object' && body !== null && !Array.isArray(body)) {
-      for (const f of CREDENTIAL_FIELDS) delete (body as Record<string, unknown>)[f]
-    }
   }
 }

@@ -11,8 +11,9 @@
  * is what the route would have sent. Whatever it does not answer goes on to
  * the route untouched, which answers as before: a query string or a body, no
  * or bad credentials, a refusal by the policy, an exhausted budget, a cache
- * miss, a compressed variant not made yet. The only thing carried over is the
- * rate-limit charge (see `RateLimiter`), so nothing is counted twice.
+ * miss, a compressed variant not made yet. What it resolved and charged is
+ * carried over (`request.gw.admitted`), so the route's admission step
+ * (src/http/admission.ts) neither resolves nor counts it a second time.
  */
 import type { FastifyReply, FastifyRequest } from 'fastify'
 import type { ListingCache } from '../cache/listing-cache.js'
@@ -46,7 +47,7 @@ export function isListingFastPathRequest(request: FastifyRequest): boolean {
   return !request.url.includes('?') && !hasBody(request.raw)
 }
 
-/** The `onRequest` hook; it answers the request or leaves it, unchanged but for the rate-limit charge. */
+/** The `onRequest` hook; it answers the request or leaves it to the route, resolved and charged. */
 export function makeListingFastPath(deps: ListingFastPathDeps) {
   return async function listingFastPath(request: FastifyRequest, reply: FastifyReply): Promise<void> {
     if (!isListingFastPathRequest(request)) return
@@ -69,8 +70,10 @@ export function makeListingFastPath(deps: ListingFastPathDeps) {
       carried === undefined
         ? await deps.rateLimiter.charge(request, reply, { subject, gate: deps.authFailures })
         : await deps.rateLimiter.apply(request, reply, carried, deps.authFailures)
-    if (charged !== 'allowed') return
+    // Applied whatever the charge found: the route's admission step does not resolve or charge it again.
     applyAuthorization(request, facts, operation, decided)
+    request.gw.admitted = true
+    if (charged !== 'allowed') return
     // After the last await: a write whose response was sent before this point has invalidated the entry.
     const entry = deps.cache.peekFresh(listingKey(facts, decided.auth))
     if (entry === undefined) return

@@ -1,7 +1,7 @@
 /**
  * Trisul's IPDR Query API behind the gateway (shared/SPEC.md 12): the five
  * routes of `QUERY_FACTS` (list, new, status, result, cancel), authenticated
- * and authorized like the record routes (the same `makeAuthenticate`, policy
+ * and authorized like the record routes (the same `makeAdmission`, policy
  * resource `queries`), parameters from the query string on GET, times turned
  * into Trisul's format, the upstream's envelopes and real statuses normalized
  * by the same interpretation. A result read may `wait` for the query
@@ -27,8 +27,10 @@ import { type PolicyOperation, QUERY_FACTS, type QueryRouteFact } from '../resou
 import { upstreamBody } from '../upstream/body.js'
 import type { UpstreamClient, UpstreamResponse } from '../upstream/client.js'
 import { failureOf, interpretResponse, outcomeOf } from '../upstream/interpret.js'
-import { makeAuthenticate, type UpstreamAuth } from './authenticate.js'
+import { makeAdmission } from './admission.js'
+import type { UpstreamAuth } from './authenticate.js'
 import { answerStatus, toGatewayError } from './error-reply.js'
+import type { RateLimiter } from './rate-limit.js'
 
 /** Polls of a waiting result read are at least this far apart (SPEC 12: at most once a second). */
 export const STATUS_POLL_MS = 1000
@@ -48,6 +50,8 @@ export interface QueryRouteDeps {
   /** Each result lookup (`ipdr_gateway_cache_lookups_total{resource="queries"}`). */
   readonly onResultLookup?: (result: 'hit' | 'miss') => void
   readonly rateLimitConfig?: () => object
+  /** Charges an admitted request's budget (src/http/admission.ts). Default: the plugin's hook counts. */
+  readonly rateLimiter?: RateLimiter
   readonly onDenied?: (consumer: string, operation: PolicyOperation) => void
 }
 
@@ -184,7 +188,7 @@ function clientGone(reply: FastifyReply): AbortSignal {
 export function registerQueryRoutes(app: FastifyInstance, deps: QueryRouteDeps): void {
   const audit = deps.audit ?? NO_AUDIT
   for (const route of QUERY_FACTS.routes) {
-    const authenticate = makeAuthenticate(QUERY_FACTS, route.operation, deps)
+    const admit = makeAdmission(QUERY_FACTS, route.operation, deps)
     app.route({
       method: route.method,
       url: `${QUERY_FACTS.path}${route.path}`,
@@ -194,7 +198,7 @@ export function registerQueryRoutes(app: FastifyInstance, deps: QueryRouteDeps):
         queryRoute: route.path,
         ...(deps.rateLimitConfig ? { rateLimit: deps.rateLimitConfig() } : {}),
       },
-      preValidation: [authenticate],
+      preValidation: admit,
       handler: (request, reply) => handleQuery(request, reply, route, deps, audit),
     })
   }

@@ -1,7 +1,7 @@
 /**
- * What the gateway core resolved about a request, set on `request.gw` in its
- * `preValidation` hook and read by the hooks that run after it (rate limits,
- * policy decisions, metrics). Shared by the core and the policy layer.
+ * What the gateway core resolved about a request, set on `request.gw` by the
+ * route's admission step (src/http/admission.ts) or the listing fast path, and
+ * read by what runs after it (the rate-limit plugin, the handler, metrics).
  */
 import type { ConsumerPolicy, Policy } from '../policy/types.js'
 import type { ApiResourceName, PolicyOperation } from '../resources.js'
@@ -16,6 +16,8 @@ export interface RequestContext {
   rateKey: string | null /* 'consumer:NAME' or 'default:USERNAME' */
   /** The request has been counted against its budget already (the listing fast path); not again. */
   rateCharged: boolean
+  /** Credentials resolved, applied and charged (the fast path or the admission step): not again. */
+  admitted: boolean
 }
 
 declare module 'fastify' {

@@ -10,7 +10,7 @@
  * csv-parse.
  */
 import { setImmediate as yieldToLoop } from 'node:timers/promises'
-import type { FastifyInstance, FastifyRequest } from 'fastify'
+import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify'
 import type { WriteAudit } from '../audit/write-audit.js'
 import type { ListingEntry } from '../cache/listing-entry.js'
 import { GatewayError } from '../errors.js'
@@ -23,9 +23,10 @@ import { csvInputs, type InputRules, jsonInputs, SyncInputError } from '../sync/
 import { type JobDocument, type SyncJob, type SyncJobs, TooManyJobsError } from '../sync/jobs.js'
 import { type CurrentState, type SyncInput, SyncPlanner } from '../sync/plan.js'
 import type { UpstreamClient } from '../upstream/client.js'
-import { type Authorization, applyAuthorization, authorize, type UpstreamAuth } from './authenticate.js'
+import { applyAuthorization, authorize, type UpstreamAuth } from './authenticate.js'
 import { toGatewayError } from './error-reply.js'
 import type { ListingSource } from './listings.js'
+import type { RateLimiter } from './rate-limit.js'
 import { bodyValidators } from './request-schema.js'
 import { forwardWrite } from './write-forwarder.js'
 
@@ -42,6 +43,8 @@ export interface SyncRouteDeps {
   readonly metrics: GatewayMetrics
   readonly jobs: SyncJobs
   readonly rateLimitConfig?: () => object
+  /** Charges an admitted request's budget, as the API routes' admission step does. Default: the plugin's hook counts. */
+  readonly rateLimiter?: RateLimiter
   readonly onDenied?: (consumer: string, operation: PolicyOperation) => void
 }
 
@@ -111,10 +114,10 @@ export async function registerSyncRoutes(app: FastifyInstance, deps: SyncRouteDe
       url: SYNC_PATH,
       bodyLimit,
       config: config('start'),
-      preValidation: async (request) => {
+      preValidation: async (request, reply) => {
         const query = parseQuery(request.query as Record<string, unknown>, ['mode', 'delete', 'wait'])
         queries.set(request, query)
-        authorizeSync(request, deps, impliedOperations(query, isCsv(request)))
+        await admitSync(request, reply, deps, impliedOperations(query, isCsv(request)))
       },
       handler: async (request, reply) => {
         const query = queries.get(request) as SyncQuery
@@ -164,12 +167,12 @@ export async function registerSyncRoutes(app: FastifyInstance, deps: SyncRouteDe
         method,
         url: `${SYNC_JOBS_PATH}/:id`,
         config: config(method === 'GET' ? 'job' : 'cancel'),
-        preValidation: async (request) => {
+        preValidation: async (request, reply) => {
           queries.set(
             request,
             parseQuery(request.query as Record<string, unknown>, method === 'GET' ? ['wait'] : []),
           )
-          authorizeSync(request, deps, [])
+          await admitSync(request, reply, deps, [])
         },
         handler: async (request, reply): Promise<JobDocument> => {
           const { id } = request.params as { id: string }
@@ -200,11 +203,13 @@ function isCsv(request: FastifyRequest): boolean {
 }
 
 /** Credentials and the consumer's `sync` operation, then every write the sync implies; 401/403 otherwise. */
-function authorizeSync(
+/** The sync routes' admission: credentials from the headers, the implied operations, then the charge. */
+async function admitSync(
   request: FastifyRequest,
+  reply: FastifyReply,
   deps: SyncRouteDeps,
   implied: readonly [ResourceName, Operation][],
-): Authorization {
+): Promise<void> {
   const policy = request.gw.policy
   // The body is the CRM's list: credentials come from the headers (forms 1-3) only.
   const decided = authorize(policy, CUSTOMERS, 'sync', {
@@ -229,7 +234,8 @@ function authorizeSync(
       throw new GatewayError(decision.code, `A sync needs ${operation} on ${resource}: ${decision.message}`)
     }
   }
-  return decided
+  request.gw.admitted = true
+  await deps.rateLimiter?.charge(request, reply)
 }
 
 /** Holds the answer until the job ends, `seconds` pass, or the client goes away. */

@@ -47,6 +47,7 @@ async function build(
             ? `default:${username}`
             : `consumer:${consumer.name}`,
       rateCharged: false,
+      admitted: false,
     }
   })
   await registerRateLimits(app, { store: holder, clock, onLimited: (c) => limited.push(c) })
@@ -167,6 +168,7 @@ t.test('a shared counter store can be plugged in', async (t) => {
         consumerName: 'unknown',
         rateKey: 'default:alice',
         rateCharged: false,
+        admitted: false,
       }
     })
     await registerRateLimits(app, { store: holder, counterStore: shared, clock: () => now })

@@ -1,0 +1,93 @@
+/**
+ * The one place a request is admitted (SPEC 3.1, 3.5, 4): an API route's
+ * single `preValidation` step checks the path's UserID, reads a GET body,
+ * resolves the credentials, finds the consumer and applies its rules, checks
+ * the body, then charges the consumer's budget, and leaves on the request what
+ * the handler needs (`request.gw`, `request.upstreamAuth`).
+ *
+ * One async step instead of three (a UserID check, an authentication step and
+ * @fastify/rate-limit's `preHandler`, which each resolved something on their
+ * own), and a listing miss the fast path has admitted already is not resolved
+ * and charged a second time (docs/performance.md, row 13).
+ *
+ * The order is the one the separate hooks had, so every answer is as before:
+ * a bad UserID (400) before the credentials (401/403), those before the body
+ * (400), and the body before the budget, so an invalid request costs no budget.
+ * The budget is drawn through `RateLimiter.charge` (the plugin's own store, key
+ * and budget). What it does not admit, an exhausted budget or a failed counter
+ * store, it leaves to the plugin's hook, which answers 429 or lets the request
+ * through as it always has.
+ *
+ * Credential fields are removed from the body here, so nothing later can log,
+ * validate or forward the client's copy.
+ */
+import type { FastifyReply, FastifyRequest } from 'fastify'
+import { GatewayError } from '../errors.js'
+import { type ApiResourceName, CREDENTIAL_FIELDS, type PolicyOperation } from '../resources.js'
+import { applyAuthorization, authorize } from './authenticate.js'
+import { hasBody, readRawBody } from './get-body.js'
+import type { RateLimiter } from './rate-limit.js'
+import './request-context.js'
+
+export interface AdmissionDeps {
+  readonly parseJson: (text: string) => unknown
+  /** Called with the consumer and operation of every request the policy refuses. Default: nothing. */
+  readonly onDenied?: (consumer: string, operation: PolicyOperation) => void
+  /** Charges the budget of an admitted request. Default: none, the rate-limit plugin's hook counts. */
+  readonly rateLimiter?: RateLimiter
+}
+
+/** The route's own checks, run at their place in the admission. */
+export interface AdmissionChecks {
+  /** Before anything else (the path's UserID): throws a `GatewayError`. */
+  readonly path?: (request: FastifyRequest) => void
+  /** Once the credentials are out of the body, before the charge: throws a `GatewayError`. */
+  readonly body?: (request: FastifyRequest) => void
+}
+
+export function makeAdmission(
+  facts: { readonly name: ApiResourceName },
+  operation: PolicyOperation,
+  deps: AdmissionDeps,
+  checks: AdmissionChecks = {},
+) {
+  return async function admit(request: FastifyRequest, reply: FastifyReply): Promise<void> {
+    checks.path?.(request)
+    const gw = request.gw
+    // The listing fast path resolved and charged a plain listing GET it could not answer from the cache.
+    if (gw.admitted) return
+    gw.resource = facts.name
+    gw.operation = operation
+
+    if (request.method === 'GET' && hasBody(request.raw)) {
+      const raw = await readRawBody(request.raw, gw.policy.gateway.limits.bodyBytes)
+      const text = raw.toString('utf8').trim()
+      if (text.length > 0) {
+        try {
+          request.body = deps.parseJson(text)
+        } catch (err) {
+          throw new GatewayError('IPDR_GW_INVALID_JSON', undefined, { cause: err })
+        }
+      }
+    }
+
+    const decided = authorize(gw.policy, facts, operation, {
+      rawHeaders: request.raw.rawHeaders,
+      body: request.body,
+      clientIp: request.ip,
+    })
+    applyAuthorization(request, facts, operation, decided)
+    if (!decided.ok) {
+      if (decided.denied) deps.onDenied?.(decided.consumerName, operation)
+      throw decided.error
+    }
+
+    const body = request.body
+    if (typeof body === 'object' && body !== null && !Array.isArray(body)) {
+      for (const f of CREDENTIAL_FIELDS) delete (body as Record<string, unknown>)[f]
+    }
+    checks.body?.(request)
+    gw.admitted = true
+    await deps.rateLimiter?.charge(request, reply)
+  }
+}
