@@ -7,7 +7,7 @@
  * cached GET at N = 10 on the bench machine, docs/performance.md).
  *
  * It decides with the route's own functions (`authorize`, the rate limiter's
- * counters, the cache, `sendRepresentationIfReady`), so what the client gets
+ * counters, `readyHit` and `sendHit`), so what the client gets
  * is what the route would have sent. Whatever it does not answer goes on to
  * the route untouched, which answers as before: a query string or a body, no
  * or bad credentials, a refusal by the policy, an exhausted budget, a cache
@@ -21,8 +21,7 @@ import { RESOURCE_BY_NAME, type ResourceName } from '../resources.js'
 import { applyAuthorization, authorize } from './authenticate.js'
 import { hasBody } from './get-body.js'
 import { takeCarriedCharge } from './listing-hit-handler.js'
-import { sendRepresentationIfReady } from './listing-replies.js'
-import { listingKey } from './listings.js'
+import { readyHit, sendHit } from './listing-replies.js'
 import type { AuthFailureGate, RateLimiter } from './rate-limit.js'
 import './request-context.js'
 
@@ -75,11 +74,10 @@ export function makeListingFastPath(deps: ListingFastPathDeps) {
     request.gw.admitted = true
     if (charged !== 'allowed') return
     // After the last await: a write whose response was sent before this point has invalidated the entry.
-    const entry = deps.cache.peekFresh(listingKey(facts, decided.auth))
-    if (entry === undefined) return
-    // A redacted view not made yet is the route's to make, across loop turns.
-    const representation = entry.peekRedacted(decided.consumer?.redact ?? [])
-    if (representation !== undefined && sendRepresentationIfReady(request, reply, representation, 'hit'))
-      deps.cache.countHit(facts.name)
+    // A redacted view or a coding not made yet is the route's to make, across loop turns.
+    const hit = readyHit(deps.cache, facts, decided, request.headers['accept-encoding'])
+    if (hit === undefined) return
+    sendHit(request, reply, hit)
+    deps.cache.countHit(facts.name)
   }
 }

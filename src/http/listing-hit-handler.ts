@@ -9,8 +9,7 @@
  *
  * It never re-decides (shared/STYLE.md): it calls the functions the
  * `onRequest` fast path calls (`authorize`, the rate limiter's count with the
- * failed-authentication gate, the cache's `peekFresh`, the entry's
- * `peekRedacted`, `negotiateEncoding`, the representation's header block), and
+ * failed-authentication gate, `readyHit`, the representation's header block), and
  * records the metrics and the access line the `onResponse` hook would. It
  * takes only the plainest hit: GET of a listing path exactly, no query string,
  * no body, no `Origin` (a CORS request is the plugin's), no `If-None-Match` (a
@@ -24,15 +23,13 @@
  */
 import type { IncomingMessage, ServerResponse } from 'node:http'
 import type { FastifyBaseLogger } from 'fastify'
-import { negotiateEncoding } from '../cache/encoding.js'
 import type { ListingCache } from '../cache/listing-cache.js'
 import { type GatewayMetrics, recordHttp } from '../metrics.js'
 import type { Policy } from '../policy/types.js'
 import { RESOURCE_BY_NAME, type ResourceFacts } from '../resources.js'
 import { authorize } from './authenticate.js'
 import { hasBody } from './get-body.js'
-import { HIT_VARY, hitHeaderBlock } from './listing-replies.js'
-import { listingKey } from './listings.js'
+import { HIT_VARY, hitHeaderBlock, type ReadyHit, readyHit } from './listing-replies.js'
 import type { AuthFailureGate, Charged, RateLimiter } from './rate-limit.js'
 
 /** A charge made here for a request that went on to Fastify; the `onRequest` fast path applies it. */
@@ -84,15 +81,11 @@ export function makeListingHitHandler(deps: ListingHitHandlerDeps) {
     return facts
   }
 
-  /** The representation and its coding, if the hit can be answered now. */
-  const ready = (policy: Policy, facts: ResourceFacts, req: IncomingMessage, decided: Decided) => {
-    const entry = deps.cache.peekFresh(listingKey(facts, decided.auth))
-    const rep = entry?.peekRedacted(decided.consumer?.redact ?? [])
-    if (rep === undefined || !deps.policyApplied(policy)) return undefined
-    const encoding = negotiateEncoding(req.headers['accept-encoding'])
-    const body = rep.peekEncoded(encoding)
-    return body === undefined ? undefined : { rep, encoding, body }
-  }
+  /** The representation and its coding, if the hit can be answered now (and the policy has reached the cache). */
+  const ready = (policy: Policy, facts: ResourceFacts, req: IncomingMessage, decided: Decided) =>
+    deps.policyApplied(policy)
+      ? readyHit(deps.cache, facts, decided, req.headers['accept-encoding'])
+      : undefined
 
   /** What a plain hit needs decided before the charge; undefined: Fastify's. */
   const decide = (req: IncomingMessage) => {
@@ -118,7 +111,7 @@ export function makeListingHitHandler(deps: ListingHitHandlerDeps) {
     facts: ResourceFacts,
     decided: Decided,
     charged: Extract<Charged, { outcome: 'allowed' }>,
-    hit: NonNullable<ReturnType<typeof ready>>,
+    hit: ReadyHit,
   ): void => {
     const id = deps.requestId(req)
     res.writeHead(200, [

@@ -9,13 +9,15 @@ import type { FastifyReply, FastifyRequest } from 'fastify'
 import { type ContentEncoding, ifNoneMatchMatches, negotiateEncoding } from '../cache/encoding.js'
 import { deriveEtag, strongEtag } from '../cache/etag.js'
 import type { ListingRepresentation } from '../cache/listing-body.js'
-import type { LookupStatus } from '../cache/listing-cache.js'
+import type { ListingCache, LookupStatus } from '../cache/listing-cache.js'
 import { applyListingQueryYielding, parseListingQuery } from '../cache/listing-query.js'
 import { redactRecord } from '../cache/redaction.js'
 import { GatewayError } from '../errors.js'
+import type { ConsumerPolicy } from '../policy/types.js'
 import { RESOURCE_BY_NAME, type ResourceFacts } from '../resources.js'
+import type { UpstreamAuth } from './authenticate.js'
 import { CORS_VARY } from './cors.js'
-import type { ListingSource } from './listings.js'
+import { type ListingSource, listingKey } from './listings.js'
 
 const JSON_TYPE = 'application/json; charset=utf-8'
 
@@ -93,23 +95,36 @@ async function sendRepresentation(
   sendEncoded(request, reply, rep, status, encoding, body)
 }
 
+/** A cached plain listing that can be sent at once: its representation, the coding, the bytes. */
+export interface ReadyHit {
+  readonly rep: ListingRepresentation
+  readonly encoding: ContentEncoding
+  readonly body: Buffer
+}
+
 /**
- * Sends a plain listing as `sendListing` would, if its bytes for the coding
- * the client accepts are made already (identity always is); returns false,
- * having sent and set nothing, when they must be made first. For the
- * cached-listing fast path, which never waits.
+ * The plain listing a request resolved to `decided` may be answered with now,
+ * without waiting: fresh in the cache (`peekFresh`, which also asks the
+ * coherence lease), the consumer's redacted view made, and the coding the
+ * client accepts made. Undefined: the route's to fill or make. The one check
+ * of both hit paths, the `onRequest` fast path and the handler below Fastify.
  */
-export function sendRepresentationIfReady(
-  request: FastifyRequest,
-  reply: FastifyReply,
-  rep: ListingRepresentation,
-  status: LookupStatus,
-): boolean {
-  const encoding = negotiateEncoding(request.headers['accept-encoding'])
+export function readyHit(
+  cache: ListingCache,
+  facts: ResourceFacts,
+  decided: { readonly auth: UpstreamAuth; readonly consumer: ConsumerPolicy | null },
+  acceptEncoding: string | undefined,
+): ReadyHit | undefined {
+  const rep = cache.peekFresh(listingKey(facts, decided.auth))?.peekRedacted(decided.consumer?.redact ?? [])
+  if (rep === undefined) return undefined
+  const encoding = negotiateEncoding(acceptEncoding)
   const body = rep.peekEncoded(encoding)
-  if (body === undefined) return false
-  sendEncoded(request, reply, rep, status, encoding, body)
-  return true
+  return body === undefined ? undefined : { rep, encoding, body }
+}
+
+/** Sends a {@link ReadyHit} as `sendListing` would have sent it. */
+export function sendHit(request: FastifyRequest, reply: FastifyReply, hit: ReadyHit): void {
+  sendEncoded(request, reply, hit.rep, 'hit', hit.encoding, hit.body)
 }
 
 function sendEncoded(
