@@ -87,7 +87,6 @@ export function makeAdmission(
       for (const f of CREDENTIAL_FIELDS) delete (body as Record<string, unknown>)[f]
     }
     checks.body?.(request)
-    gw.admitted = true
     await deps.rateLimiter?.charge(request, reply)
   }
 }

@@ -16,7 +16,7 @@ export interface RequestContext {
   rateKey: string | null /* 'consumer:NAME' or 'default:USERNAME' */
   /** The request has been counted against its budget already (the listing fast path); not again. */
   rateCharged: boolean
-  /** Credentials resolved, applied and charged (the fast path or the admission step): not again. */
+  /** The listing fast path resolved, applied and charged it: the route's admission step does neither again. */
   admitted: boolean
 }
 

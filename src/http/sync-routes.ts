@@ -202,8 +202,10 @@ function isCsv(request: FastifyRequest): boolean {
   return /^text\/csv\b/i.test(String(request.headers['content-type'] ?? ''))
 }
 
-/** Credentials and the consumer's `sync` operation, then every write the sync implies; 401/403 otherwise. */
-/** The sync routes' admission: credentials from the headers, the implied operations, then the charge. */
+/**
+ * The sync routes' admission: credentials from the headers and the consumer's `sync` operation,
+ * then every write the sync implies (401/403 otherwise), then the charge.
+ */
 async function admitSync(
   request: FastifyRequest,
   reply: FastifyReply,
@@ -234,7 +236,6 @@ async function admitSync(
       throw new GatewayError(decision.code, `A sync needs ${operation} on ${resource}: ${decision.message}`)
     }
   }
-  request.gw.admitted = true
   await deps.rateLimiter?.charge(request, reply)
 }
 
