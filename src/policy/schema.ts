@@ -129,6 +129,12 @@ export function redisStoreSchema(): Schema {
         description:
           'How long an instance may serve cached listings after its last contact with Redis. A write waits at most this long for an instance that stopped answering (paused, cut off, killed).',
       },
+      directAcks: {
+        type: 'boolean',
+        default: true,
+        description:
+          'Instances also acknowledge invalidations to the writer by UDP, on the address each reaches Redis from (a port the system picks), besides through Redis: one hop instead of two on every write. A lost datagram or an unreachable address costs time, never correctness; false: through Redis only.',
+      },
     },
   }
 }

@@ -142,6 +142,8 @@ export interface RedisStorePolicy {
   readonly shareMaxBytes: number
   /** Lease: how long cached listings may be served after the last contact with Redis, in ms. Default 2000. */
   readonly leaseMs: number
+  /** Acknowledgements of invalidations by UDP to the writer too, besides through Redis. Default true. */
+  readonly directAcks: boolean
 }
 
 export interface ConsumerPolicy {

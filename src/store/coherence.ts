@@ -18,7 +18,9 @@
  * docs/decisions.md.
  */
 import { randomBytes } from 'node:crypto'
+import { channel } from 'node:diagnostics_channel'
 import type { Redis } from 'ioredis'
+import { type AckRequest, DirectAcks, parseAckRequest } from './direct-acks.js'
 import { Lease } from './lease.js'
 import { withinDeadline } from './redis-client.js'
 import type { StoreHealth } from './store-health.js'
@@ -156,19 +158,44 @@ export function coherenceKeys(prefix: string) {
   }
 }
 
+/**
+ * Published (node:diagnostics_channel) when a write's announcement is settled: every other live
+ * instance has acknowledged it or its lease has run out. `{ seq, leases }` (the live leases Redis
+ * listed, the writer's own among them); for tracing and the benchmark of row 10 (b), free when
+ * nothing subscribes.
+ */
+export const SETTLED_CHANNEL = 'ipdr-gateway:coherence:settled'
+const settledChannel = channel(SETTLED_CHANNEL)
+
 interface ParsedEvent {
   readonly seq: number
   readonly writer: string
   readonly context: string
+  /** Where the writer takes acknowledgements directly (src/store/direct-acks.ts), if it does. */
+  readonly ack: AckRequest | null
 }
 
-/** `seq\nwriter\ncontext` (the context last: it is the only part that could hold a newline). */
+/**
+ * `seq\nwriter\ncontext` (the context last: it is the only part that could hold a newline). The
+ * writer field is the instance id, then, when the writer takes direct acknowledgements, a space
+ * and its request (`secret host port`): an instance that knows nothing of them still drops the
+ * right context and acknowledges through Redis, to a channel the writer does not hear, so that
+ * writer waits out its lease instead (the price of a mixed-version cluster during an upgrade).
+ */
 function parseEvent(text: string): ParsedEvent | null {
   const a = text.indexOf('\n')
   const b = a < 0 ? -1 : text.indexOf('\n', a + 1)
   if (b < 0) return null
   const seq = Number(text.slice(0, a))
-  return Number.isSafeInteger(seq) ? { seq, writer: text.slice(a + 1, b), context: text.slice(b + 1) } : null
+  if (!Number.isSafeInteger(seq)) return null
+  const writerField = text.slice(a + 1, b)
+  const space = writerField.indexOf(' ')
+  return {
+    seq,
+    writer: space < 0 ? writerField : writerField.slice(0, space),
+    context: text.slice(b + 1),
+    ack: space < 0 ? null : parseAckRequest(writerField.slice(space + 1)),
+  }
 }
 
 export interface RedisCoherenceOptions {
@@ -187,6 +214,11 @@ export interface RedisCoherenceOptions {
   readonly now?: () => number
   /** Instance id (appears in Redis and in audit lines); default random. */
   readonly instanceId?: string
+  /**
+   * `store.redis.directAcks`: take and send acknowledgements by UDP too, on the address this
+   * instance reaches Redis from (src/store/direct-acks.ts). Default false.
+   */
+  readonly directAcks?: boolean
   readonly log?: { warn(obj: object, msg: string): void; info(obj: object, msg: string): void }
 }
 
@@ -217,6 +249,9 @@ export class RedisCoherence implements Coherence {
   readonly #unannounced = new Map<string, Waiter[]>()
   #timer: NodeJS.Timeout | null = null
   readonly #onFirstContact: (() => void)[] = []
+  readonly #directAcks: boolean
+  #direct: DirectAcks | null = null
+  #binding = false
   #renewing = false
   #flushing = false
   #started = false
@@ -241,6 +276,7 @@ export class RedisCoherence implements Coherence {
     this.#now = opts.now ?? (() => performance.now())
     this.instanceId = opts.instanceId ?? randomBytes(8).toString('hex')
     this.#log = opts.log
+    this.#directAcks = opts.directAcks ?? false
   }
 
   /** Subscribes and renews now, then every quarter lease. */
@@ -255,8 +291,41 @@ export class RedisCoherence implements Coherence {
     this.#subscriber.on('ready', subscribe)
     if (this.#subscriber.status === 'ready') subscribe()
     // Redis is back: renew at once rather than at the next tick.
-    this.#redis.on('ready', () => void this.renew())
+    this.#redis.on('ready', () => {
+      void this.#bindDirectAcks()
+      void this.renew()
+    })
+    void this.#bindDirectAcks()
     void this.renew()
+  }
+
+  /** Where this instance takes direct acknowledgements; null when it does not (yet). */
+  get directAckAddress(): { host: string; port: number } | null {
+    return this.#direct?.address ?? null
+  }
+
+  /**
+   * Opens the direct acknowledgement socket on the address this instance reaches Redis from: the
+   * other instances reach the same Redis, so most likely this address too. Until it is open, and
+   * for good if it cannot be, acknowledgements travel through Redis only.
+   */
+  async #bindDirectAcks(): Promise<void> {
+    if (!this.#directAcks || this.#direct || this.#binding || this.#closed) return
+    const host = this.#redis.status === 'ready' ? this.#redis.stream?.localAddress : undefined
+    if (!host) return
+    this.#binding = true
+    try {
+      const direct = await DirectAcks.open(host)
+      if (this.#closed) direct.close()
+      else this.#direct = direct
+    } catch (err) {
+      this.#log?.warn(
+        { host, error: (err as Error).message },
+        'shared store: no socket for direct acknowledgements; they travel through Redis only',
+      )
+    } finally {
+      this.#binding = false
+    }
   }
 
   mayServeCached(): boolean {
@@ -374,6 +443,7 @@ export class RedisCoherence implements Coherence {
     this.#acks.clear()
     for (const list of this.#unannounced.values()) for (const w of list) w.resolve()
     this.#unannounced.clear()
+    this.#direct?.close()
     // Leave the member set, so writers do not wait for this instance's lease to run out.
     if (this.#health.up) {
       await withinDeadline(this.#redis.zrem(this.#keys.members, this.instanceId), this.#timeoutMs).catch(
@@ -384,30 +454,48 @@ export class RedisCoherence implements Coherence {
 
   /** Announces `context`; true when Redis took it (and the live leases have acknowledged or run out). */
   async #announce(context: string): Promise<boolean> {
-    let seq: number
-    let redisNow: number
-    let members: string[]
-    let epoch: string
-    try {
-      ;[seq, redisNow, members, epoch] = await withinDeadline(
-        this.#redis.ipdrAnnounce(
-          this.#keys.seq,
-          this.#keys.events,
-          this.#keys.members,
-          this.#keys.ctxgen,
-          this.#keys.epoch,
-          context,
-          this.instanceId,
-          KEY_TTL_MS,
-          MAX_EVENTS,
-          this.#keys.invalidations,
-        ),
-        this.#timeoutMs,
-      )
-    } catch (err) {
-      this.#health.failed('announce', err)
-      return false
+    // A direct acknowledgement may come before Redis has answered this script: keep it until then.
+    const early = new Set<string>()
+    let onDirectAck = (member: string) => {
+      early.add(member)
     }
+    const expectation = this.#direct?.expect((member) => onDirectAck(member)) ?? null
+    try {
+      let seq: number
+      let redisNow: number
+      let members: string[]
+      let epoch: string
+      try {
+        ;[seq, redisNow, members, epoch] = await withinDeadline(
+          this.#redis.ipdrAnnounce(
+            this.#keys.seq,
+            this.#keys.events,
+            this.#keys.members,
+            this.#keys.ctxgen,
+            this.#keys.epoch,
+            context,
+            expectation ? `${this.instanceId} ${expectation.request}` : this.instanceId,
+            KEY_TTL_MS,
+            MAX_EVENTS,
+            this.#keys.invalidations,
+          ),
+          this.#timeoutMs,
+        )
+      } catch (err) {
+        this.#health.failed('announce', err)
+        return false
+      }
+      onDirectAck = (member) => this.#acks.get(`${seq}\n${member}`)?.resolve()
+      await this.#settle(seq, redisNow, members, epoch, early)
+      if (settledChannel.hasSubscribers) settledChannel.publish({ seq, leases: members.length / 2 })
+      return true
+    } finally {
+      expectation?.done()
+    }
+  }
+
+  /** Waits until every listed member other than this one has acknowledged `seq` or its lease has run out. */
+  async #settle(seq: number, redisNow: number, members: string[], epoch: string, acked: Set<string>) {
     const waits: Promise<void>[] = []
     // A Redis that lost its data (restarted empty, flushed) does not list the leases its former self
     // granted; those end at most a lease after it went away, before this epoch was made.
@@ -416,13 +504,12 @@ export class RedisCoherence implements Coherence {
     if (unlisted > 0) waits.push(new Promise((resolve) => setTimeout(resolve, unlisted).unref()))
     for (let i = 0; i + 1 < members.length; i += 2) {
       const member = members[i] as string
-      if (member === this.instanceId) continue
+      if (member === this.instanceId || acked.has(member)) continue
       // Until the member acknowledges, or its lease (as Redis granted it) runs out.
       const remaining = Math.min(Number(members[i + 1]) - redisNow, this.#leaseMs + this.#timeoutMs)
       if (remaining > 0) waits.push(this.#awaitAck(`${seq}\n${member}`, remaining))
     }
     await Promise.all(waits)
-    return true
   }
 
   #awaitAck(key: string, ms: number): Promise<void> {
@@ -475,13 +562,20 @@ export class RedisCoherence implements Coherence {
     this.#acks.get(`${message.slice(0, nl)}\n${message.slice(nl + 1)}`)?.resolve()
   }
 
-  /** Drops the context's entries here, then tells the writer. */
+  /**
+   * Drops the context's entries here, then tells the writer: directly when it asked (and through Redis
+   * too when its receipt does not come), through Redis otherwise.
+   */
   #apply(event: ParsedEvent): void {
     if (event.writer === this.instanceId) return
     this.#cache.invalidateContext(event.context)
-    this.#redis
-      .publish(this.#keys.acks(event.writer), `${event.seq}\n${this.instanceId}`)
-      .catch((err: unknown) => this.#health.noted('announce', err))
+    const throughRedis = () => {
+      this.#redis
+        .publish(this.#keys.acks(event.writer), `${event.seq}\n${this.instanceId}`)
+        .catch((err: unknown) => this.#health.noted('announce', err))
+    }
+    if (event.ack && this.#direct) this.#direct.send(event.ack, this.instanceId, throughRedis)
+    else throughRedis()
   }
 
   #schedule(): void {

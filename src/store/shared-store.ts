@@ -122,6 +122,7 @@ export function openSharedStore(opts: SharedStoreOptions): SharedStore {
         health,
         leaseMs: policy.leaseMs,
         timeoutMs: policy.timeoutMs,
+        directAcks: policy.directAcks,
         instanceId,
         ...(opts.log ? { log: opts.log } : {}),
       })

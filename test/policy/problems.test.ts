@@ -43,7 +43,7 @@ const schemaCases: Case[] = [
         'store: { redis: { keyPrefix: "has space", timeoutMs: 0, leaseMs: 50, shareMaxBytes: -1, db: 2 } }\n',
     },
     problems: [
-      'gateway.yaml: store.redis.db: unknown key (known keys: url, keyPrefix, timeoutMs, shareMaxBytes, leaseMs)',
+      'gateway.yaml: store.redis.db: unknown key (known keys: url, keyPrefix, timeoutMs, shareMaxBytes, leaseMs, directAcks)',
       'gateway.yaml: store.redis.keyPrefix: must match the pattern ^[A-Za-z0-9._:{}-]+$',
       'gateway.yaml: store.redis.timeoutMs: must be >= 1',
       'gateway.yaml: store.redis.shareMaxBytes: must be >= 0',

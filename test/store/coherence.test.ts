@@ -5,9 +5,11 @@
  * and acknowledged at the next renewal, a gap or lost data drops everything, and
  * a writer facing a Redis that lost its data waits out the old leases.
  */
+import { createSocket } from 'node:dgram'
+import { subscribe, unsubscribe } from 'node:diagnostics_channel'
 import { Redis } from 'ioredis'
 import t, { type Test } from 'tap'
-import { RedisCoherence } from '../../src/store/coherence.js'
+import { RedisCoherence, SETTLED_CHANNEL } from '../../src/store/coherence.js'
 import { closeRedis, openRedis } from '../../src/store/redis-client.js'
 import { StoreHealth } from '../../src/store/store-health.js'
 import { findRedisServer, REDIS_MISSING, startRedis, type TestRedis } from '../helpers/redis-server.js'
@@ -53,7 +55,14 @@ async function oldEpoch(t: Test, redis: TestRedis): Promise<Redis> {
   return admin
 }
 
-async function instance(t: Test, redis: TestRedis, id: string, leaseMs: number, now?: () => number) {
+async function instance(
+  t: Test,
+  redis: TestRedis,
+  id: string,
+  leaseMs: number,
+  now?: () => number,
+  directAcks = false,
+) {
   const cmd = openRedis({ url: redis.url, timeoutMs: 200, name: `test-${id}` })
   const sub = openRedis({ url: redis.url, timeoutMs: 200, name: `test-${id}-sub` })
   await ready(cmd)
@@ -69,6 +78,7 @@ async function instance(t: Test, redis: TestRedis, id: string, leaseMs: number, 
     leaseMs,
     timeoutMs: 200,
     instanceId: id,
+    directAcks,
     ...(now ? { now } : {}),
   })
   t.teardown(async () => {
@@ -76,7 +86,7 @@ async function instance(t: Test, redis: TestRedis, id: string, leaseMs: number, 
     closeRedis(cmd)
     closeRedis(sub)
   })
-  return { coherence, cache, health }
+  return { coherence, cache, health, cmd }
 }
 
 t.test('a lease runs from its renewal; a lapse drops the cache and starts a grace', async (t) => {
@@ -227,4 +237,82 @@ t.test('with both subscribed, a write is acknowledged over pub/sub at once', asy
   await a.coherence.invalidate('ops')
   t.ok(performance.now() - started < 1000, 'acknowledged over pub/sub, well before the lease end')
   t.same(b.cache.contexts, ['ops'])
+})
+
+/** Starts both, and resolves when both hold a lease (and have the sockets they asked for). */
+async function startBoth(...all: Awaited<ReturnType<typeof instance>>[]): Promise<void> {
+  for (const x of all) x.coherence.start()
+  const deadline = Date.now() + 5000
+  while (Date.now() < deadline && !all.every((x) => x.health.up)) await new Promise((r) => setTimeout(r, 10))
+  // Subscribed, and each direct socket bound on the address it reaches Redis from.
+  await new Promise((r) => setTimeout(r, 100))
+}
+
+t.test('a direct acknowledgement releases the writer when the one through Redis is lost', async (t) => {
+  const redis = await startRedis(t)
+  await oldEpoch(t, redis)
+  const a = await instance(t, redis, 'a', 3000, undefined, true)
+  const b = await instance(t, redis, 'b', 3000, undefined, true)
+  await startBoth(a, b)
+  t.same(a.coherence.directAckAddress?.host, '127.0.0.1', 'bound where it reaches Redis from')
+  // b's acknowledgements through Redis go nowhere: only the datagram can release the writer.
+  b.cmd.publish = (() => Promise.resolve(0)) as typeof b.cmd.publish
+  const settled: unknown[] = []
+  const onSettled = (message: unknown) => settled.push(message)
+  subscribe(SETTLED_CHANNEL, onSettled)
+  t.teardown(() => unsubscribe(SETTLED_CHANNEL, onSettled))
+  const started = performance.now()
+  await a.coherence.invalidate('ops')
+  t.ok(performance.now() - started < 1500, "released by b's datagram, well before b's lease end (3 s)")
+  t.same(b.cache.contexts, ['ops'], 'b dropped the context')
+  t.match(settled, [{ seq: Number, leases: 2 }], 'the settlement is published for tracing, once')
+})
+
+t.test(
+  'with direct acknowledgements on one side only, the one through Redis releases the writer',
+  async (t) => {
+    const redis = await startRedis(t)
+    await oldEpoch(t, redis)
+    const a = await instance(t, redis, 'a', 3000, undefined, true)
+    const b = await instance(t, redis, 'b', 3000, undefined, false)
+    await startBoth(a, b)
+    t.equal(b.coherence.directAckAddress, null, 'no socket when directAcks is off')
+    let started = performance.now()
+    await a.coherence.invalidate('ops')
+    t.ok(performance.now() - started < 1500, 'a writer asking for datagrams is released through Redis')
+    started = performance.now()
+    await b.coherence.invalidate('sales')
+    t.ok(
+      performance.now() - started < 1500,
+      'a writer not asking is acknowledged through Redis by one that could',
+    )
+    t.same(b.cache.contexts, ['ops', 'sales'], "b dropped a's context, then its own")
+    t.same(a.cache.contexts, ['ops', 'sales'], "a dropped its own, then b's")
+  },
+)
+
+t.test('a writer that sends no receipt is acknowledged through Redis as well', async (t) => {
+  const redis = await startRedis(t)
+  await oldEpoch(t, redis)
+  const b = await instance(t, redis, 'b', 3000, undefined, true)
+  await startBoth(b)
+  // Writer z asks for datagrams at an address that takes them and never answers.
+  const silent = createSocket('udp4')
+  await new Promise<void>((r) => silent.bind(0, '127.0.0.1', r))
+  t.teardown(() => silent.close())
+  const datagrams: string[] = []
+  silent.on('message', (m) => datagrams.push(m.toString('latin1')))
+  const listener = new Redis(redis.url)
+  t.teardown(() => listener.disconnect())
+  const acks: string[] = []
+  listener.on('message', (_channel: string, message: string) => acks.push(message))
+  await listener.subscribe('t:acks:z')
+  const publisher = new Redis(redis.url)
+  t.teardown(() => publisher.disconnect())
+  await publisher.publish('t:invalidations', `7\nz ${'S'.repeat(22)} 127.0.0.1 ${silent.address().port}\nops`)
+  const deadline = Date.now() + 3000
+  while (Date.now() < deadline && acks.length === 0) await new Promise((r) => setTimeout(r, 10))
+  t.same(b.cache.contexts, ['ops'], 'b dropped the context the event names')
+  t.equal(datagrams.length, 1, 'b acknowledged by datagram first')
+  t.same(acks, ['7\nb'], 'and, no receipt coming, through Redis to the writer id alone')
 })

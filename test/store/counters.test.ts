@@ -261,8 +261,16 @@ t.test(
       timeoutMs: 100,
       shareMaxBytes: 67_108_864,
       leaseMs: 2000,
+      directAcks: true,
     })
-    const fromPolicy = { url: 'redis://a:1', keyPrefix: 'x:', timeoutMs: 50, shareMaxBytes: 0, leaseMs: 500 }
+    const fromPolicy = {
+      url: 'redis://a:1',
+      keyPrefix: 'x:',
+      timeoutMs: 50,
+      shareMaxBytes: 0,
+      leaseMs: 500,
+      directAcks: false,
+    }
     t.same(
       redisStorePolicy(fromPolicy, 'redis://b:2'),
       { ...fromPolicy, url: 'redis://b:2' },
