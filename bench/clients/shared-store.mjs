@@ -4,8 +4,9 @@
  *   once through another; reports each write's latency and the stale reads,
  *   and with `observe` (a Redis URL and key prefix) how long each invalidation
  *   took to reach the other instances: from the writer's announcement to the
- *   last acknowledgement, as a subscriber of both channels sees them (an
- *   instance acknowledges once it has dropped the entries);
+ *   last acknowledgement through Redis, as a subscriber of both channels sees
+ *   them (an instance acknowledges once it has dropped the entries), and when
+ *   each announcement arrived (to set against the writer's `settled`);
  * - `latency`: GETs one URL back to back for `ms`, `concurrency` at a time;
  *   reports each request's start time (relative) and latency;
  * - `budget`: fires `count` GETs at once, spread over `origins`; reports the
@@ -39,14 +40,20 @@ async function call(origin, method, path, headers, body) {
   return { status: res.statusCode, text, ms: performance.now() - started }
 }
 
-/** Subscribes to the coherence channels under `keyPrefix`; `visible()` gives announcement → last ack per write. */
+/** The host's monotonic clock in ms: `process.hrtime` (CLOCK_MONOTONIC), which the gateways' `settled` uses too. */
+const hostNow = () => Number(process.hrtime.bigint()) / 1e6
+
+/**
+ * Subscribes to the coherence channels under `keyPrefix`; `visible()` gives, per write, announcement →
+ * last acknowledgement through Redis, and `announced` when each announcement arrived (`hostNow`).
+ */
 async function observeInvalidations({ redisUrl, keyPrefix }) {
   const sub = new Redis(redisUrl, { lazyConnect: true, maxRetriesPerRequest: 1 })
   await sub.connect()
   const announced = new Map()
   const lastAck = new Map()
   sub.on('pmessage', (_pattern, channel, message) => {
-    const at = performance.now()
+    const at = hostNow()
     const seq = message.slice(0, message.indexOf('\n'))
     if (channel === `${keyPrefix}invalidations`) announced.set(seq, at)
     else if (channel.startsWith(`${keyPrefix}acks:`)) lastAck.set(seq, at)
@@ -61,7 +68,7 @@ async function observeInvalidations({ redisUrl, keyPrefix }) {
         if (acked === undefined) unacknowledged++
         else out.push(acked - at)
       }
-      return { visibleMs: out, unacknowledged }
+      return { visibleMs: out, unacknowledged, announced: [...announced] }
     },
     close: () => sub.disconnect(),
   }
