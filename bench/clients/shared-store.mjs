@@ -16,7 +16,7 @@
  */
 import { Redis } from 'ioredis'
 import { Pool } from 'undici'
-import { serveAsChild } from '../lib/child.mjs'
+import { hostNow, serveAsChild } from '../lib/child.mjs'
 
 const pools = new Map()
 function pool(origin) {
@@ -39,9 +39,6 @@ async function call(origin, method, path, headers, body) {
   const text = await res.body.text()
   return { status: res.statusCode, text, ms: performance.now() - started }
 }
-
-/** The host's monotonic clock in ms: `process.hrtime` (CLOCK_MONOTONIC), which the gateways' `settled` uses too. */
-const hostNow = () => Number(process.hrtime.bigint()) / 1e6
 
 /**
  * Subscribes to the coherence channels under `keyPrefix`; `visible()` gives, per write, announcement →

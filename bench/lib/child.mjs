@@ -8,6 +8,13 @@
  */
 
 /**
+ * The host's monotonic clock in ms (`process.hrtime`, CLOCK_MONOTONIC): unlike `performance.now()`,
+ * which counts from each process's start, the same clock in every process on this host, so times
+ * taken in two children can be subtracted.
+ */
+export const hostNow = () => Number(process.hrtime.bigint()) / 1e6
+
+/**
  * @param {(opts: any) => Promise<{ info: object, handle?: (type: string, args: any) => unknown, close?: () => Promise<void> | void }>} start
  */
 export function serveAsChild(start) {

@@ -5,8 +5,7 @@
  * when `redisUrl` is set; an audit trail when `audit: { file, fsync }` is; production request logging,
  * info level and redacted as `serve` logs, into `logFile` when it is set).
  * Handler `settled`: when each of this instance's writes was settled (every other instance
- * acknowledged it: `SETTLED_CHANNEL`), as `[seq, ms]` on the host's monotonic clock
- * (`process.hrtime`, which other processes on this host share).
+ * acknowledged it: `SETTLED_CHANNEL`), as `[seq, ms]` on the host's monotonic clock (`hostNow`).
  */
 import { subscribe } from 'node:diagnostics_channel'
 import { rmSync } from 'node:fs'
@@ -14,7 +13,7 @@ import { buildApp } from '../../dist/app.js'
 import { LOG_REDACT_PATHS } from '../../dist/logging.js'
 import { loadPolicy } from '../../dist/policy/load.js'
 import { SETTLED_CHANNEL } from '../../dist/store/coherence.js'
-import { serveAsChild } from '../lib/child.mjs'
+import { hostNow, serveAsChild } from '../lib/child.mjs'
 import { writeBenchPolicy } from '../lib/policy.mjs'
 
 serveAsChild(async ({ logFile, ...policyOptions }) => {
@@ -33,7 +32,7 @@ serveAsChild(async ({ logFile, ...policyOptions }) => {
   const app = await buildApp({ policy: loaded.policy, upstreamUrl, logger, probe: false })
   const url = await app.listen({ host: '127.0.0.1', port: 0 })
   const settled = []
-  subscribe(SETTLED_CHANNEL, ({ seq }) => settled.push([seq, Number(process.hrtime.bigint()) / 1e6]))
+  subscribe(SETTLED_CHANNEL, ({ seq }) => settled.push([seq, hostNow()]))
   return {
     info: { url },
     handle(type) {

@@ -10,14 +10,12 @@
  * (`directAcks`, src/store/direct-acks.ts); `announce` publishes `count`
  * announcements one at a time, each waiting for `acks` acknowledgements from
  * distinct senders (default 1; at most 1 s), whichever way they come, then
- * `pauseMs`, and reports when each was settled (`process.hrtime` ms).
+ * `pauseMs`, and reports when each was settled (`hostNow`).
  * Options: `{ redisUrl, keyPrefix, name, direct }` (`direct`: ask for datagrams).
  */
 import { createSocket } from 'node:dgram'
 import { closeRedis, openRedis } from '../../dist/store/redis-client.js'
-import { serveAsChild } from '../lib/child.mjs'
-
-const hostNow = () => Number(process.hrtime.bigint()) / 1e6
+import { hostNow, serveAsChild } from '../lib/child.mjs'
 
 serveAsChild(async ({ redisUrl, keyPrefix, name, direct = false }) => {
   const cmd = openRedis({ url: redisUrl, timeoutMs: 100, name: `${name}:cmd` })

@@ -133,7 +133,7 @@ export function redisStoreSchema(): Schema {
         type: 'boolean',
         default: true,
         description:
-          'Instances also acknowledge invalidations to the writer by UDP, on the address each reaches Redis from (a port the system picks), besides through Redis: one hop instead of two on every write. A lost datagram or an unreachable address costs time, never correctness; false: through Redis only.',
+          "Instances acknowledge invalidations to the writer by UDP, on the address each reaches Redis from (a port the system picks): one hop instead of two on every write; through Redis when the writer's receipt does not come within 5 ms. A lost datagram or an unreachable address costs time, never correctness; false: through Redis only.",
       },
     },
   }

@@ -142,7 +142,7 @@ export interface RedisStorePolicy {
   readonly shareMaxBytes: number
   /** Lease: how long cached listings may be served after the last contact with Redis, in ms. Default 2000. */
   readonly leaseMs: number
-  /** Acknowledgements of invalidations by UDP to the writer too, besides through Redis. Default true. */
+  /** Acknowledgements of invalidations by UDP to the writer, through Redis when no receipt comes. Default true. */
   readonly directAcks: boolean
 }
 

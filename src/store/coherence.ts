@@ -215,8 +215,8 @@ export interface RedisCoherenceOptions {
   /** Instance id (appears in Redis and in audit lines); default random. */
   readonly instanceId?: string
   /**
-   * `store.redis.directAcks`: take and send acknowledgements by UDP too, on the address this
-   * instance reaches Redis from (src/store/direct-acks.ts). Default false.
+   * `store.redis.directAcks`: take and send acknowledgements by UDP, on the address this instance
+   * reaches Redis from, through Redis when no receipt comes (src/store/direct-acks.ts). Default false.
    */
   readonly directAcks?: boolean
   readonly log?: { warn(obj: object, msg: string): void; info(obj: object, msg: string): void }

@@ -1,10 +1,9 @@
 /**
- * Acknowledgements of invalidations sent straight to the writer by UDP, beside
- * the ones through Redis: one hop (member → writer) instead of two (member →
- * Redis → writer), and the second hop was most of the invalidation's tail on a
- * busy host (docs/performance.md, row 10 (b)). It only adds a path: every member
- * still acknowledges through Redis too, so a datagram lost, or an address the
- * others cannot reach, costs time and never correctness.
+ * Acknowledgements of invalidations sent straight to the writer by UDP: one hop
+ * (member → writer) instead of two (member → Redis → writer), and the second hop
+ * was most of the invalidation's tail on a busy host (docs/performance.md, row
+ * 10 (b)). Redis stays the fallback (below), so a datagram lost, or an address
+ * the others cannot reach, costs time and never correctness.
  *
  * An acknowledgement must prove that the member it names sent it (a forged one
  * would let a writer answer before that member dropped its entries). The writer
@@ -17,8 +16,8 @@
  * acknowledgement through Redis too only when no receipt came within
  * `RECEIPT_WAIT_MS`, and at once for a writer whose last receipt did not come:
  * sent both ways every time, the second copy loaded Redis and the writer for
- * nothing and cost most of the gain (bench row 10 (b) floor: p99 2.5–3.3 ms
- * against 1.8–2.6 ms with datagrams alone). A forged receipt (it takes the tag,
+ * nothing and cost most of the gain (docs/decisions.md, "acknowledgements by
+ * UDP"). A forged receipt (it takes the tag,
  * seen on the wire) can only delay a writer to its lease end, as dropping the
  * datagram would.
  */

@@ -239,8 +239,8 @@ t.test('with both subscribed, a write is acknowledged over pub/sub at once', asy
   t.same(b.cache.contexts, ['ops'])
 })
 
-/** Starts both, and resolves when both hold a lease (and have the sockets they asked for). */
-async function startBoth(...all: Awaited<ReturnType<typeof instance>>[]): Promise<void> {
+/** Starts each, and resolves when all hold a lease (and have the sockets they asked for). */
+async function startAll(...all: Awaited<ReturnType<typeof instance>>[]): Promise<void> {
   for (const x of all) x.coherence.start()
   const deadline = Date.now() + 5000
   while (Date.now() < deadline && !all.every((x) => x.health.up)) await new Promise((r) => setTimeout(r, 10))
@@ -253,7 +253,7 @@ t.test('a direct acknowledgement releases the writer when the one through Redis 
   await oldEpoch(t, redis)
   const a = await instance(t, redis, 'a', 3000, undefined, true)
   const b = await instance(t, redis, 'b', 3000, undefined, true)
-  await startBoth(a, b)
+  await startAll(a, b)
   t.same(a.coherence.directAckAddress?.host, '127.0.0.1', 'bound where it reaches Redis from')
   // b's acknowledgements through Redis go nowhere: only the datagram can release the writer.
   b.cmd.publish = (() => Promise.resolve(0)) as typeof b.cmd.publish
@@ -275,7 +275,7 @@ t.test(
     await oldEpoch(t, redis)
     const a = await instance(t, redis, 'a', 3000, undefined, true)
     const b = await instance(t, redis, 'b', 3000, undefined, false)
-    await startBoth(a, b)
+    await startAll(a, b)
     t.equal(b.coherence.directAckAddress, null, 'no socket when directAcks is off')
     let started = performance.now()
     await a.coherence.invalidate('ops')
@@ -295,7 +295,7 @@ t.test('a writer that sends no receipt is acknowledged through Redis as well', a
   const redis = await startRedis(t)
   await oldEpoch(t, redis)
   const b = await instance(t, redis, 'b', 3000, undefined, true)
-  await startBoth(b)
+  await startAll(b)
   // Writer z asks for datagrams at an address that takes them and never answers.
   const silent = createSocket('udp4')
   await new Promise<void>((r) => silent.bind(0, '127.0.0.1', r))
