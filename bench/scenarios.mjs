@@ -22,7 +22,7 @@ import { decoded, expect, expectJson, probe, sha256 } from './lib/probe.mjs'
 import { LOAD_CPU, SERVER_CPU } from './lib/processes.mjs'
 import { median, percentile } from './lib/stats.mjs'
 
-export const ROW_IDS = ['1', '1b', '2', '3', '4', '5', '6', '7', '8', '9', '10', '11', '12', '13']
+export const ROW_IDS = ['1', '1b', '2', '3', '4', '5', '6', '7', '8', '9', '10', '11', '12', '13', '14']
 
 const LIST = '/api/ipdrcustomers'
 const json = (v) => JSON.stringify(v)
@@ -859,7 +859,7 @@ async function syncJobs(ctx) {
     const emu = await ctx.start('servers/emulator.mjs', { seed: m }, LOAD_CPU)
     const gw = await ctx.start(
       'servers/gateway.mjs',
-      { upstreamUrl: emu.info.url, sync: { maxInputBytes: 256 * 1024 * 1024 } },
+      { upstreamUrl: emu.info.url, sync: { maxBodyBytes: 256 * 1024 * 1024 } },
       SERVER_CPU,
     )
     const body = json(customers(0, m))
@@ -1066,6 +1066,189 @@ async function nginxPeer(ctx) {
   return out
 }
 
+/** The build before SPEC 13's admission checks (issue 30), for row 14 (a). */
+const BEFORE_HOSTILE_CLIENTS = 'ba970d4'
+
+/** `n` rows of Trisul's CSV import layout, each customer with one address. */
+function csvRows(n) {
+  const rows = ['IP/subnet(s),Name,Address,Email,Phone,Alt Phone,Customer ID,Valid From,Valid To,Terminal ID']
+  for (let i = 0; i < n; i++) {
+    const ip = `10.${(i >> 16) & 255}.${(i >> 8) & 255}.${i & 255}`
+    rows.push(
+      `${ip},Customer ${i},Street ${i % 977},c${i}@example.in,98450${String(i % 100000).padStart(5, '0')},,H${i},01-01-2024 00:00:00,,T${i % 50}`,
+    )
+  }
+  return `${rows.join('\n')}\n`
+}
+
+/**
+ * Row 14 (issue 30, SPEC 13): (a) a cached hit through this build vs the build before the
+ * admission checks, N = 10 and 1,000, same run (goal ≥ 0.95); (b) a plan of a 1,000,000-row CSV:
+ * gateway RSS growth (goal ≤ 1 GiB) and its longest event-loop delay (goal ≤ 50 ms); (c) 8 × 60 MB
+ * uploads without credentials: gateway RSS growth (goal ≤ 64 MB).
+ */
+async function hostileClients(ctx) {
+  const out = []
+  const { baseGatewayScript } = await import('./lib/base-build.mjs')
+  const baseScript = baseGatewayScript(BEFORE_HOSTILE_CLIENTS)
+  const headers = gatewayHeaders()
+  for (const n of [10, 1000]) {
+    const up = await ctx.start('servers/upstream.mjs', { n }, LOAD_CPU)
+    const now = await ctx.start('servers/gateway.mjs', { upstreamUrl: up.info.url }, SERVER_CPU)
+    const before = await ctx.start(baseScript, { upstreamUrl: up.info.url }, SERVER_CPU)
+    for (const gw of [now, before]) {
+      await probe(gw.info.url + LIST, { headers })
+      const hit = await probe(gw.info.url + LIST, { headers })
+      expect(
+        hit.status === 200 && hit.headers['x-cache'] === 'HIT',
+        `row 14: expected a HIT, got ${hit.status}`,
+      )
+    }
+    const r = await comparePair(ctx.cfg, {
+      label: `row 14 N=${n}`,
+      a: { url: now.info.url + LIST, headers, connections: ctx.cfg.connections },
+      b: { url: before.info.url + LIST, headers, connections: ctx.cfg.connections },
+      servers: { a: now, b: before },
+    })
+    out.push(
+      throughputRow(
+        '14',
+        `cached listing, N = ${fmt.int(n)}: with SPEC 13's admission checks vs the build before them (${BEFORE_HOSTILE_CLIENTS})`,
+        r,
+        '≥ 0.95',
+        r.ratio >= 0.95,
+      ),
+    )
+    await Promise.all([now.stop(), before.stop(), up.stop()])
+  }
+  {
+    const m = ctx.cfg.quick ? 100_000 : 1_000_000
+    const emu = await ctx.start('servers/emulator.mjs', { seed: 0 }, LOAD_CPU)
+    const gw = await ctx.start(
+      'servers/gateway.mjs',
+      { upstreamUrl: emu.info.url, sync: { maxBodyBytes: 256 * 1024 * 1024 } },
+      SERVER_CPU,
+    )
+    const body = csvRows(m)
+    const { request } = await import('undici')
+    const rssBefore = vmRssBytes(gw.pid)
+    let peak = rssBefore
+    const timer = setInterval(() => {
+      peak = Math.max(peak, vmRssBytes(gw.pid))
+    }, 20)
+    await gw.call('loop-start')
+    const started = performance.now()
+    let doc
+    try {
+      const res = await request(`${gw.info.url}/sync/customers?mode=plan&wait=60`, {
+        method: 'POST',
+        headers: { ...headers, 'content-type': 'text/csv' },
+        body,
+      })
+      doc = await res.body.json()
+      expect(res.statusCode === 202, `row 14 (b): ${res.statusCode} ${JSON.stringify(doc).slice(0, 200)}`)
+      while (doc.state === 'planning') {
+        const next = await request(`${gw.info.url}${res.headers.location}?wait=5`, { headers })
+        doc = await next.body.json()
+      }
+    } finally {
+      clearInterval(timer)
+    }
+    const seconds = (performance.now() - started) / 1000
+    const stall = await gw.call('loop-max')
+    peak = Math.max(peak, vmRssBytes(gw.pid))
+    expect(
+      doc.state === 'done' && doc.plan.create === m,
+      `row 14 (b): ${doc.state} ${JSON.stringify(doc.plan)}`,
+    )
+    const growth = peak - rssBefore
+    out.push({
+      row: '14',
+      scenario: `sync plan of a ${fmt.int(m)}-row CSV (${(body.length / 1048576).toFixed(0)} MiB) against an empty Trisul, ${seconds.toFixed(1)} s: gateway RSS growth`,
+      aText: `${(growth / 1048576).toFixed(0)} MiB`,
+      bText: '',
+      ratioText: '',
+      target: '≤ 1024 MiB',
+      pass: growth <= 1024 * 1048576,
+      measured: { records: m, inputBytes: body.length, rssBefore, rssPeak: peak, seconds },
+    })
+    out.push({
+      row: '14',
+      scenario: `the same plan: the gateway's longest event-loop delay (monitorEventLoopDelay, 10 ms resolution)`,
+      aText: `${stall.toFixed(1)} ms`,
+      bText: '',
+      ratioText: '',
+      target: '≤ 50 ms',
+      pass: stall <= 50,
+      measured: { maxLoopDelayMs: stall },
+    })
+    await Promise.all([gw.stop(), emu.stop()])
+  }
+  {
+    const up = await ctx.start('servers/upstream.mjs', { n: 10 }, LOAD_CPU)
+    const gw = await ctx.start('servers/gateway.mjs', { upstreamUrl: up.info.url }, SERVER_CPU)
+    const { connect } = await import('node:net')
+    const port = Number(new URL(gw.info.url).port)
+    const rssBefore = vmRssBytes(gw.pid)
+    let peak = rssBefore
+    const timer = setInterval(() => {
+      peak = Math.max(peak, vmRssBytes(gw.pid))
+    }, 20)
+    const chunk = Buffer.alloc(64 * 1024, 0x41)
+    const uploadOnce = () =>
+      new Promise((resolve) => {
+        const socket = connect(port, '127.0.0.1')
+        let sent = 0
+        let status = 0
+        let done = false
+        const finish = () => {
+          if (done) return
+          done = true
+          socket.destroy()
+          resolve({ status, sent })
+        }
+        socket.on('data', (d) => {
+          status = Number(/^HTTP\/1\.1 (\d{3})/.exec(d.toString('latin1'))?.[1] ?? status)
+        })
+        socket.on('close', finish)
+        socket.on('error', finish)
+        setTimeout(finish, 30_000)
+        socket.on('connect', async () => {
+          socket.write(
+            'POST /sync/customers HTTP/1.1\r\nHost: x\r\nContent-Type: text/csv\r\nTransfer-Encoding: chunked\r\n\r\n',
+          )
+          while (!done && sent < 60 * 1048576) {
+            const ok =
+              socket.write(`${chunk.length.toString(16)}\r\n`) && socket.write(chunk) && socket.write('\r\n')
+            sent += chunk.length
+            if (!ok) await new Promise((r) => socket.once('drain', r).once('close', r))
+          }
+          finish()
+        })
+      })
+    let results
+    try {
+      results = await Promise.all(Array.from({ length: 8 }, uploadOnce))
+    } finally {
+      clearInterval(timer)
+    }
+    peak = Math.max(peak, vmRssBytes(gw.pid))
+    const growth = peak - rssBefore
+    out.push({
+      row: '14',
+      scenario: `8 × 60 MB chunked uploads to POST /sync/customers without credentials (answers ${[...new Set(results.map((r) => r.status))].join(', ')}; ${(results.reduce((a, r) => a + r.sent, 0) / 1048576).toFixed(0)} MiB sent in all): gateway RSS growth`,
+      aText: `${(growth / 1048576).toFixed(1)} MiB`,
+      bText: '',
+      ratioText: '',
+      target: '≤ 64 MB',
+      pass: growth <= 64 * 1e6 && results.every((r) => r.status === 401),
+      measured: { rssBefore, rssPeak: peak, results },
+    })
+    await Promise.all([gw.stop(), up.stop()])
+  }
+  return out
+}
+
 export const GROUPS = [
   { rows: ['1b'], run: (ctx, want) => cachedListing(ctx, 10, want) },
   { rows: ['1', '3'], run: (ctx, want) => cachedListing(ctx, 1000, want) },
@@ -1083,6 +1266,7 @@ export const GROUPS = [
   { rows: ['11'], run: (ctx) => auditedWrites(ctx) },
   { rows: ['12'], run: (ctx) => syncJobs(ctx) },
   { rows: ['13'], run: (ctx) => nginxPeer(ctx) },
+  { rows: ['14'], run: (ctx) => hostileClients(ctx) },
 ]
 
 /**

@@ -19,22 +19,33 @@ import { ListingCache } from './cache/listing-cache.js'
 import { listingScannerPool } from './cache/listing-scanner.js'
 import { ERRORS, errorBody, GatewayError, WWW_AUTHENTICATE } from './errors.js'
 import { registerApiRoutes } from './http/api-routes.js'
+import { BodiesInFlight, registerBodiesInFlight } from './http/bodies-in-flight.js'
 import { clientErrorHandler } from './http/client-errors.js'
 import { registerCors } from './http/cors.js'
-import { toGatewayError } from './http/error-reply.js'
+import { toGatewayError, verdictOfError } from './http/error-reply.js'
+import { drainable } from './http/get-body.js'
 import { registerHealthRoutes } from './http/health-routes.js'
-import { isListingFastPathRequest, makeListingFastPath } from './http/listing-fast-path.js'
+import {
+  CONNECTIONS_CHECKING_INTERVAL_MS,
+  dropForgedForwards,
+  guardServer,
+  type ListenerLimits,
+  watchRequest,
+} from './http/listener-guards.js'
+import { makeListingFastPath } from './http/listing-fast-path.js'
 import { makeListingHitHandler } from './http/listing-hit-handler.js'
 import { CachedListings, staleMayCover } from './http/listings.js'
 import { registerMetricsRoute } from './http/metrics-route.js'
 import { registerOpenApi } from './http/openapi.js'
 import { registerQueryRoutes } from './http/query-routes.js'
 import { apiRouteRateLimitConfig, registerAuthFailureLimiter, registerRateLimits } from './http/rate-limit.js'
-import type { RequestContext } from './http/request-context.js'
-import { registerSyncRoutes } from './http/sync-routes.js'
+import { newRequestContext, type RequestContext } from './http/request-context.js'
+import { capMessage, presentedSecrets, querySecrets, scrubSecrets, scrubUrl } from './http/secrets.js'
+import { registerSyncRoutes, SYNC_PATH } from './http/sync-routes.js'
 import { httpsServerOptions, type TlsMaterial } from './http/tls.js'
 import { LOG_REDACT_PATHS } from './logging.js'
 import { createMetrics, type GatewayMetrics, recordHttp } from './metrics.js'
+import { KnownGoodCredentials } from './policy/known-good.js'
 import type { AuditPolicy, Policy } from './policy/types.js'
 import { QueryResultCache } from './queries/query-result.js'
 import { type Coherence, LocalCoherence } from './store/coherence.js'
@@ -115,19 +126,31 @@ export async function buildApp(options: AppOptions): Promise<FastifyInstance> {
   // Cached listing hits are answered by the server's own listener, below Fastify, once the handler
   // is made (src/http/listing-hit-handler.ts); everything else goes to Fastify's.
   type Listener = (req: IncomingMessage, res: ServerResponse) => void
+  // Read at start: a server's timeouts and connection cap are set once (docs/operations.md).
+  const listenerLimits: ListenerLimits = {
+    server: initial.gateway.server,
+    syncRequestTimeoutMs: initial.gateway.sync.requestTimeoutMs,
+    syncPath: SYNC_PATH,
+  }
   let hitHandler: ((req: IncomingMessage, res: ServerResponse, next: Listener) => void) | null = null
   const serverFactory = (handler: Listener, opts: FastifyServerOptions): Server => {
-    const listener: Listener = (req, res) =>
-      hitHandler === null ? handler(req, res) : hitHandler(req, res, handler)
+    const forwarded = initial.gateway.trustProxy.length > 0
+    const listener: Listener = (req, res) => {
+      watchRequest(req, res, listenerLimits)
+      if (forwarded) dropForgedForwards(req)
+      if (hitHandler === null) handler(req, res)
+      else hitHandler(req, res, handler)
+    }
+    const serverOptions = { connectionsCheckingInterval: CONNECTIONS_CHECKING_INTERVAL_MS }
     const server = options.tls
-      ? createHttpsServer(httpsServerOptions(options.tls), listener)
-      : createServer(listener)
-    // What Fastify does to a server it makes itself (fastify/lib/server.js, getServerInstance).
-    server.keepAliveTimeout = opts.keepAliveTimeout ?? 72_000
-    server.requestTimeout = opts.requestTimeout ?? 0
+      ? createHttpsServer({ ...httpsServerOptions(options.tls), ...serverOptions }, listener)
+      : createServer(serverOptions, listener)
+    // What Fastify does to a server it makes itself (fastify/lib/server.js, getServerInstance),
+    // with the timeouts and the per-address cap of SPEC 13.
     server.setTimeout(opts.connectionTimeout ?? 0)
     if ((opts.maxRequestsPerSocket ?? 0) > 0)
       server.maxRequestsPerSocket = opts.maxRequestsPerSocket as number
+    guardServer(server, listenerLimits)
     return server
   }
 
@@ -247,16 +270,7 @@ export async function buildApp(options: AppOptions): Promise<FastifyInstance> {
   app.addHook('onRequest', async (request, reply) => {
     const policy = source.current
     // A request keeps the policy it started under, even across a reload.
-    request.gw = {
-      policy,
-      resource: null,
-      operation: null,
-      consumer: null,
-      consumerName: 'unknown',
-      rateKey: null,
-      rateCharged: false,
-      admitted: false,
-    }
+    request.gw = newRequestContext(policy)
     request.upstreamAuth = null
     reply.header('x-request-id', request.id)
     if (policy !== limitsOf) {
@@ -276,7 +290,7 @@ export async function buildApp(options: AppOptions): Promise<FastifyInstance> {
       request.log.info(
         {
           method: request.method,
-          url: request.url,
+          url: scrubUrl(request.url),
           statusCode: reply.statusCode,
           ms: Math.round(reply.elapsedTime * 1000) / 1000,
           consumer: request.gw?.consumerName ?? 'unknown',
@@ -317,18 +331,34 @@ export async function buildApp(options: AppOptions): Promise<FastifyInstance> {
 
   app.setErrorHandler((err, request, reply) => {
     const ge = toGatewayError(err)
+    // What Trisul said of the credentials, whether or not its envelope is passed through (SPEC 13).
+    const verdict = verdictOfError(ge)
+    if (verdict !== null && request.gw) request.gw.trisulVerdict = verdict
+    // A body refused before it was read is drained only when small: else the connection closes after the answer.
+    if (ge.statusCode === 408 || !(request.raw.complete || drainable(request.raw)))
+      reply.header('connection', 'close')
+    // Nothing secret echoed: the request's own token, key and query secrets are masked in any message.
+    const secrets = [
+      ...presentedSecrets(request.raw.rawHeaders),
+      ...(request.upstreamAuth ? [request.upstreamAuth.token] : []),
+      ...querySecrets(request.url),
+    ]
     if (ge.passthrough && request.gw?.policy.gateway.upstream.normalizeErrors === false) {
-      // Legacy clients asked for Trisul's envelopes as they are.
-      reply.code(ge.passthrough.statusCode).type('application/json; charset=utf-8').send(ge.passthrough.body)
+      // Legacy clients asked for Trisul's envelopes as they are (but for the secrets they may echo).
+      const text = ge.passthrough.body.toString('utf8')
+      const scrubbed = scrubSecrets(text, secrets)
+      const body = scrubbed === text ? ge.passthrough.body : scrubbed
+      reply.code(ge.passthrough.statusCode).type('application/json; charset=utf-8').send(body)
       return
     }
-    if (ge.statusCode >= 500) request.log.error({ err: ge.cause ?? ge, code: ge.code }, ge.message)
-    else request.log.info({ code: ge.code, statusCode: ge.statusCode }, ge.message)
+    const message = capMessage(scrubSecrets(ge.message, secrets))
+    if (ge.statusCode >= 500) request.log.error({ err: ge.cause ?? ge, code: ge.code }, message)
+    else request.log.info({ code: ge.code, statusCode: ge.statusCode }, message)
     for (const [k, v] of Object.entries(ge.headers)) reply.header(k, v)
     if (ge.statusCode === 401 && !reply.hasHeader('www-authenticate')) {
       reply.header('www-authenticate', WWW_AUTHENTICATE)
     }
-    reply.code(ge.statusCode).type('application/json; charset=utf-8').send(ge.toBody())
+    reply.code(ge.statusCode).type('application/json; charset=utf-8').send(errorBody(ge.code, message))
   })
   app.setNotFoundHandler((_request, reply) => {
     reply.code(ERRORS.IPDR_GW_NOT_FOUND.status).send(errorBody('IPDR_GW_NOT_FOUND'))
@@ -336,12 +366,17 @@ export async function buildApp(options: AppOptions): Promise<FastifyInstance> {
 
   await registerCors(app, { store: source })
   const fastPath = options.listingFastPath !== false
+  const knownGood = new KnownGoodCredentials({
+    seconds: () => source.current.gateway.auth.knownGoodSeconds,
+    ...(options.now ? { clock: options.now } : {}),
+  })
+  const isKnownGood = (username: string, tokenHash: string) => knownGood.has(username, tokenHash)
   const authFailures = registerAuthFailureLimiter(app, {
     store: source,
+    knownGood,
     ...(shared ? { counterStore: shared.authFailureCounters } : {}),
-    // The fast path makes this check itself, with the rate charge (one round trip to a shared store).
-    ...(fastPath ? { defer: isListingFastPathRequest } : {}),
   })
+  registerBodiesInFlight(app, new BodiesInFlight())
   const rateLimiter = await registerRateLimits(app, {
     store: source,
     ...(shared ? { counterStore: shared.rateCounters, guardedCounter: shared.admission } : {}),
@@ -349,7 +384,7 @@ export async function buildApp(options: AppOptions): Promise<FastifyInstance> {
   })
   if (fastPath) {
     // After the CORS and failed-authentication hooks, which apply to it as to every request.
-    app.addHook('onRequest', makeListingFastPath({ cache, rateLimiter, authFailures }))
+    app.addHook('onRequest', makeListingFastPath({ cache, rateLimiter, isKnownGood }))
     let closing = false
     app.addHook('preClose', async () => {
       closing = true
@@ -359,7 +394,7 @@ export async function buildApp(options: AppOptions): Promise<FastifyInstance> {
       policyApplied: (policy) => policy === limitsOf,
       cache,
       rateLimiter,
-      authFailures,
+      isKnownGood,
       metrics,
       log: app.log,
       requestId: requestIdOf,
@@ -380,6 +415,8 @@ export async function buildApp(options: AppOptions): Promise<FastifyInstance> {
     parseJson: parseJsonText,
     rateLimitConfig: apiRouteRateLimitConfig,
     rateLimiter,
+    isKnownGood,
+    chargeUnproven: (request, reply, key) => authFailures.chargeUnproven(request, reply, key),
     onDenied: (consumer, operation) => metrics.policyDenials.inc({ consumer, operation }),
   })
 
@@ -392,6 +429,8 @@ export async function buildApp(options: AppOptions): Promise<FastifyInstance> {
     onResultLookup: (result) => metrics.countLookup('queries', result),
     rateLimitConfig: apiRouteRateLimitConfig,
     rateLimiter,
+    isKnownGood,
+    chargeUnproven: (request, reply, key) => authFailures.chargeUnproven(request, reply, key),
     onDenied: (consumer, operation) => metrics.policyDenials.inc({ consumer, operation }),
   })
 
@@ -403,8 +442,11 @@ export async function buildApp(options: AppOptions): Promise<FastifyInstance> {
     audit,
     metrics,
     jobs: syncJobs,
+    scanner,
+    settleCharge: (address, auth, verdict) => authFailures.settle(address, auth, verdict),
     rateLimitConfig: apiRouteRateLimitConfig,
     rateLimiter,
+    isKnownGood,
     onDenied: (consumer, operation) => metrics.policyDenials.inc({ consumer, operation }),
   })
 

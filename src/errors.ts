@@ -22,6 +22,10 @@ export const ERRORS = {
   IPDR_GW_NO_CONSUMER: { status: 403, message: 'No consumer of the policy matches these credentials' },
   IPDR_GW_ADDRESS_FORBIDDEN: { status: 403, message: 'Requests from this address are not allowed' },
   IPDR_GW_OPERATION_FORBIDDEN: { status: 403, message: 'This operation is not allowed by the policy' },
+  IPDR_GW_CONTEXT_FORBIDDEN: {
+    status: 403,
+    message: 'The policy does not allow this context for this consumer',
+  },
   IPDR_GW_RATE_LIMITED: { status: 429, message: 'Rate limit exceeded' },
   IPDR_GW_AUTH_RATE_LIMITED: { status: 429, message: 'Too many failed authentications from this address' },
   IPDR_GW_VALIDATION: { status: 400, message: 'Invalid request body' },
@@ -59,9 +63,17 @@ export const ERRORS = {
   },
   IPDR_GW_UPSTREAM_TIMEOUT: { status: 504, message: 'The upstream did not answer in time' },
   IPDR_GW_CIRCUIT_OPEN: { status: 503, message: 'The upstream is failing; requests are paused' },
+  IPDR_GW_BODIES_IN_FLIGHT: {
+    status: 503,
+    message: 'The gateway holds as many request bodies as it may (limits.inFlightBodyBytes); retry shortly',
+  },
   IPDR_GW_SYNC_INVALID_INPUT: {
     status: 400,
     message: "The sync input must be a JSON array of customers or CSV in Trisul's import layout",
+  },
+  IPDR_GW_SYNC_TOO_MANY_RECORDS: {
+    status: 413,
+    message: 'The sync input has more records than sync.maxRecords',
   },
   IPDR_GW_SYNC_JOB_NOT_FOUND: { status: 404, message: 'No such sync job' },
   IPDR_GW_SYNC_JOBS_LIMIT: { status: 429, message: 'Too many sync jobs are running for this consumer' },

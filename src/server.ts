@@ -58,7 +58,11 @@ export async function runServer(opts: RunServerOptions): Promise<RunningServer> 
   const metricsToken = opts.policy.metricsToken
   // The flags win over the policy's server.tls for the pair; the client CA comes from the policy.
   const tlsFiles: TlsFiles | null = config.tls
-    ? { ...config.tls, clientCaFile: opts.policy.gateway.server.tls?.clientCaFile ?? null }
+    ? {
+        ...config.tls,
+        clientCaFile: opts.policy.gateway.server.tls?.clientCaFile ?? null,
+        ciphers: opts.policy.gateway.server.tls?.ciphers ?? null,
+      }
     : opts.policy.gateway.server.tls
   // Checked before anything listens: a bad pair stops the start, naming the file.
   const tls = tlsFiles ? await loadTlsMaterial(tlsFiles) : null

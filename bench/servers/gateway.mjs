@@ -4,11 +4,13 @@
  * readiness probe. Options: `{ upstreamUrl, ttlSeconds, redisUrl, keyPrefix, rateLimit, leaseMs, audit, sync, logFile }` (a shared store
  * when `redisUrl` is set; an audit trail when `audit: { file, fsync }` is; production request logging,
  * info level and redacted as `serve` logs, into `logFile` when it is set).
+ * Handlers `loop-start` and `loop-max`: the longest event-loop delay in between, in ms.
  * Handler `settled`: when each of this instance's writes was settled (every other instance
  * acknowledged it: `SETTLED_CHANNEL`), as `[seq, ms]` on the host's monotonic clock (`hostNow`).
  */
 import { subscribe } from 'node:diagnostics_channel'
 import { rmSync } from 'node:fs'
+import { monitorEventLoopDelay } from 'node:perf_hooks'
 import { buildApp } from '../../dist/app.js'
 import { LOG_REDACT_PATHS } from '../../dist/logging.js'
 import { loadPolicy } from '../../dist/policy/load.js'
@@ -33,10 +35,21 @@ serveAsChild(async ({ logFile, ...policyOptions }) => {
   const url = await app.listen({ host: '127.0.0.1', port: 0 })
   const settled = []
   subscribe(SETTLED_CHANNEL, ({ seq }) => settled.push([seq, hostNow()]))
+  // The event loop's longest delay between 'loop-start' and 'loop-max', in ms (10 ms resolution).
+  const loop = monitorEventLoopDelay({ resolution: 10 })
   return {
     info: { url },
     handle(type) {
       if (type === 'settled') return settled.splice(0)
+      if (type === 'loop-start') {
+        loop.reset()
+        loop.enable()
+        return null
+      }
+      if (type === 'loop-max') {
+        loop.disable()
+        return loop.max / 1e6
+      }
       throw new Error(`unknown ${type}`)
     },
     close: () => app.close(),

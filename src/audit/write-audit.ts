@@ -9,6 +9,7 @@
  * cannot be written is counted and logged but does not change the answer: the
  * write has happened upstream, and a client told it failed would retry it.
  */
+import { createHash } from 'node:crypto'
 import { GatewayError } from '../errors.js'
 import { CREDENTIAL_FIELDS } from '../resources.js'
 import type { AuditTrail } from './writer.js'
@@ -43,6 +44,29 @@ export interface WriteOutcome {
 }
 
 /** Handed from `intent` to `outcome`. */
+/** An answer that disclosed subscriber data (SPEC 14's `access` line). */
+export interface AccessRecord {
+  readonly requestId: string
+  readonly consumer: string
+  readonly client: string
+  /** The Trisul username the request acted as. */
+  readonly trisulUser: string
+  readonly context: string
+  readonly resource: string
+  /** The policy's operation name (`list`, `read`), or what a sync disclosed (`sync-plan`, `sync-apply`). */
+  readonly operation: string
+  /** The filter, paging, lookup or job as sent. */
+  readonly query: Readonly<Record<string, unknown>>
+  readonly status: number
+  /** The UserIDs disclosed. */
+  readonly userIds: readonly string[]
+  /** The fields hidden by the consumer's `redact`. */
+  readonly redacted: readonly string[]
+}
+
+/** Access lines name at most this many UserIDs; past it, their count and a digest (SPEC 14's `audit.readUserIds`). */
+export const ACCESS_USER_IDS = 100
+
 export interface IntentMark {
   readonly seq: number
   readonly write: WriteIntent
@@ -57,7 +81,7 @@ export interface WriteAuditOptions {
   /** Each line written or not (`ipdr_gateway_audit_records_total{result}`). */
   readonly onRecord?: (result: AuditResult) => void
   /** A line that could not be written (the error has no credential: it is about the file). */
-  readonly onError?: (phase: 'intent' | 'outcome', err: unknown) => void
+  readonly onError?: (phase: 'intent' | 'outcome' | 'access', err: unknown) => void
 }
 
 const CREDENTIALS: ReadonlySet<string> = new Set(CREDENTIAL_FIELDS)
@@ -118,6 +142,41 @@ export class WriteAudit {
       this.#onError?.('intent', err)
       if (this.#required) throw new GatewayError('IPDR_GW_AUDIT_UNAVAILABLE', undefined, { cause: err })
       return null
+    }
+  }
+
+  /**
+   * Records an answer that disclosed subscriber data (an `access` line); never throws and never
+   * holds the answer back (a line that cannot be written is counted and logged).
+   */
+  async access(read: AccessRecord): Promise<void> {
+    const trail = this.#trail
+    if (!trail) return
+    const sorted = [...read.userIds].sort()
+    const ids =
+      sorted.length <= ACCESS_USER_IDS
+        ? { userIds: sorted }
+        : { userIdsDigest: createHash('sha256').update(sorted.join('\n')).digest('hex') }
+    try {
+      await trail.append({
+        phase: 'access',
+        requestId: read.requestId,
+        consumer: read.consumer,
+        client: read.client,
+        trisulUser: read.trisulUser,
+        context: read.context,
+        resource: read.resource,
+        operation: read.operation,
+        query: read.query,
+        status: read.status,
+        count: sorted.length,
+        ...ids,
+        redacted: [...read.redacted],
+      })
+      this.#onRecord?.('ok')
+    } catch (err) {
+      this.#onRecord?.('failed')
+      this.#onError?.('access', err)
     }
   }
 

@@ -7,12 +7,11 @@ import type { FastifyInstance, FastifyReply, FastifyRequest, RouteOptions } from
 import { NO_AUDIT, type WriteAudit } from '../audit/write-audit.js'
 import { redactRecord } from '../cache/redaction.js'
 import { GatewayError } from '../errors.js'
-import { type Operation, type PolicyOperation, RESOURCES, type ResourceFacts } from '../resources.js'
+import { type Operation, RESOURCES, type ResourceFacts } from '../resources.js'
 import type { UpstreamClient } from '../upstream/client.js'
-import { makeAdmission } from './admission.js'
+import { type AdmissionDeps, makeAdmission } from './admission.js'
 import { sendListing, sendRead } from './listing-replies.js'
 import type { ListingSource } from './listings.js'
-import type { RateLimiter } from './rate-limit.js'
 import {
   bodySchema,
   bodyValidators,
@@ -24,17 +23,14 @@ import {
 } from './request-schema.js'
 import { forwardWrite } from './write-forwarder.js'
 
-export interface ApiRouteDeps {
+/** The admission's dependencies (parseJson, rateLimiter, onDenied, isKnownGood, chargeUnproven) and the routes' own. */
+export interface ApiRouteDeps extends AdmissionDeps {
   readonly upstream: UpstreamClient
   readonly listings: ListingSource
   /** Where forwarded writes are recorded (SPEC 11). Default: nowhere. */
   readonly audit?: WriteAudit
-  readonly parseJson: (text: string) => unknown
   /** Per-route `config.rateLimit` (the policy layer's rate limiter reads it). */
   readonly rateLimitConfig?: () => object
-  /** Charges an admitted request's budget (src/http/admission.ts). Default: the plugin's hook counts. */
-  readonly rateLimiter?: RateLimiter
-  readonly onDenied?: (consumer: string, operation: PolicyOperation) => void
 }
 
 const patternCache = new Map<string, RegExp>()
@@ -70,7 +66,8 @@ export function registerApiRoutes(app: FastifyInstance, deps: ApiRouteDeps): voi
           operation,
           ...(deps.rateLimitConfig ? { rateLimit: deps.rateLimitConfig() } : {}),
         },
-        preValidation: admit,
+        onRequest: admit.onRequest,
+        preValidation: admit.preValidation,
         handler: isWrite
           ? (request, reply) => handleWrite(request, reply, facts, operation as WriteOperation, deps)
           : operation === 'list'

@@ -13,7 +13,7 @@ import {
   resolveCredentials,
 } from '../credentials.js'
 import { GatewayError, WWW_AUTHENTICATE } from '../errors.js'
-import { evaluate, findConsumer } from '../policy/evaluate.js'
+import { DEFAULT_CONSUMER, evaluate, findConsumer, isUsernameNearMiss } from '../policy/evaluate.js'
 import type { ConsumerPolicy, Policy } from '../policy/types.js'
 import type { ApiResourceName, PolicyOperation } from '../resources.js'
 import './request-context.js'
@@ -46,6 +46,12 @@ export type Authorization =
       /** `consumer:NAME` (a named consumer's shared budget) or `default:USERNAME`. */
       readonly rateKey: string
       readonly auth: UpstreamAuth
+      /**
+       * The credentials are known to be valid (SPEC 13): a gateway key that matched, or a Trisul
+       * token Trisul accepted within `auth.knownGoodSeconds`. Such a request is neither charged to
+       * nor refused by its address's failed-authentication budget.
+       */
+      readonly proven: boolean
     }
   | {
       readonly ok: false
@@ -63,6 +69,24 @@ export interface AuthorizationInput {
   readonly body: unknown
   /** The client address (`request.ip`), for `allowIPs`. */
   readonly clientIp: string
+  /** The credentials as resolved already from the same headers and body (a hook before); default: resolved here. */
+  readonly resolved?: ResolvedCredentials
+  /** Whether Trisul accepted this username and token lately (src/policy/known-good.ts). Default: never. */
+  readonly isKnownGood?: (username: string, tokenHash: string) => boolean
+}
+
+/** The credentials of a request (SPEC 3.1) under a policy: the first step of {@link authorize}. */
+export function resolveRequestCredentials(
+  policy: Policy,
+  rawHeaders: readonly string[],
+  body: unknown,
+): ResolvedCredentials {
+  return resolveCredentials({
+    headers: headerValues(rawHeaders, CREDENTIAL_HEADERS),
+    body,
+    bodyCredentials: policy.gateway.auth.bodyCredentials,
+    isGatewayKey: (keyHash) => findConsumer(policy, { kind: 'key', keyHash }) !== null,
+  })
 }
 
 /**
@@ -76,12 +100,8 @@ export function authorize(
   operation: PolicyOperation,
   input: AuthorizationInput,
 ): Authorization {
-  const resolved: ResolvedCredentials = resolveCredentials({
-    headers: headerValues(input.rawHeaders, CREDENTIAL_HEADERS),
-    body: input.body,
-    bodyCredentials: policy.gateway.auth.bodyCredentials,
-    isGatewayKey: (keyHash) => findConsumer(policy, { kind: 'key', keyHash }) !== null,
-  })
+  const resolved: ResolvedCredentials =
+    input.resolved ?? resolveRequestCredentials(policy, input.rawHeaders, input.body)
   if (!resolved.ok) {
     const error = unauthorized(resolved.code, resolved.message)
     return { ok: false, consumer: null, consumerName: 'unknown', error, denied: false }
@@ -94,7 +114,7 @@ export function authorize(
   if (resolved.form === 'key') {
     consumer = findConsumer(policy, { kind: 'key', keyHash: resolved.keyHash })
     const tokenValue = consumer ? policy.tokens.get(consumer.name) : undefined
-    if (!consumer?.upstream || tokenValue === undefined) {
+    if (!consumer?.upstream?.username || tokenValue === undefined) {
       const error = unauthorized(
         'IPDR_GW_MALFORMED_CREDENTIALS',
         'This gateway key has no upstream credentials',
@@ -105,6 +125,14 @@ export function authorize(
     token = tokenValue
   } else {
     consumer = findConsumer(policy, { kind: 'username', username: resolved.username })
+    // "CRM" or "ｃｒｍ" for a consumer's "crm" is refused, never given the default rules (SPEC 13).
+    if (
+      (consumer === null || consumer.name === DEFAULT_CONSUMER) &&
+      isUsernameNearMiss(policy, resolved.username)
+    ) {
+      const error = unauthorized('IPDR_GW_MALFORMED_CREDENTIALS', 'This username is not accepted')
+      return { ok: false, consumer: null, consumerName: 'unknown', error, denied: false }
+    }
     username = resolved.username
     token = resolved.token
     tokenHash = resolved.tokenHash
@@ -127,8 +155,17 @@ export function authorize(
     upstreamPolicy.dialect === 'v1'
       ? upstreamPolicy.defaultContext
       : (resolved.context ?? consumer?.upstream?.context ?? upstreamPolicy.defaultContext)
+  const pinned = consumer?.upstream?.contexts
+  if (pinned && !pinned.includes(context)) {
+    const error = new GatewayError(
+      'IPDR_GW_CONTEXT_FORBIDDEN',
+      `The policy does not allow context ${context} for this consumer`,
+    )
+    return { ok: false, consumer, consumerName, error, denied: true }
+  }
   const auth = { username, token, tokenHash: tokenHash ?? hashToken(token), context }
-  return { ok: true, consumer, consumerName, rateKey, auth }
+  const proven = resolved.form === 'key' || input.isKnownGood?.(username, auth.tokenHash) === true
+  return { ok: true, consumer, consumerName, rateKey, auth, proven }
 }
 
 /** Leaves what `authorize` decided on the request, for the hooks and the handler after it. */

@@ -6,7 +6,7 @@
  * records the status the client really got.
  */
 import type { FastifyError } from 'fastify'
-import { GatewayError } from '../errors.js'
+import { type ErrorCode, GatewayError } from '../errors.js'
 
 /** Maps anything thrown during a request to a gateway error (5xx details stay in the log). */
 export function toGatewayError(err: unknown): GatewayError {
@@ -25,6 +25,8 @@ export function toGatewayError(err: unknown): GatewayError {
         cause: err,
       })
   }
+  if (e?.code === 'IPDR_GW_REQUEST_TIMEOUT' || e?.statusCode === 408)
+    return new GatewayError('IPDR_GW_REQUEST_TIMEOUT', undefined, { cause: err })
   if (err instanceof SyntaxError) return new GatewayError('IPDR_GW_INVALID_JSON', undefined, { cause: err })
   const status = typeof e?.statusCode === 'number' ? e.statusCode : 500
   if (status === 413) return new GatewayError('IPDR_GW_BODY_TOO_LARGE', undefined, { cause: err })
@@ -37,4 +39,26 @@ export function toGatewayError(err: unknown): GatewayError {
 /** The status the client is answered with for `ge`. */
 export function answerStatus(ge: GatewayError, normalizeErrors: boolean): number {
   return ge.passthrough && !normalizeErrors ? ge.passthrough.statusCode : ge.statusCode
+}
+
+/** Envelopes Trisul sends only after it has accepted the credentials (it names a record, a context or a query). */
+const ACCEPTING_ENVELOPES: ReadonlySet<ErrorCode> = new Set<ErrorCode>([
+  'IPDR_GW_UPSTREAM_CONTEXT_FORBIDDEN',
+  'IPDR_GW_UPSTREAM_INVALID_CONTEXT',
+  'IPDR_GW_UPSTREAM_NOT_FOUND',
+  'IPDR_GW_UPSTREAM_CONFLICT',
+  'IPDR_GW_UPSTREAM_QUERY_NOT_COMPLETED',
+  'IPDR_GW_UPSTREAM_QUERY_NOT_CANCELABLE',
+  'IPDR_GW_UPSTREAM_QUERY_FORBIDDEN',
+  'IPDR_GW_UPSTREAM_REJECTED',
+])
+
+/**
+ * What an upstream error says of the request's credentials (SPEC 13): `refused` for Trisul's
+ * invalid-token envelope, `accepted` for an envelope it sends only to a user it knows, else null.
+ * Read from the code, so it holds whether the envelope is normalized or passed through.
+ */
+export function verdictOfError(ge: GatewayError): 'accepted' | 'refused' | null {
+  if (ge.code === 'IPDR_GW_UPSTREAM_INVALID_TOKEN') return 'refused'
+  return ACCEPTING_ENVELOPES.has(ge.code) ? 'accepted' : null
 }

@@ -13,6 +13,17 @@ export function hasBody(raw: IncomingMessage): boolean {
   return raw.headers['transfer-encoding'] !== undefined
 }
 
+/** The most body bytes Node may read and drop after an answer that left them unread: a few KiB, no more (SPEC 13). */
+export const DRAIN_MAX_BYTES = 4096
+
+/** Whether an unread body is small enough to drain (a declared length of at most {@link DRAIN_MAX_BYTES}). */
+export function drainable(raw: IncomingMessage): boolean {
+  const declared = Number(raw.headers['content-length'])
+  return (
+    raw.headers['transfer-encoding'] === undefined && Number.isFinite(declared) && declared <= DRAIN_MAX_BYTES
+  )
+}
+
 /** Reads the whole body; 413 past `limit` bytes. */
 export function readRawBody(raw: IncomingMessage, limit: number): Promise<Buffer> {
   const declared = Number(raw.headers['content-length'])

@@ -22,18 +22,14 @@ import { applyAuthorization, authorize } from './authenticate.js'
 import { hasBody } from './get-body.js'
 import { takeCarriedCharge } from './listing-hit-handler.js'
 import { readyHit, sendHit } from './listing-replies.js'
-import type { AuthFailureGate, RateLimiter } from './rate-limit.js'
+import type { RateLimiter } from './rate-limit.js'
 import './request-context.js'
 
 export interface ListingFastPathDeps {
   readonly cache: ListingCache
   readonly rateLimiter: RateLimiter
-  /**
-   * The failed-authentication check, deferred to this hook for its requests
-   * ({@link isListingFastPathRequest}) so that a shared store reads it in the
-   * same round trip as the rate charge.
-   */
-  readonly authFailures: AuthFailureGate
+  /** Whether Trisul accepted a username and token lately (proven credentials). Default: never. */
+  readonly isKnownGood?: (username: string, tokenHash: string) => boolean
 }
 
 /** The requests the fast path may answer: a plain listing GET, no query string, no body. */
@@ -54,24 +50,29 @@ export function makeListingFastPath(deps: ListingFastPathDeps) {
       typeof request.routeOptions.config
     >
     const facts = RESOURCE_BY_NAME[resource as ResourceName]
-    const decided = authorize(request.gw.policy, facts, operation, {
+    const gw = request.gw
+    const decided = authorize(gw.policy, facts, operation, {
       rawHeaders: request.raw.rawHeaders,
       body: undefined,
       clientIp: request.ip,
+      // As the failed-authentication hook before this one resolved them (it charged unproven ones).
+      ...(gw.credentials !== null ? { resolved: gw.credentials } : {}),
+      ...(deps.isKnownGood ? { isKnownGood: deps.isKnownGood } : {}),
     })
-    // The route answers 401/403 itself, and counts them, once the address is known not to be blocked.
-    if (!decided.ok) return deps.authFailures.check(request, reply)
-    // Charged before the decision is applied: a blocked address's 429 is the onRequest check's, to the metrics label.
+    // The route answers 401/403 itself.
+    if (!decided.ok) return
+    // Charged before the decision is applied: a 429 is answered with the labels the route would give it.
     const subject = { consumer: decided.consumer, rateKey: decided.rateKey }
     // Charged already by the hit handler below Fastify, which could not answer it after all.
     const carried = takeCarriedCharge(request.raw)
     const charged =
       carried === undefined
-        ? await deps.rateLimiter.charge(request, reply, { subject, gate: deps.authFailures })
-        : await deps.rateLimiter.apply(request, reply, carried, deps.authFailures)
+        ? await deps.rateLimiter.charge(request, reply, { subject })
+        : await deps.rateLimiter.apply(request, reply, carried)
     // Applied whatever the charge found: the route's admission step does not resolve or charge it again.
     applyAuthorization(request, facts, operation, decided)
-    request.gw.admitted = true
+    gw.admitted = true
+    gw.authorized = true
     if (charged !== 'allowed') return
     // After the last await: a write whose response was sent before this point has invalidated the entry.
     // A redacted view or a coding not made yet is the route's to make, across loop turns.

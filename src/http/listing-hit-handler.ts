@@ -30,7 +30,7 @@ import { RESOURCE_BY_NAME, type ResourceFacts } from '../resources.js'
 import { authorize } from './authenticate.js'
 import { hasBody } from './get-body.js'
 import { HIT_VARY, hitHeaderBlock, type ReadyHit, readyHit } from './listing-replies.js'
-import type { AuthFailureGate, Charged, RateLimiter } from './rate-limit.js'
+import type { Charged, RateLimiter } from './rate-limit.js'
 
 /** A charge made here for a request that went on to Fastify; the `onRequest` fast path applies it. */
 export const CARRIED_CHARGE = Symbol('ipdr-gateway.carriedCharge')
@@ -55,7 +55,8 @@ export interface ListingHitHandlerDeps {
   readonly policyApplied: (policy: Policy) => boolean
   readonly cache: ListingCache
   readonly rateLimiter: RateLimiter
-  readonly authFailures: AuthFailureGate
+  /** Whether Trisul accepted a username and token lately: only proven credentials are answered here. */
+  readonly isKnownGood: (username: string, tokenHash: string) => boolean
   readonly metrics: GatewayMetrics
   readonly log: FastifyBaseLogger
   /** The request id of `req`, as Fastify's `genReqId` makes it. */
@@ -98,9 +99,11 @@ export function makeListingHitHandler(deps: ListingHitHandlerDeps) {
       rawHeaders: req.rawHeaders,
       body: undefined,
       clientIp: address,
+      isKnownGood: deps.isKnownGood,
     })
     // Refusals are the route's to answer and count; a miss or a variant not made yet the route's to fill.
-    if (!decided.ok || ready(policy, facts, req, decided) === undefined) return undefined
+    // Unproven credentials are the route's too: its failed-authentication hook charges them first (SPEC 13).
+    if (!decided.ok || !decided.proven || ready(policy, facts, req, decided) === undefined) return undefined
     return { facts, policy, address, decided }
   }
 
@@ -158,7 +161,7 @@ export function makeListingHitHandler(deps: ListingHitHandlerDeps) {
       next(req, res)
     }
     deps.rateLimiter
-      .count(d.address, d.policy, subject, deps.authFailures)
+      .count(d.address, d.policy, subject)
       .then(
         (charged) => {
           // After the await: a write answered meanwhile has invalidated the entry (read-your-writes).

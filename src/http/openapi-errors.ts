@@ -36,6 +36,8 @@ export const ERROR_SCOPES = {
   IPDR_GW_NO_CONSUMER: API_AND_SYNC,
   IPDR_GW_ADDRESS_FORBIDDEN: API_AND_SYNC,
   IPDR_GW_OPERATION_FORBIDDEN: API_AND_SYNC,
+  // A consumer pinned to `upstream.contexts` naming another in X-Trisul-Context (SPEC 13).
+  IPDR_GW_CONTEXT_FORBIDDEN: API_AND_SYNC,
   IPDR_GW_RATE_LIMITED: API_AND_SYNC,
   // Checked for every route but the probes (a developer's loopback keeps its health checks).
   IPDR_GW_AUTH_RATE_LIMITED: [...API, 'metrics', 'sync', 'query'],
@@ -67,8 +69,11 @@ export const ERROR_SCOPES = {
   IPDR_GW_UPSTREAM_TOO_LARGE: UPSTREAM,
   IPDR_GW_UPSTREAM_TIMEOUT: UPSTREAM,
   IPDR_GW_CIRCUIT_OPEN: UPSTREAM,
+  // Any route that takes a body, refused before it is read (SPEC 13).
+  IPDR_GW_BODIES_IN_FLIGHT: [...WRITES, 'sync', 'query'],
   IPDR_GW_AUDIT_UNAVAILABLE: [...WRITES, 'query'],
   IPDR_GW_SYNC_INVALID_INPUT: ['sync'],
+  IPDR_GW_SYNC_TOO_MANY_RECORDS: ['sync'],
   IPDR_GW_SYNC_JOB_NOT_FOUND: ['sync'],
   IPDR_GW_SYNC_JOBS_LIMIT: ['sync'],
   IPDR_GW_BAD_REQUEST: EVERYWHERE,

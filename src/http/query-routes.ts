@@ -23,14 +23,13 @@ import {
   resultJson,
   wantsCsv,
 } from '../queries/query-result.js'
-import { type PolicyOperation, QUERY_FACTS, type QueryRouteFact } from '../resources.js'
+import { QUERY_FACTS, type QueryRouteFact } from '../resources.js'
 import { upstreamBody } from '../upstream/body.js'
 import type { UpstreamClient, UpstreamResponse } from '../upstream/client.js'
 import { failureOf, interpretResponse, outcomeOf } from '../upstream/interpret.js'
-import { makeAdmission } from './admission.js'
+import { type AdmissionDeps, makeAdmission } from './admission.js'
 import type { UpstreamAuth } from './authenticate.js'
 import { answerStatus, toGatewayError } from './error-reply.js'
-import type { RateLimiter } from './rate-limit.js'
 
 /** Polls of a waiting result read are at least this far apart (SPEC 12: at most once a second). */
 export const STATUS_POLL_MS = 1000
@@ -41,18 +40,15 @@ const DEADLINE_SLACK_MS = 100
 /** `Retry-After` of a result that is not ready: the poll interval. */
 const RETRY_AFTER_SECONDS = '1'
 
-export interface QueryRouteDeps {
+/** The admission's dependencies (parseJson, rateLimiter, onDenied, isKnownGood, chargeUnproven) and the routes' own. */
+export interface QueryRouteDeps extends AdmissionDeps {
   readonly policy: () => Policy
   readonly upstream: UpstreamClient
   readonly audit?: WriteAudit
-  readonly parseJson: (text: string) => unknown
   readonly results: QueryResultCache
   /** Each result lookup (`ipdr_gateway_cache_lookups_total{resource="queries"}`). */
   readonly onResultLookup?: (result: 'hit' | 'miss') => void
   readonly rateLimitConfig?: () => object
-  /** Charges an admitted request's budget (src/http/admission.ts). Default: the plugin's hook counts. */
-  readonly rateLimiter?: RateLimiter
-  readonly onDenied?: (consumer: string, operation: PolicyOperation) => void
 }
 
 /** The parameters of a request: the JSON body's (credentials already removed), then the query string's. */
@@ -198,7 +194,8 @@ export function registerQueryRoutes(app: FastifyInstance, deps: QueryRouteDeps):
         queryRoute: route.path,
         ...(deps.rateLimitConfig ? { rateLimit: deps.rateLimitConfig() } : {}),
       },
-      preValidation: admit,
+      onRequest: admit.onRequest,
+      preValidation: admit.preValidation,
       handler: (request, reply) => handleQuery(request, reply, route, deps, audit),
     })
   }

@@ -17,6 +17,7 @@
  */
 import rateLimitPlugin from '@fastify/rate-limit'
 import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify'
+import { type ResolvedCredentials, sha256Hex } from '../credentials.js'
 import { GatewayError } from '../errors.js'
 import { AuthFailureLimiter } from '../policy/auth-failure-limiter.js'
 import {
@@ -27,7 +28,11 @@ import {
   type GuardedCounter,
   LocalCounterStore,
 } from '../policy/counter-store.js'
+import { findConsumer } from '../policy/evaluate.js'
+import type { KnownGoodCredentials } from '../policy/known-good.js'
 import type { Policy, RateLimitPolicy } from '../policy/types.js'
+import { resolveRequestCredentials, type UpstreamAuth } from './authenticate.js'
+import { hasBody } from './get-body.js'
 import type { RequestContext } from './request-context.js'
 import './request-context.js'
 
@@ -156,13 +161,13 @@ export interface RateLimiter {
    * store. Nothing is set anywhere; {@link RateLimiter.apply} applies the result
    * to a request that goes on to Fastify, so it is counted once.
    */
-  count(address: string, policy: Policy, subject: RateSubject, gate: AuthFailureGate): Promise<Charged>
+  count(address: string, policy: Policy, subject: RateSubject, gate?: AuthFailureGate): Promise<Charged>
   /** Applies a {@link Charged} made by `count` as `charge` would have: headers and mark, or the gate's 429 (thrown). */
   apply(
     request: FastifyRequest,
     reply: FastifyReply,
     charged: Charged,
-    gate: AuthFailureGate,
+    gate?: AuthFailureGate,
   ): Promise<ChargeOutcome>
 }
 
@@ -280,7 +285,7 @@ export async function registerRateLimits(app: FastifyInstance, opts: RateLimitOp
       return apply(request, reply, await count(request.ip, policy, subject ?? request.gw, gate, guard), gate)
     },
     count: (address, policy, subject, gate) =>
-      count(address, policy, subject, gate, gate.guardForAddress(address)),
+      count(address, policy, subject, gate, gate?.guardForAddress(address) ?? null),
     apply: (request, reply, charged, gate) => apply(request, reply, charged, gate),
   }
 }
@@ -292,21 +297,17 @@ export interface AuthFailureLimiterRegistration {
   /** Where failures are counted. Default: a {@link LocalCounterStore} of 10000 addresses on `clock`. */
   counterStore?: CounterStore
   /**
-   * Route patterns never blocked, so probes keep working for an address that
+   * Route patterns never charged nor blocked, so probes keep working for an address that
    * failed to authenticate (a developer's loopback). Default `['/healthz', '/readyz']`.
    */
   exemptRoutes?: readonly string[]
-  /**
-   * Requests whose check the `onRequest` hook leaves to a later hook, which
-   * must then call {@link AuthFailureGate.check} or charge with the gate (the
-   * listing fast path). Default: none.
-   */
-  defer?: (request: FastifyRequest) => boolean
+  /** Credentials Trisul accepted lately: proven, so neither charged nor refused. */
+  knownGood: KnownGoodCredentials
 }
 
-/** The failed-authentication check, for a hook the `onRequest` check was deferred to. */
+/** The failed-authentication check, for code that answers a request itself (the rate limiter's `count`). */
 export interface AuthFailureGate {
-  /** What the `onRequest` hook does: throws `IPDR_GW_AUTH_RATE_LIMITED` (429) when the address is blocked. */
+  /** What the `onRequest` hook does for unproven credentials: throws `IPDR_GW_AUTH_RATE_LIMITED` (429) when the address is blocked. */
   check(request: FastifyRequest, reply: FastifyReply): Promise<void>
   /** The counter the request's address must keep under its max; null when the limit is off. */
   guardFor(request: FastifyRequest): CounterGuard | null
@@ -318,12 +319,35 @@ export interface AuthFailureGate {
   blockedAddress(address: string): Promise<number | null>
   /** Throws the 429 of a blocked address, with its `Retry-After`. */
   refuseFor(reply: FastifyReply, retryAfterSeconds: number): never
+  /**
+   * Charges a request whose credentials are unproven (SPEC 13), unless a request with the same
+   * credentials is in flight already and was charged: the same credentials are one guess, so a CRM's
+   * burst of cold requests costs one unit, and N different guesses cost N. Throws the 429 of an
+   * address past its budget. `key`: the credentials' identity (username and token digest); null
+   * when there are none.
+   */
+  chargeUnproven(request: FastifyRequest, reply: FastifyReply, key: string | null): Promise<void>
+  /**
+   * Settles a charge a request left to later work (a sync job, whose listings are fetched after
+   * its answer): `refused` keeps it, anything else takes it back; `accepted` also proves the credentials.
+   */
+  settle(address: string, auth: UpstreamAuth, verdict: 'accepted' | 'refused' | null): Promise<void>
 }
 
 /**
- * (a) `onRequest`: a client address that used up its failed authentications
- * gets `429 IPDR_GW_AUTH_RATE_LIMITED` with `Retry-After`, before any work;
- * (b) `onResponse`: every 401 counts as a failure of `request.ip`.
+ * Failed authentications per client address (SPEC 4, 13), charged before they can happen:
+ *
+ * (a) `onRequest`: credentials not yet known to be valid (every form but a gateway key that
+ * matches or a Trisul token Trisul accepted within `auth.knownGoodSeconds`) charge the address's
+ * budget as the request starts; past the budget the request gets `429 IPDR_GW_AUTH_RATE_LIMITED`
+ * with `Retry-After` before any work. N parallel guesses against a budget of L let at most L
+ * through, however fast they come. Proven credentials are neither charged nor refused: a guesser
+ * behind a CRM's NAT does not lock the CRM out.
+ * (b) `onResponse`: the charge stays when the credentials failed (a 401, or Trisul's invalid-token
+ * envelope even when it is passed through untouched with `upstream.normalizeErrors: false`), and
+ * is refunded otherwise: they proved valid (Trisul accepted them, which also makes them proven for
+ * `auth.knownGoodSeconds`), or the request ended before they were tried (a 400), which is no failed
+ * authentication. A sync job holds its request's charge until its own listing fetch answers ({@link AuthFailureGate.settle}).
  */
 export function registerAuthFailureLimiter(
   app: FastifyInstance,
@@ -336,8 +360,9 @@ export function registerAuthFailureLimiter(
     clock,
   })
   const exempt = new Set(opts.exemptRoutes ?? ['/healthz', '/readyz'])
+  const knownGood = opts.knownGood
+  const isKnownGood = (username: string, tokenHash: string) => knownGood.has(username, tokenHash)
 
-  const defer = opts.defer ?? (() => false)
   const refuseFor = (reply: FastifyReply, retryAfterSeconds: number): never => {
     const retryAfter = String(retryAfterSeconds)
     reply.header('retry-after', retryAfter)
@@ -357,14 +382,128 @@ export function registerAuthFailureLimiter(
       return state.blocked ? state.retryAfterSeconds : null
     },
     refuseFor,
+    chargeUnproven: async () => undefined,
+    async settle(address, auth, verdict) {
+      if (verdict === 'accepted') knownGood.accepted(auth.username, auth.tokenHash)
+      if (verdict === 'refused') {
+        knownGood.refused(auth.username, auth.tokenHash)
+        return
+      }
+      await refund(address)
+    },
+  }
+  // Unproven credentials with a request in flight: how many requests carry them, and whether the
+  // first one's charge was admitted (the others ride on it; it is set before any await, so a burst
+  // arriving together sees it).
+  const inFlight = new Map<string, { requests: number; admitted: Promise<boolean> }>()
+  const release = (key: string) => {
+    const entry = inFlight.get(key)
+    if (entry === undefined) return
+    entry.requests -= 1
+    if (entry.requests <= 0) inFlight.delete(key)
+  }
+  gate.chargeUnproven = async (request, reply, key) => {
+    const gw = request.gw
+    const riding = key === null ? undefined : inFlight.get(key)
+    if (key !== null && riding !== undefined) {
+      riding.requests += 1
+      gw.credentialsKey = key
+      if (await riding.admitted) return
+      // The first was refused before it reached Trisul: this one is a guess of its own.
+      release(key)
+      gw.credentialsKey = null
+    }
+    let admitted: (ok: boolean) => void = () => undefined
+    if (key !== null && !inFlight.has(key)) {
+      inFlight.set(key, { requests: 1, admitted: new Promise<boolean>((r) => (admitted = r)) })
+      gw.credentialsKey = key
+    }
+    let charged: Awaited<ReturnType<AuthFailureLimiter['charge']>>
+    try {
+      charged = await limiter.charge(request.ip)
+    } catch (err) {
+      admitted(true)
+      throw err
+    }
+    if (charged === null) {
+      admitted(true)
+      return
+    }
+    gw.authCharged = true
+    admitted(!charged.blocked)
+    if (charged.blocked) refuseFor(reply, charged.retryAfterSeconds)
+  }
+  const refund = async (address: string) => {
+    try {
+      await limiter.refund(address)
+    } catch {
+      // A refund lost to a failing store leaves the address charged for one window: the safe side.
+    }
   }
 
   app.addHook('onRequest', async (request, reply) => {
-    if (!defer(request)) await gate.check(request, reply)
+    if (exempt.has(request.routeOptions.url ?? '')) return
+    const gw = request.gw
+    // Resolved once from the headers; the admission step and the fast path use it (a body's form 4 comes later).
+    const resolved = resolveRequestCredentials(gw.policy, request.raw.rawHeaders, undefined)
+    gw.credentials = resolved
+    if (credentialsProven(gw.policy, resolved, isKnownGood)) return
+    // No header credentials but a body: legacy body credentials, charged by the admission once read.
+    if (!resolved.ok && resolved.code === 'IPDR_GW_MISSING_CREDENTIALS' && hasBody(request.raw)) return
+    await gate.chargeUnproven(request, reply, resolved.ok ? credentialsKey(resolved) : null)
   })
 
   app.addHook('onResponse', async (request, reply) => {
-    if (reply.statusCode === 401) await limiter.recordFailure(request.ip)
+    const gw = request.gw as FastifyRequest['gw'] | undefined
+    if (!gw) return
+    const verdict = trisulVerdict(request, reply.statusCode)
+    const auth = request.upstreamAuth
+    if (auth && verdict === 'accepted') knownGood.accepted(auth.username, auth.tokenHash)
+    if (auth && verdict === 'refused') knownGood.refused(auth.username, auth.tokenHash)
+    const key = gw.credentialsKey
+    if (key !== null) release(key)
+    const failed = reply.statusCode === 401 || verdict === 'refused'
+    if (gw.authCharged && !failed && !gw.chargeHeld) await refund(request.ip)
+    // A failure nothing charged for (a body without credentials, a route without an admission): counted now.
+    if (failed && !gw.authCharged && key === null && !exempt.has(request.routeOptions.url ?? '')) {
+      try {
+        await limiter.recordFailure(request.ip)
+      } catch {
+        // Counted locally or not at all while the store fails; the request is answered either way.
+      }
+    }
   })
   return gate
+}
+
+/** The identity of resolved credentials for {@link AuthFailureGate.chargeUnproven}: username and token digest. */
+export function credentialsKey(resolved: Extract<ResolvedCredentials, { ok: true }>): string {
+  if (resolved.form === 'key') return `key\n${resolved.keyHash}`
+  return `${resolved.tokenHash ?? sha256Hex(resolved.token)}\n${resolved.username}`
+}
+
+/** Whether resolved header credentials are known to be valid without asking Trisul (pure but for the memo). */
+function credentialsProven(
+  policy: Policy,
+  resolved: ResolvedCredentials,
+  isKnownGood: (username: string, tokenHash: string) => boolean,
+): boolean {
+  if (!resolved.ok) return false
+  if (resolved.form === 'key')
+    return findConsumer(policy, { kind: 'key', keyHash: resolved.keyHash }) !== null
+  return isKnownGood(resolved.username, resolved.tokenHash ?? sha256Hex(resolved.token))
+}
+
+/**
+ * What Trisul said of a request's credentials: `accepted` when it answered them (a success on an
+ * API or Query route, served fresh or from a listing those credentials fetched, or an envelope
+ * other than an invalid token), `refused` on its invalid-token envelope, null when it was not asked.
+ */
+export function trisulVerdict(request: FastifyRequest, statusCode: number): 'accepted' | 'refused' | null {
+  const gw = request.gw
+  if (gw.trisulVerdict !== null) return gw.trisulVerdict
+  // A sync job's 202 says nothing yet: its listings are fetched after the answer.
+  if (statusCode < 400 && gw.operation !== null && gw.operation !== 'sync' && request.upstreamAuth !== null)
+    return 'accepted'
+  return null
 }

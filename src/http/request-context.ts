@@ -3,6 +3,7 @@
  * route's admission step (src/http/admission.ts) or the listing fast path, and
  * read by what runs after it (the rate-limit plugin, the handler, metrics).
  */
+import type { ResolvedCredentials } from '../credentials.js'
 import type { ConsumerPolicy, Policy } from '../policy/types.js'
 import type { ApiResourceName, PolicyOperation } from '../resources.js'
 
@@ -18,6 +19,20 @@ export interface RequestContext {
   rateCharged: boolean
   /** The listing fast path resolved, applied and charged it: the route's admission step does neither again. */
   admitted: boolean
+  /** The credentials of the headers, resolved by the failed-authentication hook (null: not resolved yet). */
+  credentials: ResolvedCredentials | null
+  /** The credentials were resolved and the consumer admitted before the body was read (SPEC 13). */
+  authorized: boolean
+  /** The address's failed-authentication budget was charged as the request started (refunded once proven). */
+  authCharged: boolean
+  /** The unproven credentials this request counts in flight under (one charge for all of them). */
+  credentialsKey: string | null
+  /** A sync job holds the charge until its listing fetch answers (not refunded with the answer). */
+  chargeHeld: boolean
+  /** What Trisul said of the credentials, when the answer says it (an envelope); else judged at the end. */
+  trisulVerdict: 'accepted' | 'refused' | null
+  /** Body bytes this request holds of `limits.inFlightBodyBytes` (released when it ends). */
+  bodyReserved: number
 }
 
 declare module 'fastify' {
@@ -32,5 +47,26 @@ declare module 'fastify' {
     queryRoute?: string
     /** Which sync route (src/http/sync-routes.ts), for its documentation. */
     syncRoute?: 'start' | 'job' | 'cancel'
+  }
+}
+
+/** The context of a request that has just arrived under `policy`: nothing resolved yet. */
+export function newRequestContext(policy: Policy): RequestContext {
+  return {
+    policy,
+    resource: null,
+    operation: null,
+    consumer: null,
+    consumerName: 'unknown',
+    rateKey: null,
+    rateCharged: false,
+    admitted: false,
+    credentials: null,
+    authorized: false,
+    authCharged: false,
+    chargeHeld: false,
+    credentialsKey: null,
+    trisulVerdict: null,
+    bodyReserved: 0,
   }
 }

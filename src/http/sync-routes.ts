@@ -5,29 +5,32 @@
  * `mode=apply` sends the writes through the same forwarder as single writes
  * (audit, invalidation, no retry). The pure parts live in src/sync/.
  *
- * The input is received as bytes (up to `sync.maxInputBytes`) and read one
- * record at a time: a JSON array through the listing byte scanner, CSV through
- * csv-parse.
+ * The input is received as bytes (up to `sync.maxBodyBytes`, once the request
+ * is admitted for sync in `onRequest`) and read record by record before the
+ * job starts (SPEC 13): a JSON array through the listing byte scanner, CSV
+ * through csv-parse's streaming API, in steps; malformed input is a 400.
  */
 import { setImmediate as yieldToLoop } from 'node:timers/promises'
 import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify'
 import type { WriteAudit } from '../audit/write-audit.js'
 import type { ListingEntry } from '../cache/listing-entry.js'
+import type { ListingScanner } from '../cache/listing-scanner.js'
 import { GatewayError } from '../errors.js'
 import type { GatewayMetrics } from '../metrics.js'
 import { evaluate } from '../policy/evaluate.js'
-import type { Policy } from '../policy/types.js'
+import type { ConsumerPolicy, Policy } from '../policy/types.js'
 import { type Operation, type PolicyOperation, RESOURCE_BY_NAME, type ResourceName } from '../resources.js'
 import { applyWrites } from '../sync/apply.js'
-import { csvInputs, type InputRules, jsonInputs, SyncInputError } from '../sync/input.js'
+import { type InputRules, readSyncInputs, SyncInputError, TooManyRecordsError } from '../sync/input.js'
 import { type JobDocument, type SyncJob, type SyncJobs, TooManyJobsError } from '../sync/jobs.js'
-import { type CurrentState, type SyncInput, SyncPlanner } from '../sync/plan.js'
+import { type CurrentState, type SyncInput, type SyncPlan, SyncPlanner } from '../sync/plan.js'
 import type { UpstreamClient } from '../upstream/client.js'
 import { applyAuthorization, authorize, type UpstreamAuth } from './authenticate.js'
-import { toGatewayError } from './error-reply.js'
+import { toGatewayError, verdictOfError } from './error-reply.js'
 import type { ListingSource } from './listings.js'
 import type { RateLimiter } from './rate-limit.js'
 import { bodyValidators } from './request-schema.js'
+import { scrubSecrets } from './secrets.js'
 import { forwardWrite } from './write-forwarder.js'
 
 export const SYNC_PATH = '/sync/customers'
@@ -45,7 +48,17 @@ export interface SyncRouteDeps {
   readonly rateLimitConfig?: () => object
   /** Charges an admitted request's budget, as the API routes' admission step does. Default: the plugin's hook counts. */
   readonly rateLimiter?: RateLimiter
+  /** Scans a JSON input's records (the listing scanner: in a worker when large). */
+  readonly scanner: ListingScanner
+  /** Settles a failed-authentication charge the job holds (SPEC 13), once Trisul has answered its credentials. */
+  readonly settleCharge?: (
+    address: string,
+    auth: UpstreamAuth,
+    verdict: 'accepted' | 'refused' | null,
+  ) => Promise<void>
   readonly onDenied?: (consumer: string, operation: PolicyOperation) => void
+  /** Whether Trisul accepted a username and token lately (proven credentials). Default: never. */
+  readonly isKnownGood?: (username: string, tokenHash: string) => boolean
 }
 
 const CUSTOMERS = RESOURCE_BY_NAME.customers
@@ -95,7 +108,8 @@ function impliedOperations(query: SyncQuery, csv: boolean): [ResourceName, Opera
 }
 
 export async function registerSyncRoutes(app: FastifyInstance, deps: SyncRouteDeps): Promise<void> {
-  const bodyLimit = deps.policy().gateway.sync.maxInputBytes
+  // Only a request admitted for sync (credentials and operations checked in onRequest) gets this limit.
+  const bodyLimit = deps.policy().gateway.sync.maxBodyBytes
   await app.register(async (scope) => {
     // Bytes, not objects: the input is read one record at a time (src/sync/input.ts).
     scope.removeAllContentTypeParsers()
@@ -114,7 +128,8 @@ export async function registerSyncRoutes(app: FastifyInstance, deps: SyncRouteDe
       url: SYNC_PATH,
       bodyLimit,
       config: config('start'),
-      preValidation: async (request, reply) => {
+      // Before a byte of the body is read (SPEC 13): the credentials, the sync grant and every write it implies.
+      onRequest: async (request, reply) => {
         const query = parseQuery(request.query as Record<string, unknown>, ['mode', 'delete', 'wait'])
         queries.set(request, query)
         await admitSync(request, reply, deps, impliedOperations(query, isCsv(request)))
@@ -125,12 +140,15 @@ export async function registerSyncRoutes(app: FastifyInstance, deps: SyncRouteDe
         if (!Buffer.isBuffer(body) || body.length === 0) {
           throw new GatewayError('IPDR_GW_SYNC_INVALID_INPUT', 'The body is empty')
         }
-        // The cheap part of the check, answered at once; a bad record deeper in is the job's to report.
+        // The cheap part of the check, answered at once.
         if (!isCsv(request) && !looksLikeArray(body)) {
           throw new GatewayError('IPDR_GW_SYNC_INVALID_INPUT', 'The body must be a JSON array of customers')
         }
         const policy = request.gw.policy
         const auth = request.upstreamAuth as UpstreamAuth
+        // Every record read and checked now, across loop turns: malformed input is this request's 400.
+        const inputs = await readInputs(body, isCsv(request), policy, deps.scanner)
+        request.body = undefined
         let job: SyncJob
         try {
           job = deps.jobs.start(
@@ -146,10 +164,17 @@ export async function registerSyncRoutes(app: FastifyInstance, deps: SyncRouteDe
             })
           throw err
         }
+        // Unproven credentials stay charged until the job's listing fetch has tried them.
+        const charged = request.gw.authCharged
+        request.gw.chargeHeld = charged
         // Not awaited: the job runs on, the client polls (or waits below).
         void runJob(job, deps, {
-          bytes: body,
+          charged,
+          inputs,
           csv: isCsv(request),
+          mayList: mayList(policy, request.gw.consumer, request.ip),
+          redact: request.gw.consumer?.redact ?? [],
+          requestId: String(request.id),
           auth,
           policy,
           consumer: request.gw.consumerName,
@@ -167,7 +192,7 @@ export async function registerSyncRoutes(app: FastifyInstance, deps: SyncRouteDe
         method,
         url: `${SYNC_JOBS_PATH}/:id`,
         config: config(method === 'GET' ? 'job' : 'cancel'),
-        preValidation: async (request, reply) => {
+        onRequest: async (request, reply) => {
           queries.set(
             request,
             parseQuery(request.query as Record<string, unknown>, method === 'GET' ? ['wait'] : []),
@@ -218,11 +243,25 @@ async function admitSync(
     rawHeaders: request.raw.rawHeaders,
     body: undefined,
     clientIp: request.ip,
+    ...(request.gw.credentials !== null ? { resolved: request.gw.credentials } : {}),
+    ...(deps.isKnownGood ? { isKnownGood: deps.isKnownGood } : {}),
   })
   applyAuthorization(request, CUSTOMERS, 'sync', decided)
   if (!decided.ok) {
     if (decided.denied) deps.onDenied?.(decided.consumerName, 'sync')
     throw decided.error
+  }
+  request.gw.authorized = true
+  // A plan compares mappings by address: one that hides ipsubnet would learn which addresses exist.
+  if (
+    implied.some(([resource]) => resource === 'mappings') &&
+    decided.consumer?.redact.includes('ipsubnet')
+  ) {
+    deps.onDenied?.(decided.consumerName, 'sync')
+    throw new GatewayError(
+      'IPDR_GW_OPERATION_FORBIDDEN',
+      'A consumer whose policy redacts ipsubnet cannot sync mappings (CSV input)',
+    )
   }
   for (const [resource, operation] of implied) {
     const decision = evaluate(policy, {
@@ -256,9 +295,48 @@ async function waitFor(job: SyncJob, seconds: number, request: FastifyRequest): 
   if (onClose) request.raw.off('close', onClose)
 }
 
+/** The input's records, read and checked before the job starts (SPEC 13: in steps, lines in errors). */
+async function readInputs(
+  bytes: Buffer,
+  csv: boolean,
+  policy: Policy,
+  scanner: ListingScanner,
+): Promise<SyncInput[]> {
+  const validators = bodyValidators(policy.gateway.validation)
+  const rules: InputRules = {
+    customer: validators.get('customers:create') as InputRules['customer'],
+    mapping: validators.get('mappings:create') as InputRules['mapping'],
+    timeZone: policy.gateway.upstream.timeZone,
+  }
+  const limits = {
+    maxRecords: policy.gateway.sync.maxRecords,
+    maxRecordBytes: policy.gateway.limits.bodyBytes,
+  }
+  try {
+    return await readSyncInputs(bytes, csv, rules, limits, (raw) => scanner.scan(raw, 'customers'))
+  } catch (err) {
+    if (err instanceof TooManyRecordsError)
+      throw new GatewayError('IPDR_GW_SYNC_TOO_MANY_RECORDS', err.message)
+    if (err instanceof SyncInputError) throw new GatewayError('IPDR_GW_SYNC_INVALID_INPUT', err.message)
+    throw err
+  }
+}
+
+/** Whether the consumer may read the listing (SPEC 13: else a plan names only the UserIDs it sent). */
+function mayList(policy: Policy, consumer: ConsumerPolicy | null, clientIp: string): boolean {
+  return evaluate(policy, { consumer, resource: 'customers', operation: 'list', clientIp }).allow
+}
+
 interface JobContext {
-  readonly bytes: Buffer
+  /** The request was charged a failed authentication, which the job settles once Trisul answers. */
+  readonly charged: boolean
+  readonly inputs: readonly SyncInput[]
   readonly csv: boolean
+  /** The consumer may list customers: absent UserIDs may be named. */
+  readonly mayList: boolean
+  /** The consumer's `redact`: never compared (written when sent). */
+  readonly redact: readonly string[]
+  readonly requestId: string
   readonly auth: UpstreamAuth
   readonly policy: Policy
   readonly consumer: string
@@ -290,32 +368,44 @@ function currentOf(customers: ListingEntry, mappings: ListingEntry | null): Curr
 async function runJob(job: SyncJob, deps: SyncRouteDeps, ctx: JobContext): Promise<void> {
   try {
     const { policy, auth } = ctx
-    const validators = bodyValidators(policy.gateway.validation)
-    const rules: InputRules = {
-      customer: validators.get('customers:create') as InputRules['customer'],
-      mapping: validators.get('mappings:create') as InputRules['mapping'],
-      timeZone: policy.gateway.upstream.timeZone,
+    let customers: ListingEntry
+    try {
+      customers = await deps.listings.fresh(CUSTOMERS, auth, policy, `${job.id}.customers`)
+    } catch (err) {
+      if (ctx.charged) await deps.settleCharge?.(ctx.client, auth, verdictOfError(toGatewayError(err)))
+      throw err
     }
-    const customers = await deps.listings.fresh(CUSTOMERS, auth, policy, `${job.id}.customers`)
+    if (ctx.charged) await deps.settleCharge?.(ctx.client, auth, 'accepted')
     const mappings = ctx.csv
       ? await deps.listings.fresh(RESOURCE_BY_NAME.mappings, auth, policy, `${job.id}.mappings`)
       : null
     const planner = new SyncPlanner(currentOf(customers, mappings), {
       delete: job.deleteAbsent,
       now: Math.floor(Date.now() / 1000),
+      blind: ctx.redact,
     })
-    const inputs: AsyncIterable<SyncInput> | Iterable<SyncInput> = ctx.csv
-      ? csvInputs(ctx.bytes, rules)
-      : jsonInputs(ctx.bytes, rules)
     let n = 0
-    for await (const input of inputs) {
+    for (const input of ctx.inputs) {
       planner.add(input)
       // A turn for other requests now and then: planning 100,000 records takes a while.
       if (++n % 500 === 0) await yieldToLoop()
       if (job.cancelRequested) break
     }
     const plan = planner.finish()
-    job.planned(plan)
+    job.planned(plan, { nameAbsent: ctx.mayList })
+    await deps.audit.access({
+      requestId: ctx.requestId,
+      consumer: ctx.consumer,
+      client: ctx.client,
+      trisulUser: auth.username,
+      context: auth.context,
+      resource: 'customers',
+      operation: job.mode === 'apply' ? 'sync-apply' : 'sync-plan',
+      query: { mode: job.mode, delete: job.deleteAbsent, syncJob: job.id },
+      status: 200,
+      userIds: disclosedUserIds(plan, ctx.mayList),
+      redacted: ctx.redact,
+    })
     if (job.mode === 'apply' && !job.cancelRequested) {
       const sync = policy.gateway.sync
       const forwarder = { upstream: deps.upstream, listings: deps.listings, audit: deps.audit }
@@ -352,10 +442,12 @@ async function runJob(job: SyncJob, deps: SyncRouteDeps, ctx: JobContext): Promi
             outcome.ok
               ? undefined
               : {
-                  UserID: w.UserID,
+                  // A customer deleted because it was absent is named only to a consumer that may list.
+                  UserID:
+                    ctx.mayList || w.operation !== 'delete' || w.resource !== 'customers' ? w.UserID : null,
                   status: outcome.status,
                   code: outcome.code ?? 'IPDR_GW_INTERNAL',
-                  message: outcome.message ?? '',
+                  message: scrubSecrets(outcome.message ?? '', [ctx.auth.token]),
                   resource: w.resource,
                   operation: w.operation,
                 },
@@ -373,4 +465,14 @@ async function runJob(job: SyncJob, deps: SyncRouteDeps, ctx: JobContext): Promi
       ctx.log.error({ err: ge.cause ?? ge, code: ge.code, syncJob: job.id }, 'sync job failed')
     job.finish({ UserID: null, status: ge.statusCode, code: ge.code, message: ge.message })
   }
+}
+
+/** The UserIDs a plan's document and outcome name: those of the input, and the absent ones only for a consumer that may list. */
+function disclosedUserIds(plan: SyncPlan, nameAbsent: boolean): string[] {
+  const ids = new Set<string>()
+  for (const w of plan.writes)
+    if (nameAbsent || w.operation !== 'delete' || w.resource !== 'customers') ids.add(w.UserID)
+  for (const bad of plan.invalid) if (bad.UserID !== null) ids.add(bad.UserID)
+  if (nameAbsent) for (const id of plan.absent) ids.add(id)
+  return [...ids]
 }

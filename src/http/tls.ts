@@ -13,12 +13,17 @@
 import { createPrivateKey, X509Certificate } from 'node:crypto'
 import { readFile } from 'node:fs/promises'
 import type { SecureContextOptions } from 'node:tls'
+import { TLS12_CIPHERS } from '../shared/tls-suites.js'
+
+export { TLS12_CIPHERS }
 
 export interface TlsFiles {
   readonly certFile: string
   readonly keyFile: string
   /** Client certificates must be signed by this CA; null: no client certificate asked for. */
   readonly clientCaFile: string | null
+  /** TLS 1.2 suites offered (`server.tls.ciphers`, a subset of {@link TLS12_CIPHERS}); absent or null: all of them. */
+  readonly ciphers?: readonly string[] | null
 }
 
 /** What Node's https server and `setSecureContext` take. */
@@ -29,10 +34,18 @@ export interface TlsMaterial {
   /** The certificate's SHA-256 fingerprint and end of validity, for the log. */
   readonly fingerprint: string
   readonly validTo: string
+  /** The TLS 1.2 suites offered; absent: {@link TLS12_CIPHERS}. */
+  readonly ciphers?: readonly string[]
 }
 
 /** TLS 1.2 and later only (SPEC 6). */
 export const TLS_MIN_VERSION = 'TLSv1.2' as const
+
+/**
+ * TLS 1.3 suites, as Node offers them by default. Named explicitly: Node splits its
+ * `ciphers` option into 1.2 and 1.3 parts, and a string with no 1.3 suite turns TLS 1.3 off.
+ */
+const TLS13_SUITES = ['TLS_AES_256_GCM_SHA384', 'TLS_CHACHA20_POLY1305_SHA256', 'TLS_AES_128_GCM_SHA256']
 
 export class TlsMaterialError extends Error {
   override name = 'TlsMaterialError'
@@ -82,7 +95,20 @@ export async function loadTlsMaterial(files: TlsFiles, now: number = Date.now())
       throw new TlsMaterialError(`client CA ${files.clientCaFile}: not a PEM certificate`)
     }
   }
-  return { cert, key, ...(ca ? { ca } : {}), fingerprint: x509.fingerprint256, validTo: x509.validTo }
+  const ciphers = files.ciphers ?? null
+  const unknown = ciphers?.filter((c) => !TLS12_CIPHERS.includes(c)) ?? []
+  if (unknown.length > 0)
+    throw new TlsMaterialError(
+      `server.tls.ciphers: ${unknown.join(', ')} not among the ECDHE + AEAD suites offered (${TLS12_CIPHERS.join(', ')})`,
+    )
+  return {
+    cert,
+    key,
+    ...(ca ? { ca } : {}),
+    fingerprint: x509.fingerprint256,
+    validTo: x509.validTo,
+    ...(ciphers ? { ciphers } : {}),
+  }
 }
 
 /** The options of an https server (Fastify's `https`) serving `material`. */
@@ -105,5 +131,7 @@ export function secureContextOptions(material: TlsMaterial): SecureContextOption
     key: material.key,
     ...(material.ca ? { ca: material.ca } : {}),
     minVersion: TLS_MIN_VERSION,
+    ciphers: [...(material.ciphers ?? TLS12_CIPHERS), ...TLS13_SUITES].join(':'),
+    honorCipherOrder: true,
   }
 }

@@ -47,6 +47,23 @@ export class AuthFailureLimiter {
     this.#clock = opts.clock ?? Date.now
   }
 
+  /**
+   * Charges `ip` one failed authentication before its credentials are tried (SPEC 13): null when
+   * the limiter is off, else whether that charge went past the budget (the request is refused).
+   */
+  async charge(ip: string): Promise<ChargeState | null> {
+    const { max, timeWindowMs } = this.#limit()
+    if (max <= 0) return null
+    const state = await this.#store.incr(addressKey(ip), timeWindowMs)
+    return state.count > max ? this.blockedBy(state) : NOT_BLOCKED
+  }
+
+  /** Takes back a charge whose credentials proved valid. */
+  async refund(ip: string): Promise<void> {
+    if (this.#limit().max <= 0) return
+    await this.#store.decr(addressKey(ip))
+  }
+
   /** Counts one failed authentication from `ip` (nothing when the limiter is off). */
   async recordFailure(ip: string): Promise<void> {
     const { max, timeWindowMs } = this.#limit()
@@ -80,5 +97,7 @@ export class AuthFailureLimiter {
     }
   }
 }
+
+type ChargeState = BlockState
 
 const NOT_BLOCKED: BlockState = { blocked: false, retryAfterSeconds: 0 }

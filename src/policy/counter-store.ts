@@ -18,6 +18,8 @@ export interface CounterStore {
   incr(key: string, windowMs: number): Promise<CounterState>
   /** The live counter, or null when absent or expired. Does not count. */
   get(key: string): Promise<CounterState | null>
+  /** Takes back one hit of a live counter (never below 0; nothing when absent or expired). */
+  decr(key: string): Promise<void>
 }
 
 export interface LocalCounterStoreOptions {
@@ -60,6 +62,12 @@ export class LocalCounterStore implements CounterStore {
     const entry = this.#entries.get(key)
     if (!entry || entry.resetAt <= this.#clock()) return Promise.resolve(null)
     return Promise.resolve({ count: entry.count, resetAt: entry.resetAt })
+  }
+
+  decr(key: string): Promise<void> {
+    const entry = this.#entries.get(key)
+    if (entry && entry.resetAt > this.#clock() && entry.count > 0) entry.count--
+    return Promise.resolve()
   }
 
   /** Keys held (for tests and diagnostics). */

@@ -6,7 +6,9 @@
  * so one run lists every problem; every check guards its own types. Pure: the
  * environment is passed in.
  */
+
 import { parseIpRange } from '../shared/ip-range.js'
+import { TLS12_CIPHERS } from '../shared/tls-suites.js'
 import { isTimeZone } from '../shared/trisul-time.js'
 import { redisUrlProblem } from '../store/redis-url.js'
 import { parseDuration } from './duration.js'
@@ -119,6 +121,16 @@ function checkOrigins(sink: ProblemSink, file: string, list: unknown): void {
 export function crossCheckGateway(sink: ProblemSink, doc: GatewayDoc, env: Env): void {
   const g = obj(doc.data)
   if (!g) return
+  checkRanges(sink, doc.file, ['server', 'trustedAddresses'], obj(g.server)?.trustedAddresses)
+  const ciphers = obj(obj(g.server)?.tls)?.ciphers
+  for (const [i, suite] of strings(ciphers)) {
+    if (!TLS12_CIPHERS.includes(suite))
+      sink.add(
+        doc.file,
+        ['server', 'tls', 'ciphers', i],
+        `${JSON.stringify(suite)} is not an ECDHE + AEAD suite the gateway offers (${TLS12_CIPHERS.join(', ')})`,
+      )
+  }
   const upstream = obj(g.upstream)
   if (upstream) checkUpstreamUrl(sink, doc.file, upstream.url)
   if (typeof upstream?.timeZone === 'string' && !isTimeZone(upstream.timeZone)) {
@@ -170,7 +182,20 @@ export function crossCheckConsumer(sink: ProblemSink, doc: ConsumerDoc, env: Env
       'a consumer with gateway keys needs upstream credentials (upstream.username, upstream.tokenEnv)',
     )
   }
-  if (upstream) checkEnv(sink, doc.file, ['upstream', 'tokenEnv'], upstream.tokenEnv, env)
+  const hasUsername = typeof upstream?.username === 'string'
+  const hasTokenEnv = typeof upstream?.tokenEnv === 'string'
+  if (Array.isArray(c.keys) && c.keys.length > 0 && upstream && !(hasUsername && hasTokenEnv)) {
+    sink.add(
+      doc.file,
+      'upstream',
+      'a consumer with gateway keys needs upstream.username and upstream.tokenEnv',
+    )
+  }
+  if (hasTokenEnv) checkEnv(sink, doc.file, ['upstream', 'tokenEnv'], upstream?.tokenEnv, env)
+  const contexts = Array.isArray(upstream?.contexts) ? (upstream?.contexts as unknown[]) : null
+  if (contexts && typeof upstream?.context === 'string' && !contexts.includes(upstream.context)) {
+    sink.add(doc.file, ['upstream', 'context'], `must be one of upstream.contexts (${contexts.join(', ')})`)
+  }
   checkWindow(sink, doc.file, ['rateLimit'], c.rateLimit)
   checkRanges(sink, doc.file, ['allowIPs'], c.allowIPs)
 }

@@ -25,6 +25,8 @@ export const DEFAULT_CONSUMER = 'default'
 
 interface PolicyIndex {
   readonly byUsername: ReadonlyMap<string, ConsumerPolicy>
+  /** Every consumer username, case- and compatibility-folded. */
+  readonly folded: ReadonlySet<string>
   readonly keys: ReadonlyArray<{ readonly hash: Buffer; readonly consumer: ConsumerPolicy }>
   readonly fallback: ConsumerPolicy | null
   readonly ranges: ReadonlyMap<ConsumerPolicy, readonly IpRange[]>
@@ -42,13 +44,18 @@ function indexOf(policy: Policy): PolicyIndex {
   const byUsername = new Map<string, ConsumerPolicy>()
   const keys: Array<{ hash: Buffer; consumer: ConsumerPolicy }> = []
   const ranges = new Map<ConsumerPolicy, IpRange[]>()
+  const folded = new Set<string>()
   for (const c of policy.consumers) {
-    for (const u of c.usernames) if (!byUsername.has(u)) byUsername.set(u, c)
+    for (const u of c.usernames) {
+      if (!byUsername.has(u)) byUsername.set(u, c)
+      folded.add(foldUsername(u))
+    }
     for (const k of c.keys) keys.push({ hash: Buffer.from(k, 'hex'), consumer: c })
     if (c.allowIPs) ranges.set(c, parseRanges(c.allowIPs))
   }
   index = {
     byUsername,
+    folded,
     keys,
     fallback: policy.consumers.find((c) => c.name === DEFAULT_CONSUMER) ?? null,
     ranges,
@@ -80,6 +87,22 @@ export function findConsumer(policy: Policy, identity: Identity): ConsumerPolicy
     return found
   }
   return index.byUsername.get(identity.username) ?? index.fallback
+}
+
+/** A username with case and Unicode compatibility forms folded away ("ＣＲＭ", "Crm" → "crm"). */
+export function foldUsername(username: string): string {
+  return username.normalize('NFKC').toUpperCase().toLowerCase().normalize('NFKC')
+}
+
+/**
+ * True when `username` is no consumer's username but equals one once case and
+ * Unicode compatibility are ignored (SPEC 13): such a request is refused, never
+ * matched to the `default` consumer, so a look-alike cannot borrow its rules
+ * or its budget, nor escape the named consumer's.
+ */
+export function isUsernameNearMiss(policy: Policy, username: string): boolean {
+  const index = indexOf(policy)
+  return !index.byUsername.has(username) && index.folded.has(foldUsername(username))
 }
 
 /**

@@ -169,7 +169,11 @@ function deepFreeze<T>(value: T): T {
 // Shapes after schema validation and defaults (checked, so the casts hold).
 interface RawGateway {
   upstream: Omit<GatewayPolicy['upstream'], 'urlFromPolicy'>
-  auth: { bodyCredentials: boolean; failureLimit: { max: number; timeWindow: string | number } }
+  auth: {
+    bodyCredentials: boolean
+    failureLimit: { max: number; timeWindow: string | number }
+    knownGoodSeconds: number
+  }
   cache: GatewayPolicy['cache']
   rateLimit: { max: number; timeWindow: string | number }
   validation: GatewayPolicy['validation']
@@ -180,14 +184,22 @@ interface RawGateway {
   trustProxy: string[]
   store: GatewayPolicy['store']
   audit: GatewayPolicy['audit']
-  sync: GatewayPolicy['sync']
+  sync: Omit<GatewayPolicy['sync'], 'maxBodyBytes'> & { maxBodyBytes?: number; maxInputBytes?: number }
   server: GatewayPolicy['server']
 }
+
+/** `sync.maxBodyBytes` when neither it nor its old name `maxInputBytes` is given: 64 MiB. */
+export const DEFAULT_SYNC_MAX_BODY_BYTES = 67_108_864
 
 interface RawConsumer {
   usernames: string[]
   keys: string[]
-  upstream: { username: string; tokenEnv: string; context: string | null } | null
+  upstream: {
+    username?: string
+    tokenEnv?: string
+    context: string | null
+    contexts: string[] | null
+  } | null
   operations: Partial<Record<ApiResourceName, PolicyOperation[]>>
   rateLimit: { max: number; timeWindow: string | number } | null
   redact: string[]
@@ -198,9 +210,13 @@ function buildGateway(dir: string, raw: RawGateway, urlFromPolicy: boolean): Gat
   const caFile = raw.upstream.caFile
   const inDir = (path: string) => (isAbsolute(path) ? path : resolve(dir, path))
   const tls = raw.server.tls
+  const { maxInputBytes, maxBodyBytes, ...sync } = raw.sync
   return {
     ...raw,
+    // The old name is read when the SPEC's is not given.
+    sync: { ...sync, maxBodyBytes: maxBodyBytes ?? maxInputBytes ?? DEFAULT_SYNC_MAX_BODY_BYTES },
     server: {
+      ...raw.server,
       tls:
         tls === null
           ? null
@@ -208,6 +224,7 @@ function buildGateway(dir: string, raw: RawGateway, urlFromPolicy: boolean): Gat
               certFile: inDir(tls.certFile),
               keyFile: inDir(tls.keyFile),
               clientCaFile: tls.clientCaFile === null ? null : inDir(tls.clientCaFile),
+              ciphers: tls.ciphers ?? null,
             },
     },
     upstream: {
@@ -215,7 +232,11 @@ function buildGateway(dir: string, raw: RawGateway, urlFromPolicy: boolean): Gat
       urlFromPolicy,
       caFile: caFile === null ? null : isAbsolute(caFile) ? caFile : resolve(dir, caFile),
     },
-    auth: { bodyCredentials: raw.auth.bodyCredentials, failureLimit: rateLimit(raw.auth.failureLimit) },
+    auth: {
+      bodyCredentials: raw.auth.bodyCredentials,
+      failureLimit: rateLimit(raw.auth.failureLimit),
+      knownGoodSeconds: raw.auth.knownGoodSeconds,
+    },
     rateLimit: rateLimit(raw.rateLimit),
   }
 }
@@ -225,7 +246,15 @@ function buildConsumer(name: string, raw: RawConsumer): ConsumerPolicy {
     name,
     usernames: raw.usernames,
     keys: raw.keys,
-    upstream: raw.upstream,
+    upstream:
+      raw.upstream === null
+        ? null
+        : {
+            username: raw.upstream.username ?? null,
+            tokenEnv: raw.upstream.tokenEnv ?? null,
+            context: raw.upstream.context,
+            contexts: raw.upstream.contexts,
+          },
     operations: raw.operations,
     rateLimit: raw.rateLimit === null ? null : rateLimit(raw.rateLimit),
     redact: raw.redact,
@@ -337,7 +366,7 @@ export async function loadPolicy(dir: string, env: Env): Promise<LoadResult> {
   const consumers = consumerDocs.map((d) => buildConsumer(d.name, d.data as RawConsumer))
   const tokens = new Map<string, string>()
   for (const c of consumers) {
-    if (c.upstream) tokens.set(c.name, env[c.upstream.tokenEnv] as string)
+    if (c.upstream?.tokenEnv) tokens.set(c.name, env[c.upstream.tokenEnv] as string)
   }
   const metricsToken = gateway.metrics.tokenEnv === null ? null : (env[gateway.metrics.tokenEnv] ?? null)
 

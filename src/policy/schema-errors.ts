@@ -82,6 +82,7 @@ export function formatSchemaErrors(errors: readonly ErrorObject[] | null | undef
         break
       }
       case 'required':
+      case 'dependentRequired':
         segments.push(String(params.missingProperty))
         message = 'is required'
         break

@@ -248,6 +248,14 @@ function gatewaySchema(): Schema {
             window: '1 minute',
             default: {},
           }),
+          knownGoodSeconds: {
+            type: 'integer',
+            minimum: 0,
+            maximum: 86_400,
+            default: 600,
+            description:
+              "Seconds a Trisul token stays proven after Trisul last accepted it: requests with proven credentials (or a matching gateway key) are not charged to, nor refused by, their address's failed-authentication budget, so a guesser behind a CRM's NAT cannot lock the CRM out. 0: only gateway keys are proven.",
+          },
         },
       },
       cache: {
@@ -328,6 +336,11 @@ function gatewaySchema(): Schema {
             1048576,
             104_857_600,
           ),
+          inFlightBodyBytes: positiveInt(
+            "Request body bytes the gateway holds at once, summed over all requests (a declared Content-Length counts in full, a chunked body as its route's limit); past it a new body is refused with 503 and Retry-After before it is read.",
+            268_435_456,
+            17_179_869_184,
+          ),
         },
       },
       cors: {
@@ -389,6 +402,29 @@ function gatewaySchema(): Schema {
         default: {},
         description: 'The listener clients connect to.',
         properties: {
+          requestTimeoutMs: positiveInt(
+            'A request must arrive whole (headers and body) within this many ms, else 408 and the connection is closed (the sync route: sync.requestTimeoutMs).',
+            30_000,
+            3_600_000,
+          ),
+          headersTimeoutMs: positiveInt(
+            'The request headers must arrive within this many ms, else 408 and the connection is closed.',
+            10_000,
+            600_000,
+          ),
+          keepAliveTimeoutMs: positiveInt(
+            'An idle keep-alive connection is closed after this many ms.',
+            72_000,
+            3_600_000,
+          ),
+          maxConnectionsPerAddress: positiveInt(
+            'Open connections one client address may hold; past it a new connection from that address is closed at once (addresses in trustedAddresses are exempt).',
+            256,
+            1_000_000,
+          ),
+          trustedAddresses: stringList(
+            'Addresses or CIDRs (a load balancer, a reverse proxy) exempt from maxConnectionsPerAddress. Read at start only.',
+          ),
           tls: {
             type: ['object', 'null'],
             additionalProperties: false,
@@ -414,6 +450,15 @@ function gatewaySchema(): Schema {
                 description:
                   'PEM CA: every client must present a certificate it signed, else the handshake fails. null: no client certificate.',
               },
+              ciphers: {
+                type: ['array', 'null'],
+                items: { type: 'string', minLength: 1 },
+                uniqueItems: true,
+                minItems: 1,
+                default: null,
+                description:
+                  'TLS 1.2 cipher suites (OpenSSL names) to offer, narrowing the default: ECDHE key exchange with AEAD ciphers only (Mozilla intermediate); a suite outside that list is a policy error. TLS 1.3 suites are as Node offers them. null: the whole default list.',
+              },
             },
           },
         },
@@ -426,10 +471,29 @@ function gatewaySchema(): Schema {
         properties: {
           concurrency: positiveInt('Upstream writes in flight per job.', 4, 32),
           maxWritesPerSecond: positiveInt('Upstream writes per second per job, to spare Trisul.', 50, 10_000),
-          maxInputBytes: positiveInt(
-            'Largest sync input (JSON or CSV) in bytes; past it 413. Default 64 MiB (about 400,000 customers).',
-            67_108_864,
-            1_073_741_824,
+          // No schema default: the deprecated maxInputBytes is read when this is absent (src/policy/load.ts).
+          maxBodyBytes: {
+            type: 'integer',
+            minimum: 1,
+            maximum: 1_073_741_824,
+            description:
+              'Largest sync input (JSON or CSV) in bytes; past it 413. Applies only to a request already admitted for sync. Default 67108864 (64 MiB, about 400,000 customers).',
+          },
+          maxInputBytes: {
+            type: 'integer',
+            minimum: 1,
+            maximum: 1_073_741_824,
+            description: 'Deprecated name of maxBodyBytes (read when maxBodyBytes is not given).',
+          },
+          requestTimeoutMs: positiveInt(
+            'A sync request must arrive whole within this many ms, else 408 and the connection is closed.',
+            300_000,
+            3_600_000,
+          ),
+          maxRecords: positiveInt(
+            'Most records (JSON array items or CSV rows) one sync job may carry; past it 413.',
+            2_000_000,
+            100_000_000,
           ),
           maxJobs: positiveInt(
             'Jobs one consumer may have planning or applying at once; past it 429.',
@@ -508,10 +572,11 @@ function consumerSchema(): Schema {
       upstream: {
         type: ['object', 'null'],
         additionalProperties: false,
-        required: ['username', 'tokenEnv'],
         default: null,
+        // One without the other names no credentials.
+        dependentRequired: { username: ['tokenEnv'], tokenEnv: ['username'] },
         description:
-          'Upstream credentials injected for gateway-key requests; required when keys is not empty.',
+          'Upstream credentials injected for gateway-key requests (username and tokenEnv, required when keys is not empty), the context and the contexts allowed.',
         properties: {
           username: { type: 'string', minLength: 1, maxLength: 128, description: 'Upstream username.' },
           tokenEnv: {
@@ -526,6 +591,15 @@ function consumerSchema(): Schema {
             default: null,
             description:
               "Context for this consumer's requests (v2); null: the gateway's upstream.defaultContext.",
+          },
+          contexts: {
+            type: ['array', 'null'],
+            items: { type: 'string', minLength: 1, maxLength: 128 },
+            uniqueItems: true,
+            minItems: 1,
+            default: null,
+            description:
+              "The only contexts X-Trisul-Context may select for this consumer (else 403 IPDR_GW_CONTEXT_FORBIDDEN); the consumer's context (or the default context) must be among them. null: any context its Trisul user may reach.",
           },
         },
       },

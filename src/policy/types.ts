@@ -63,6 +63,8 @@ export interface GatewayPolicy {
     readonly bodyCredentials: boolean
     /** Failed authentications (401 responses) allowed per client address per window; `max: 0` turns the limiter off. Default 10 per minute. */
     readonly failureLimit: RateLimitPolicy
+    /** Seconds a Trisul token Trisul accepted stays proven (not charged to, nor refused by, an address block). Default 600. */
+    readonly knownGoodSeconds: number
   }
   readonly cache: {
     readonly ttlSeconds: number
@@ -71,7 +73,11 @@ export interface GatewayPolicy {
   }
   readonly rateLimit: RateLimitPolicy
   readonly validation: ValidationPolicy
-  readonly limits: { readonly bodyBytes: number }
+  readonly limits: {
+    readonly bodyBytes: number
+    /** Body bytes held at once over all requests; past it 503 before a body is read (SPEC 13). Default 268435456. */
+    readonly inFlightBodyBytes: number
+  }
   readonly cors: { readonly origins: readonly string[] }
   readonly metrics: {
     /** A separate listener port for `/metrics` (same host); null: served on the main port. Default null. */
@@ -97,7 +103,22 @@ export interface GatewayPolicy {
   /** CRM sync jobs (SPEC 10). */
   readonly sync: SyncPolicy
   /** The client listener (SPEC 6). */
-  readonly server: { readonly tls: TlsPolicy | null }
+  readonly server: ServerPolicy
+}
+
+/** The client listener (SPEC 6, 13). */
+export interface ServerPolicy {
+  readonly tls: TlsPolicy | null
+  /** Whole request (headers and body) within this; else 408 and the connection closed. Default 30000. */
+  readonly requestTimeoutMs: number
+  /** Headers within this. Default 10000. */
+  readonly headersTimeoutMs: number
+  /** An idle keep-alive connection closes after this. Default 72000. */
+  readonly keepAliveTimeoutMs: number
+  /** Connections one address may hold open; past it new ones are closed at once. Default 256. */
+  readonly maxConnectionsPerAddress: number
+  /** Addresses or CIDRs exempt from the per-address cap (a load balancer). Read at start. Default []. */
+  readonly trustedAddresses: readonly string[]
 }
 
 export interface TlsPolicy {
@@ -107,6 +128,8 @@ export interface TlsPolicy {
   readonly keyFile: string
   /** PEM CA that must have signed every client certificate; null: none asked for. Default null. */
   readonly clientCaFile: string | null
+  /** TLS 1.2 suites offered, a subset of the ECDHE + AEAD default; null: the default. */
+  readonly ciphers: readonly string[] | null
 }
 
 export interface SyncPolicy {
@@ -114,8 +137,12 @@ export interface SyncPolicy {
   readonly concurrency: number
   /** Upstream writes per second per job. Default 50. */
   readonly maxWritesPerSecond: number
-  /** Largest input in bytes; past it 413. Default 67108864. */
-  readonly maxInputBytes: number
+  /** Largest input in bytes; past it 413. Only for a request admitted for sync. Default 67108864. */
+  readonly maxBodyBytes: number
+  /** The whole sync request within this; else 408. Default 300000. */
+  readonly requestTimeoutMs: number
+  /** Most records in one job; past it 413. Default 2000000. */
+  readonly maxRecords: number
   /** Jobs per consumer planning or applying at once; past it 429. Default 2. */
   readonly maxJobs: number
 }
@@ -154,9 +181,12 @@ export interface ConsumerPolicy {
   readonly keys: readonly string[]
   /** Upstream credentials injected for gateway-key requests. */
   readonly upstream: {
-    readonly username: string
-    readonly tokenEnv: string
+    /** With `tokenEnv`: the upstream credentials of gateway-key requests. */
+    readonly username: string | null
+    readonly tokenEnv: string | null
     readonly context: string | null
+    /** The only contexts `X-Trisul-Context` may select (SPEC 13); null: any. Default null. */
+    readonly contexts: readonly string[] | null
   } | null
   /** Absent resource: no operation allowed on it. */
   readonly operations: Readonly<Partial<Record<ApiResourceName, readonly PolicyOperation[]>>>

@@ -55,6 +55,15 @@ export class FailoverCounterStore implements CounterStore {
       () => this.#local.get(key),
     )
   }
+
+  decr(key: string): Promise<void> {
+    return failover(
+      this.#health,
+      this.#operation,
+      () => this.#shared.decr(key),
+      () => this.#local.decr(key),
+    )
+  }
 }
 
 export interface FailoverGuardedCounterOptions {

@@ -38,6 +38,13 @@ if not count then return {0, -2} end
 return {tonumber(count), redis.call('PTTL', KEYS[1])}
 `
 
+// One hit taken back from a live counter, never below 0 and never one without a TTL.
+const DECR_SCRIPT = `
+local count = tonumber(redis.call('GET', KEYS[1]) or '0')
+if count > 0 and redis.call('PTTL', KEYS[1]) > 0 then redis.call('DECR', KEYS[1]) end
+return 1
+`
+
 // The guard's live count first (KEYS[1], ARGV[1] its max); unless it is reached, INCR KEYS[2] as
 // INCR_SCRIPT does (ARGV[2] the window). Returns {1, guard count, guard pttl} or {0, count, pttl}.
 const GUARDED_INCR_SCRIPT = `
@@ -58,6 +65,7 @@ interface CounterCommands {
   ): Promise<[number, number, number]>
   ipdrCounterIncr(key: string, windowMs: number): Promise<[number, number]>
   ipdrCounterGet(key: string): Promise<[number, number]>
+  ipdrCounterDecr(key: string): Promise<number>
 }
 
 export interface RedisCounterStoreOptions {
@@ -82,6 +90,7 @@ export class RedisCounterStore implements CounterStore, GuardedCounter {
     if (redis.ipdrCounterIncr === undefined) {
       redis.defineCommand('ipdrCounterIncr', { numberOfKeys: 1, lua: INCR_SCRIPT })
       redis.defineCommand('ipdrCounterGet', { numberOfKeys: 1, lua: GET_SCRIPT })
+      redis.defineCommand('ipdrCounterDecr', { numberOfKeys: 1, lua: DECR_SCRIPT })
       redis.defineCommand('ipdrCounterGuardedIncr', { numberOfKeys: 2, lua: GUARDED_INCR_SCRIPT })
     }
     this.#redis = redis as Redis & CounterCommands
@@ -107,6 +116,10 @@ export class RedisCounterStore implements CounterStore, GuardedCounter {
     const [count, ttl] = await withinDeadline(this.#redis.ipdrCounterGet(this.keyOf(key)), this.#timeoutMs)
     if (count === 0 || ttl <= 0) return null
     return { count, resetAt: this.#clock() + ttl }
+  }
+
+  async decr(key: string): Promise<void> {
+    await withinDeadline(this.#redis.ipdrCounterDecr(this.keyOf(key)), this.#timeoutMs)
   }
 
   /** One script, one round trip: the failed-authentication check and the rate charge of a cached hit. */

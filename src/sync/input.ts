@@ -9,6 +9,7 @@ import { Readable } from 'node:stream'
 import type { ValidateFunction } from 'ajv'
 import { parse } from 'csv-parse'
 import { ListingScanError, scanListing } from '../cache/listing-scan.js'
+import { STEP_SLICE_MS } from '../cache/steps.js'
 import { describeSchemaError, timeOrderProblem } from '../http/request-schema.js'
 import { parseTrisulTime } from '../shared/trisul-time.js'
 import type { CustomerWanted, InvalidInput, MappingWanted, SyncInput } from './plan.js'
@@ -46,19 +47,20 @@ export function customerOf(
   return { kind: 'customer', UserID: UserID as string, fields, source }
 }
 
-/** The records of a JSON array, one at a time; throws SyncInputError when it is not an array of objects. */
-export function* jsonInputs(bytes: Buffer, rules: InputRules): Generator<SyncInput> {
+/** The records of a JSON array, scanned here at once (small inputs, tests); throws SyncInputError when it is not an array of objects. */
+export function* jsonInputs(
+  bytes: Buffer,
+  rules: InputRules,
+  limits: InputLimits = UNLIMITED,
+): Generator<SyncInput> {
   let offsets: Uint32Array
   try {
     offsets = scanListing(bytes)
   } catch (err) {
     const message = err instanceof ListingScanError ? err.message : 'not JSON'
-    throw new SyncInputError(`The body must be a JSON array of customers: ${message}`)
+    throw new SyncInputError(jsonScanProblem(bytes, message))
   }
-  for (let i = 0; i < offsets.length; i += 2) {
-    const record = JSON.parse(bytes.toString('utf8', offsets[i], offsets[i + 1])) as Record<string, unknown>
-    yield customerOf(record, `record ${i / 2 + 1}`, rules)
-  }
+  yield* jsonRecordsAt(bytes, offsets, rules, limits)
 }
 
 /** Trisul's import columns, in order. */
@@ -135,25 +137,158 @@ function invalid(userId: string | null, source: string, message: string): Invali
   return { kind: 'invalid', UserID: userId, source, message }
 }
 
-/** The rows of a CSV body, one at a time (a header row is recognised and skipped). */
-export async function* csvInputs(bytes: Buffer, rules: InputRules): AsyncGenerator<SyncInput> {
-  const parser = Readable.from([bytes]).pipe(
-    parse({ bom: true, relax_column_count: true, skip_empty_lines: true, info: true }),
+/** What bounds one sync input (SPEC 13). */
+export interface InputLimits {
+  /** `sync.maxRecords`: more records is a 413. */
+  readonly maxRecords: number
+  /** `limits.bodyBytes`: one record larger than this is a 400 naming its line. */
+  readonly maxRecordBytes: number
+}
+
+const UNLIMITED: InputLimits = {
+  maxRecords: Number.MAX_SAFE_INTEGER,
+  maxRecordBytes: Number.MAX_SAFE_INTEGER,
+}
+
+/** The input has more records than `sync.maxRecords` (413). */
+export class TooManyRecordsError extends Error {
+  override name = 'TooManyRecordsError'
+}
+
+/** How much of the input one parser step takes: a slice parses in a few ms. */
+const SLICE_BYTES = 64 * 1024
+
+/** The 1-based line of byte `at` of `bytes`. */
+export function lineAt(bytes: Buffer, at: number): number {
+  let line = 1
+  for (let i = bytes.indexOf(0x0a); i !== -1 && i < at; i = bytes.indexOf(0x0a, i + 1)) line += 1
+  return line
+}
+
+/**
+ * The records of a CSV body, parsed with csv-parse's streaming API one slice at a time, so that
+ * neither its buffer of parsed records nor one step grows with the input (SPEC 13); a header row is
+ * recognised and skipped. Malformed CSV (an unclosed quote, a record over `maxRecordBytes`) throws
+ * a SyncInputError naming the line.
+ */
+export async function* csvInputs(
+  bytes: Buffer,
+  rules: InputRules,
+  limits: InputLimits = UNLIMITED,
+): AsyncGenerator<SyncInput> {
+  function* slices(): Generator<Buffer> {
+    for (let at = 0; at < bytes.length; at += SLICE_BYTES) yield bytes.subarray(at, at + SLICE_BYTES)
+  }
+  const parser = Readable.from(slices(), { objectMode: false }).pipe(
+    parse({
+      bom: true,
+      relax_column_count: true,
+      skip_empty_lines: true,
+      info: true,
+      max_record_size: limits.maxRecordBytes,
+    }),
   )
   let first = true
+  let records = 0
+  // The line the last whole record ended on: a malformed one begins after it.
+  let lastLine = 0
   try {
     for await (const { record, info } of parser as AsyncIterable<{
       record: string[]
       info: { lines: number }
     }>) {
+      lastLine = info.lines
       if (first && isHeader(record)) {
         first = false
         continue
       }
       first = false
+      if (++records > limits.maxRecords)
+        throw new TooManyRecordsError(
+          `The input has more than ${limits.maxRecords} records (sync.maxRecords)`,
+        )
       yield csvRowOf(record, `line ${info.lines}`, rules)
     }
   } catch (err) {
-    throw new SyncInputError(`The body is not valid CSV: ${(err as Error).message}`)
+    if (err instanceof TooManyRecordsError) throw err
+    // csv-parse names the line it stopped at (the end of an unclosed quote); the record began after the last good one.
+    throw new SyncInputError(
+      `The body is not valid CSV: the record at line ${lastLine + 1}: ${(err as Error).message}`,
+    )
+  } finally {
+    parser.destroy()
   }
+}
+
+/**
+ * The records of a JSON array whose record offsets a scan found (in a worker when large), each
+ * parsed on its own. A record over `maxRecordBytes` throws a SyncInputError naming its line.
+ */
+export function* jsonRecordsAt(
+  bytes: Buffer,
+  offsets: Uint32Array,
+  rules: InputRules,
+  limits: InputLimits,
+): Generator<SyncInput> {
+  if (offsets.length / 2 > limits.maxRecords)
+    throw new TooManyRecordsError(`The input has more than ${limits.maxRecords} records (sync.maxRecords)`)
+  for (let i = 0; i < offsets.length; i += 2) {
+    const start = offsets[i] as number
+    const end = offsets[i + 1] as number
+    if (end - start > limits.maxRecordBytes)
+      throw new SyncInputError(
+        `record ${i / 2 + 1} (line ${lineAt(bytes, start)}) is larger than ${limits.maxRecordBytes} bytes (limits.bodyBytes)`,
+      )
+    const record = JSON.parse(bytes.toString('utf8', start, end)) as Record<string, unknown>
+    yield customerOf(record, `record ${i / 2 + 1}`, rules)
+  }
+}
+
+/** The message of a JSON scan error, with the line of the byte it names. */
+export function jsonScanProblem(bytes: Buffer, message: string): string {
+  const at = /at byte (\d+)/.exec(message)
+  const where = at ? ` (line ${lineAt(bytes, Number(at[1]))})` : ''
+  return `The body must be a JSON array of customers: ${message}${where}`
+}
+
+/**
+ * Every record of a sync input, read and checked before the job starts, across event-loop turns
+ * (no step holds the loop more than a few ms): CSV through {@link csvInputs}, JSON through `scan`
+ * (the listing scanner, in a worker for large inputs) then {@link jsonRecordsAt}.
+ */
+export async function readSyncInputs(
+  bytes: Buffer,
+  csv: boolean,
+  rules: InputRules,
+  limits: InputLimits,
+  scan: (raw: Buffer) => Promise<{ raw: Buffer; offsets: Uint32Array }>,
+): Promise<SyncInput[]> {
+  const out: SyncInput[] = []
+  let sliceStart = performance.now()
+  const turn = async () => {
+    if (performance.now() - sliceStart < STEP_SLICE_MS) return
+    await new Promise<void>((resolve) => setImmediate(resolve))
+    sliceStart = performance.now()
+  }
+  if (csv) {
+    for await (const input of csvInputs(bytes, rules, limits)) {
+      out.push(input)
+      await turn()
+    }
+    return out
+  }
+  let scanned: { raw: Buffer; offsets: Uint32Array }
+  try {
+    scanned = await scan(bytes)
+  } catch (err) {
+    const message = err instanceof Error ? err.message : 'not JSON'
+    // A scan in a worker moved the bytes there; a failure brings them back with it.
+    const back = (err as { raw?: unknown }).raw
+    throw new SyncInputError(jsonScanProblem(Buffer.isBuffer(back) ? back : bytes, message))
+  }
+  for (const input of jsonRecordsAt(scanned.raw, scanned.offsets, rules, limits)) {
+    out.push(input)
+    await turn()
+  }
+  return out
 }

@@ -49,6 +49,7 @@ export class SyncJob {
   readonly deleteAbsent: boolean
   #state: JobState = 'planning'
   #plan: SyncPlan | null = null
+  #nameAbsent = true
   #done = 0
   #failed = 0
   #total = 0
@@ -98,8 +99,13 @@ export class SyncJob {
     if (!this.finished) this.#cancelRequested = true
   }
 
-  planned(plan: SyncPlan): void {
+  /**
+   * The plan is made. `nameAbsent`: the consumer may list customers, so the document may name the
+   * customers absent from its input (SPEC 13: else only their count). Default true.
+   */
+  planned(plan: SyncPlan, { nameAbsent = true }: { nameAbsent?: boolean } = {}): void {
     this.#plan = plan
+    this.#nameAbsent = nameAbsent
     for (const bad of plan.invalid) {
       this.addError({
         UserID: bad.UserID,
@@ -143,7 +149,7 @@ export class SyncJob {
 
   document(): JobDocument {
     const plan = this.#plan
-    const absent = plan?.absent ?? []
+    const absent = this.#nameAbsent ? (plan?.absent ?? []) : []
     return {
       id: this.id,
       state: this.#state,

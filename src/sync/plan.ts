@@ -68,6 +68,11 @@ export interface SyncRules {
   readonly delete: boolean
   /** Unix seconds: the `endtime` given to mappings the input no longer lists. */
   readonly now: number
+  /**
+   * Fields the consumer's `redact` hides (SPEC 13): never compared with Trisul's values, so a plan
+   * cannot confirm a hidden value; one the input carries is written whatever Trisul holds. Default none.
+   */
+  readonly blind?: readonly string[]
 }
 
 export type SyncResource = 'customers' | 'mappings'
@@ -252,9 +257,10 @@ export class SyncPlanner {
       })
     } else {
       const changed: Record<string, string> = {}
+      const blind = this.#rules.blind ?? []
       for (const f of CUSTOMER_FIELDS) {
         const want = wanted.fields[f]
-        if (want !== undefined && want !== asText(current[f])) changed[f] = want
+        if (want !== undefined && (blind.includes(f) || want !== asText(current[f]))) changed[f] = want
       }
       if (Object.keys(changed).length > 0) {
         writes.push({
@@ -285,10 +291,13 @@ export class SyncPlanner {
           continue
         }
         const changed: Record<string, unknown> = {}
-        if (asTime(cur.starttime) !== want.starttime) changed.starttime = String(want.starttime)
-        if (asTime(cur.endtime) !== want.endtime)
+        const blind = this.#rules.blind ?? []
+        if (blind.includes('starttime') || asTime(cur.starttime) !== want.starttime)
+          changed.starttime = String(want.starttime)
+        if (blind.includes('endtime') || asTime(cur.endtime) !== want.endtime)
           changed.endtime = want.endtime === null ? null : String(want.endtime)
-        if (asText(cur.terminalid) !== want.terminalid) changed.terminalid = want.terminalid
+        if (blind.includes('terminalid') || asText(cur.terminalid) !== want.terminalid)
+          changed.terminalid = want.terminalid
         if (Object.keys(changed).length === 0) unchangedMappings += 1
         else
           writes.push({

@@ -25,7 +25,7 @@ const WRITE = {
 async function opened(
   t: Test,
   file: string,
-  opts: { required?: boolean; onError?: (phase: 'intent' | 'outcome') => void } = {},
+  opts: { required?: boolean; onError?: (phase: 'intent' | 'outcome' | 'access') => void } = {},
 ): Promise<{ audit: WriteAudit; results: string[] }> {
   const results: string[] = []
   const trail = await AuditTrail.open({ file })

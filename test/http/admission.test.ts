@@ -13,27 +13,43 @@ import { startRecordingUpstream } from '../helpers/recording-upstream.js'
 
 const RECORD = CUSTOMERS[0] as Record<string, unknown>
 
-t.test('every API, Query API and sync route is admitted in one preValidation step', async (t) => {
-  const policy = await makePolicy(t)
-  const gw = await startGateway(t, { policy, upstreamUrl: 'http://127.0.0.1:9', listen: false })
-  const tree = gw.app.printRoutes({ includeHooks: true, commonPrefix: false })
-  // Each route prints as its path line followed by one "• (hook) [names]" line per hook.
-  const routes: { name: string; preValidation: string[] }[] = []
-  for (const line of tree.split('\n')) {
-    const hook = /• \((\w+)\) \[(.*)\]/.exec(line)
-    if (hook === null) {
-      const name = line.replace(/^[│ ├└─]+/, '').trim()
-      if (name) routes.push({ name, preValidation: [] })
-    } else if (hook[1] === 'preValidation') routes.at(-1)?.preValidation.push(hook[2] ?? '')
-  }
-  const OTHERS = /^(\/openapi\.json|\/healthz|\/readyz|\/metrics|\*) \(/
-  const api = routes.filter((route) => !OTHERS.test(route.name))
-  t.equal(api.length, 19, `the API, query and sync routes, each method set and HEAD (${api.length})`)
-  for (const { name, preValidation } of api) {
-    t.equal(preValidation.length, 1, `${name}: has an admission step`)
-    t.equal(preValidation[0]?.split(',').length, 1, `${name}: one preValidation step (${preValidation[0]})`)
-  }
-})
+t.test(
+  'every API, Query API and sync route is admitted before its body (onRequest), then in at most one preValidation step',
+  async (t) => {
+    const policy = await makePolicy(t)
+    const gw = await startGateway(t, { policy, upstreamUrl: 'http://127.0.0.1:9', listen: false })
+    const tree = gw.app.printRoutes({ includeHooks: true, commonPrefix: false })
+    // Each route prints as its path line followed by one "• (hook) [names]" line per hook.
+    const routes: { name: string; onRequest: string[]; preValidation: string[] }[] = []
+    for (const line of tree.split('\n')) {
+      const hook = /• \((\w+)\) \[(.*)\]/.exec(line)
+      if (hook === null) {
+        const name = line.replace(/^[│ ├└─]+/, '').trim()
+        if (name) routes.push({ name, onRequest: [], preValidation: [] })
+      } else if (hook[1] === 'preValidation') routes.at(-1)?.preValidation.push(hook[2] ?? '')
+      else if (hook[1] === 'onRequest')
+        routes.at(-1)?.onRequest.push(...(JSON.parse(hook[2] ? `[${hook[2]}]` : '[]') as string[]))
+    }
+    const OTHERS = /^(\/openapi\.json|\/healthz|\/readyz|\/metrics|\*) \(/
+    const globalOnRequest = routes.find((r) => r.name.startsWith('/healthz'))?.onRequest ?? []
+    const api = routes.filter((route) => !OTHERS.test(route.name))
+    t.equal(api.length, 19, `the API, query and sync routes, each method set and HEAD (${api.length})`)
+    for (const { name, onRequest, preValidation } of api) {
+      t.same(
+        onRequest.slice(globalOnRequest.length),
+        ['onRequest()'],
+        `${name}: one admission step in onRequest`,
+      )
+      t.ok(preValidation.length <= 1, `${name}: at most one preValidation step`)
+      if (preValidation.length === 1)
+        t.equal(
+          preValidation[0]?.split(',').length,
+          1,
+          `${name}: one preValidation step (${preValidation[0]})`,
+        )
+    }
+  },
+)
 
 t.test('one unit of budget per admitted request, none for a refused one', async (t) => {
   const upstream = await startRecordingUpstream((req) =>

@@ -1,9 +1,14 @@
 // The per-address limiter of failed authentications, and the counter store under it.
+
 import Fastify from 'fastify'
+import type { Test } from 'tap'
 import t from 'tap'
+import { sha256Hex } from '../../src/credentials.js'
 import { registerAuthFailureLimiter } from '../../src/http/rate-limit.js'
+import { newRequestContext, type RequestContext } from '../../src/http/request-context.js'
 import { AuthFailureLimiter, addressKey } from '../../src/policy/auth-failure-limiter.js'
 import { LocalCounterStore } from '../../src/policy/counter-store.js'
+import { KnownGoodCredentials } from '../../src/policy/known-good.js'
 import { validPolicy } from './fixtures.js'
 
 t.test('LocalCounterStore: fixed windows, bounded keys', async (t) => {
@@ -61,71 +66,107 @@ t.test('AuthFailureLimiter: blocked after max failures until the window ends', a
   t.equal((await defaults.isBlocked('192.0.2.9')).blocked, true)
 })
 
-t.test('registerAuthFailureLimiter: 401s count, then 429 IPDR_GW_AUTH_RATE_LIMITED', async (t) => {
-  let now = 1_700_000_000_000
-  const holder = {
-    current: await validPolicy(t, {
-      'gateway.yaml': 'auth: { failureLimit: { max: 2, timeWindow: "1 minute" } }\n',
-    }),
-  }
+/** A Fastify app with the limiter, whose route plays Trisul: token "good" is accepted, anything else refused. */
+async function limitedApp(t: Test, gatewayYaml: string, now: () => number, exemptRoutes?: string[]) {
+  const holder = { current: await validPolicy(t, { 'gateway.yaml': gatewayYaml }) }
+  const knownGood = new KnownGoodCredentials({ seconds: () => 600, clock: now })
   const app = Fastify()
-  registerAuthFailureLimiter(app, { store: holder, clock: () => now })
+  app.decorateRequest('gw', null as unknown as RequestContext)
+  app.decorateRequest('upstreamAuth', null)
+  app.addHook('onRequest', async (request) => {
+    request.gw = newRequestContext(holder.current)
+  })
+  registerAuthFailureLimiter(app, {
+    store: holder,
+    clock: now,
+    counterStore: new LocalCounterStore({ clock: now }),
+    knownGood,
+    ...(exemptRoutes ? { exemptRoutes } : {}),
+  })
   app.get('/api/x', async (request, reply) => {
-    if (request.headers.authorization !== 'Bearer good')
-      return reply.code(401).send({ code: 'IPDR_GW_MISSING_CREDENTIALS' })
+    const token = String(request.headers.authorization ?? '').replace(/^Bearer /, '')
+    request.gw.operation = 'list'
+    request.upstreamAuth = { username: 'crm', token, tokenHash: sha256Hex(token), context: 'default' }
+    if (token !== 'good') return reply.code(401).send({ code: 'IPDR_GW_UPSTREAM_INVALID_TOKEN' })
     return { ok: true }
   })
   app.get('/healthz', async (_request, reply) => reply.code(401).send('probe 401'))
   app.get('/readyz', async () => 'ready')
   t.teardown(() => app.close())
+  return { app, knownGood }
+}
 
-  const attempt = (token: string, remoteAddress = '198.51.100.7') =>
-    app.inject({ url: '/api/x', headers: { authorization: `Bearer ${token}` }, remoteAddress })
+t.test(
+  'registerAuthFailureLimiter: unproven credentials are charged as they start, refunded when Trisul accepts them',
+  async (t) => {
+    let now = 1_700_000_000_000
+    const { app } = await limitedApp(
+      t,
+      'auth: { failureLimit: { max: 2, timeWindow: "1 minute" } }\n',
+      () => now,
+    )
+    const attempt = (token: string, remoteAddress = '198.51.100.7') =>
+      app.inject({
+        url: '/api/x',
+        headers: { authorization: `Bearer ${token}`, 'x-trisul-username': 'crm' },
+        remoteAddress,
+      })
 
-  t.equal((await attempt('bad1')).statusCode, 401)
-  t.equal((await attempt('good')).statusCode, 200, 'successes do not count')
-  t.equal((await attempt('bad2')).statusCode, 401)
-  now += 10_000
-  const blocked = await attempt('good')
-  t.equal(blocked.statusCode, 429, 'even a good token waits: guessing cannot be confirmed')
-  t.same(blocked.json(), {
-    statusCode: 429,
-    error: 'Too Many Requests',
-    code: 'IPDR_GW_AUTH_RATE_LIMITED',
-    message: 'Too many failed authentications from this address',
-  })
-  t.equal(blocked.headers['retry-after'], '50')
-  t.equal((await attempt('good', '198.51.100.8')).statusCode, 200, 'other addresses are not affected')
-  t.equal(
-    (await app.inject({ url: '/readyz', remoteAddress: '198.51.100.7' })).statusCode,
-    200,
-    'probes exempt',
+    t.equal((await attempt('bad1')).statusCode, 401)
+    t.equal((await attempt('good')).statusCode, 200, 'a token Trisul accepts is refunded')
+    t.equal((await attempt('bad2')).statusCode, 401)
+    now += 10_000
+    const blocked = await attempt('bad3')
+    t.equal(blocked.statusCode, 429, 'the third unproven request is past the budget of 2')
+    t.same(blocked.json(), {
+      statusCode: 429,
+      error: 'Too Many Requests',
+      code: 'IPDR_GW_AUTH_RATE_LIMITED',
+      message: 'Too many failed authentications from this address',
+    })
+    t.equal(blocked.headers['retry-after'], '50')
+    t.equal(
+      (await attempt('good')).statusCode,
+      200,
+      'a proven token is not refused by the block (SPEC 13: NAT)',
+    )
+    t.equal((await attempt('bad4', '198.51.100.8')).statusCode, 401, 'other addresses are not affected')
+    t.equal(
+      (await app.inject({ url: '/readyz', remoteAddress: '198.51.100.7' })).statusCode,
+      200,
+      'probes exempt',
+    )
+    now += 50_000
+    t.equal((await attempt('bad5')).statusCode, 401, 'the window ended')
+  },
+)
+
+t.test('registerAuthFailureLimiter: parallel guesses cannot outrun the budget', async (t) => {
+  const now = 5_000
+  const { app } = await limitedApp(t, 'auth: { failureLimit: { max: 5, timeWindow: 1000 } }\n', () => now)
+  const answers = await Promise.all(
+    Array.from({ length: 50 }, (_, i) =>
+      app.inject({
+        url: '/api/x',
+        headers: { authorization: `Bearer guess${i}`, 'x-trisul-username': 'crm' },
+        remoteAddress: '203.0.113.9',
+      }),
+    ),
   )
-  now += 50_000
-  t.equal((await attempt('good')).statusCode, 200, 'the window ended')
+  t.equal(answers.filter((r) => r.statusCode === 401).length, 5, 'only the budget reached the route')
+  t.equal(answers.filter((r) => r.statusCode === 429).length, 45)
 })
 
-t.test('registerAuthFailureLimiter: exempt routes do not block but their 401s count', async (t) => {
+t.test('registerAuthFailureLimiter: exempt routes are neither charged nor blocked', async (t) => {
   const now = 5_000
-  const holder = {
-    current: await validPolicy(t, {
-      'gateway.yaml': 'auth: { failureLimit: { max: 1, timeWindow: 1000 } }\n',
-    }),
-  }
-  const app = Fastify()
-  registerAuthFailureLimiter(app, {
-    store: holder,
-    clock: () => now,
-    counterStore: new LocalCounterStore({ clock: () => now }),
-    exemptRoutes: ['/metrics'],
-  })
-  app.get('/metrics', async (_r, reply) => reply.code(401).send('token needed'))
-  app.get('/api/x', async () => 'ok')
-  t.teardown(() => app.close())
-  t.equal((await app.inject('/metrics')).statusCode, 401)
-  t.equal((await app.inject('/metrics')).statusCode, 401, 'exempt: not blocked')
+  const { app } = await limitedApp(t, 'auth: { failureLimit: { max: 1, timeWindow: 1000 } }\n', () => now, [
+    '/healthz',
+  ])
+  t.equal((await app.inject('/healthz')).statusCode, 401)
+  t.equal((await app.inject('/healthz')).statusCode, 401, 'exempt: not blocked')
+  t.equal((await app.inject('/api/x')).statusCode, 401, 'the first unproven request')
   const r = await app.inject('/api/x')
-  t.equal(r.statusCode, 429, 'a scrape-token guess counts as a failed authentication')
+  t.equal(r.statusCode, 429, 'then the address is blocked')
   t.equal(r.headers['retry-after'], '1')
   t.equal((await app.inject('/nowhere')).statusCode, 429, 'unknown routes are blocked too')
 })

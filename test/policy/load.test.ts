@@ -30,7 +30,11 @@ const SPEC_DEFAULTS = {
     maxListingBytes: 2147483648,
     timeZone: 'Asia/Kolkata',
   },
-  auth: { bodyCredentials: true, failureLimit: { max: 10, timeWindow: '1 minute', timeWindowMs: 60000 } },
+  auth: {
+    bodyCredentials: true,
+    failureLimit: { max: 10, timeWindow: '1 minute', timeWindowMs: 60000 },
+    knownGoodSeconds: 600,
+  },
   cache: { ttlSeconds: 30, staleIfErrorSeconds: 300, maxBytes: 268435456 },
   rateLimit: { max: 600, timeWindow: '1 minute', timeWindowMs: 60000 },
   validation: {
@@ -39,14 +43,28 @@ const SPEC_DEFAULTS = {
     email: true,
     phonePattern: '^[0-9+() -]{4,20}$',
   },
-  limits: { bodyBytes: 1048576 },
+  limits: { bodyBytes: 1048576, inFlightBodyBytes: 268435456 },
   cors: { origins: [] },
   metrics: { port: null, tokenEnv: null },
   docs: { swaggerUi: false },
   trustProxy: [],
   store: { redis: null },
-  server: { tls: null },
-  sync: { concurrency: 4, maxWritesPerSecond: 50, maxInputBytes: 67108864, maxJobs: 2 },
+  server: {
+    requestTimeoutMs: 30000,
+    headersTimeoutMs: 10000,
+    keepAliveTimeoutMs: 72000,
+    maxConnectionsPerAddress: 256,
+    trustedAddresses: [],
+    tls: null,
+  },
+  sync: {
+    concurrency: 4,
+    maxWritesPerSecond: 50,
+    maxBodyBytes: 67108864,
+    requestTimeoutMs: 300000,
+    maxRecords: 2000000,
+    maxJobs: 2,
+  },
   audit: { file: null, required: true, fsync: false, maxBytes: 104857600 },
 }
 
@@ -118,7 +136,7 @@ t.test('consumers are built with defaults, sorted by name, tokens resolved', asy
     name: 'crm',
     usernames: ['crm'],
     keys: [sha256(CRM_KEY)],
-    upstream: { username: 'crm', tokenEnv: 'CRM_TOKEN', context: 'sales' },
+    upstream: { username: 'crm', tokenEnv: 'CRM_TOKEN', context: 'sales', contexts: null },
     operations: {
       customers: ['list', 'read', 'create', 'replace', 'update', 'delete'],
       mappings: ['list', 'read'],
@@ -137,7 +155,7 @@ t.test('consumers are built with defaults, sorted by name, tokens resolved', asy
     redact: [],
     allowIPs: null,
   })
-  t.same(ops?.upstream, { username: 'ops', tokenEnv: 'OPS_TOKEN', context: null })
+  t.same(ops?.upstream, { username: 'ops', tokenEnv: 'OPS_TOKEN', context: null, contexts: null })
   t.same(
     [...policy.tokens],
     [

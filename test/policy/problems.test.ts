@@ -126,8 +126,9 @@ rateLimit: { timeWindow: "1 minute" }
     },
     problems: [
       'consumers/crm.yaml: usernames: lists the same value twice (items 0 and 1)',
-      'consumers/crm.yaml: upstream.username: is required',
       'consumers/crm.yaml: upstream.tokenEnv: "1BAD" is not an environment variable name (letters, digits and _, not starting with a digit)',
+      // dependentRequired (username and tokenEnv go together) is checked after the properties.
+      'consumers/crm.yaml: upstream.username: is required',
       'consumers/crm.yaml: rateLimit.max: is required',
     ],
   },

@@ -3,7 +3,7 @@
 import Fastify, { type FastifyInstance } from 'fastify'
 import t, { type Test } from 'tap'
 import { apiRouteRateLimitConfig, registerRateLimits } from '../../src/http/rate-limit.js'
-import type { RequestContext } from '../../src/http/request-context.js'
+import { newRequestContext, type RequestContext } from '../../src/http/request-context.js'
 import { LocalCounterStore } from '../../src/policy/counter-store.js'
 import type { Policy } from '../../src/policy/types.js'
 import { validPolicy } from './fixtures.js'
@@ -35,7 +35,7 @@ async function build(
           policy.consumers.find((c) => c.name === 'default') ??
           null)
     request.gw = {
-      policy,
+      ...newRequestContext(policy),
       resource: 'customers',
       operation: 'list',
       consumer,
@@ -46,8 +46,6 @@ async function build(
           : consumer.name === 'default'
             ? `default:${username}`
             : `consumer:${consumer.name}`,
-      rateCharged: false,
-      admitted: false,
     }
   })
   await registerRateLimits(app, { store: holder, clock, onLimited: (c) => limited.push(c) })
@@ -160,16 +158,7 @@ t.test('a shared counter store can be plugged in', async (t) => {
   const build2 = async () => {
     const app = Fastify()
     app.addHook('preValidation', async (request) => {
-      request.gw = {
-        policy: holder.current,
-        resource: null,
-        operation: null,
-        consumer: null,
-        consumerName: 'unknown',
-        rateKey: 'default:alice',
-        rateCharged: false,
-        admitted: false,
-      }
+      request.gw = { ...newRequestContext(holder.current), rateKey: 'default:alice' }
     })
     await registerRateLimits(app, { store: holder, counterStore: shared, clock: () => now })
     app.get('/x', { config: { rateLimit: apiRouteRateLimitConfig() } }, async () => 'ok')
@@ -193,6 +182,7 @@ t.test('a failing counter store lets requests through (fail open) and does not c
     counterStore: {
       incr: () => Promise.reject(new Error('store down')),
       get: () => Promise.resolve(null),
+      decr: () => Promise.reject(new Error('store down')),
     },
   })
   app.get('/x', { config: { rateLimit: apiRouteRateLimitConfig() } }, async () => 'ok')

@@ -191,6 +191,10 @@ function fakeShared(): CounterStore & { calls: number; failing: boolean } {
       if (s.failing) throw new Error('ECONNREFUSED')
       return { count: 100, resetAt: Date.now() + 1000 }
     },
+    async decr(): Promise<void> {
+      s.calls++
+      if (s.failing) throw new Error('ECONNREFUSED')
+    },
   }
   return s
 }

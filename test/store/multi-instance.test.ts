@@ -100,29 +100,40 @@ t.test('the failed-authentication limit holds across instances', async (t) => {
   t.same(statuses.slice(4), Array(8).fill(429), 'then the address is blocked on every instance')
 })
 
-t.test('a blocked address is refused a cached listing too, without drawing on the budget', async (t) => {
-  const redis = await startRedis(t)
-  const gws = await sharedOverEmptyUpstream(t, redis, 3, {
-    auth: { failureLimit: { max: 2, timeWindow: '1 minute' } },
-  })
-  // Cached everywhere: the next valid reads take the fast path (one script for the check and the charge).
-  for (const g of gws) await call(g.url, 'GET', '/api/ipdrcustomers')
-  for (const g of gws) t.equal((await call(g.url, 'GET', '/api/ipdrcustomers')).headers['x-cache'], 'HIT')
-  const admin = new Redis(redis.url)
-  t.teardown(() => admin.disconnect())
-  const budgetKey = `ipdr-gateway:counter:${sha256Hex('rl:default:alice').slice(0, 40)}`
-  const spent = Number(await admin.get(budgetKey))
-  t.equal(spent, 6, 'six reads counted on the shared budget')
-  for (let i = 0; i < 2; i++)
-    await call(gws[i]!.url, 'GET', '/api/ipdrcustomers', { authorization: 'Bearer' })
-  for (const g of gws) {
-    const r = await call(g.url, 'GET', '/api/ipdrcustomers')
-    t.equal(r.status, 429, 'valid credentials from a blocked address: 429')
-    t.equal(JSON.parse(r.text).code, 'IPDR_GW_AUTH_RATE_LIMITED')
-    t.ok(Number(r.headers['retry-after']) >= 1, 'with Retry-After')
-  }
-  t.equal(Number(await admin.get(budgetKey)), spent, 'the refused reads were not counted')
-})
+t.test(
+  'a blocked address: proven credentials still read (SPEC 13), new ones are refused without drawing on the budget',
+  async (t) => {
+    const redis = await startRedis(t)
+    const gws = await sharedOverEmptyUpstream(t, redis, 3, {
+      auth: { failureLimit: { max: 2, timeWindow: '1 minute' } },
+    })
+    // Cached everywhere, and the credentials proven on every instance: the next reads take the hit path.
+    for (const g of gws) await call(g.url, 'GET', '/api/ipdrcustomers')
+    for (const g of gws) t.equal((await call(g.url, 'GET', '/api/ipdrcustomers')).headers['x-cache'], 'HIT')
+    const admin = new Redis(redis.url)
+    t.teardown(() => admin.disconnect())
+    const budgetKey = `ipdr-gateway:counter:${sha256Hex('rl:default:alice').slice(0, 40)}`
+    const spent = Number(await admin.get(budgetKey))
+    t.equal(spent, 6, 'six reads counted on the shared budget')
+    for (let i = 0; i < 2; i++)
+      await call(gws[i]!.url, 'GET', '/api/ipdrcustomers', { authorization: 'Bearer' })
+    for (const g of gws) {
+      const r = await call(g.url, 'GET', '/api/ipdrcustomers')
+      t.equal(r.status, 200, 'credentials Trisul accepted are not locked out by a guesser on their address')
+    }
+    t.equal(Number(await admin.get(budgetKey)), spent + 3, 'and drew on their budget as any read')
+    for (const g of gws) {
+      const r = await call(g.url, 'GET', '/api/ipdrcustomers', {
+        authorization: 'Bearer another-token',
+        'x-trisul-username': 'alice',
+      })
+      t.equal(r.status, 429, 'unproven credentials from the blocked address: 429')
+      t.equal(JSON.parse(r.text).code, 'IPDR_GW_AUTH_RATE_LIMITED')
+      t.ok(Number(r.headers['retry-after']) >= 1, 'with Retry-After')
+    }
+    t.equal(Number(await admin.get(budgetKey)), spent + 3, 'the refused reads were not counted')
+  },
+)
 
 t.test('a cold burst on three instances makes one upstream listing request', async (t) => {
   const redis = await startRedis(t)

@@ -113,6 +113,9 @@ t.test('each failing write is reported with its status and sent exactly once', a
     .trim()
     .split('\n')
     .map((l) => JSON.parse(l) as Record<string, unknown>)
+  const access = lines.filter((l) => l.phase === 'access')
+  t.equal(access.length, 1, 'the plan is an access line (SPEC 13)')
+  lines.splice(0, lines.length, ...lines.filter((l) => l.phase !== 'access'))
   t.equal(lines.length, 10, 'an intent and an outcome per sync write')
   t.ok(
     lines.every((l) => l.syncJob === res.json.id),

@@ -1,15 +1,10 @@
-/**
- * Readiness (the active probe, and any upstream response since it) and an
- * https upstream verified against the policy's CA file.
- */
-import { execFileSync } from 'node:child_process'
 import { readFileSync } from 'node:fs'
 import { createServer } from 'node:https'
 import type { AddressInfo } from 'node:net'
-import { join } from 'node:path'
 import t from 'tap'
 import { Readiness } from '../../src/upstream/readiness.js'
-import { makePolicy, startGateway, tempDir } from '../helpers/gateway.js'
+import { selfSignedLoopbackCert } from '../helpers/certs.js'
+import { makePolicy, startGateway } from '../helpers/gateway.js'
 import { closedPort, startRecordingUpstream } from '../helpers/recording-upstream.js'
 
 const AUTH = { authorization: 'Bearer tok', 'x-trisul-username': 'alice' }
@@ -62,30 +57,7 @@ t.test('/readyz follows the upstream; /healthz does not', async (t) => {
 })
 
 t.test('an https upstream is verified against upstream.caFile', async (t) => {
-  const dir = tempDir(t)
-  const key = join(dir, 'key.pem')
-  const cert = join(dir, 'cert.pem')
-  execFileSync(
-    'openssl',
-    [
-      'req',
-      '-x509',
-      '-newkey',
-      'rsa:2048',
-      '-nodes',
-      '-keyout',
-      key,
-      '-out',
-      cert,
-      '-days',
-      '1',
-      '-subj',
-      '/CN=127.0.0.1',
-      '-addext',
-      'subjectAltName=IP:127.0.0.1',
-    ],
-    { stdio: 'ignore' },
-  )
+  const { cert, key } = selfSignedLoopbackCert(t)
   const server = createServer({ key: readFileSync(key), cert: readFileSync(cert) }, (req, res) => {
     req.resume()
     req.on('end', () => {
