@@ -5,8 +5,10 @@
  * messages, and stops it. Every child is tracked so an interrupted run
  * leaves nothing behind.
  */
+
 import { spawn, spawnSync } from 'node:child_process'
 import { availableParallelism } from 'node:os'
+import { isAbsolute } from 'node:path'
 import { fileURLToPath } from 'node:url'
 
 /** Servers under test (gateway, bare Fastify, in-process measurements). */
@@ -84,7 +86,8 @@ export function runPinned(cpu, argv, { timeoutMs }) {
  * @returns {Promise<{ info: any, pid: number, call: (type: string, args?: unknown) => Promise<any>, stop: () => Promise<void> }>}
  */
 export function startChild(script, opts, { cpu, nodeArgs = [] }) {
-  const file = fileURLToPath(new URL(`../${script}`, import.meta.url))
+  // Relative to bench/, or an absolute path (another revision's build, bench/lib/base-build.mjs).
+  const file = isAbsolute(script) ? script : fileURLToPath(new URL(`../${script}`, import.meta.url))
   // A library deprecation notice per process (FSTDEP024, from buildApp's options) would drown the progress lines.
   const [cmd, args] = pinned(cpu, [
     process.execPath,

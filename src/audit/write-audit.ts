@@ -10,8 +10,10 @@
  * write has happened upstream, and a client told it failed would retry it.
  */
 import { createHash } from 'node:crypto'
+import { loopTurns, runStepsYielding } from '../cache/steps.js'
 import { GatewayError } from '../errors.js'
 import { CREDENTIAL_FIELDS } from '../resources.js'
+import { sortSteps } from './sort-steps.js'
 import type { AuditTrail } from './writer.js'
 
 /** A write about to be forwarded. */
@@ -66,6 +68,9 @@ export interface AccessRecord {
 
 /** Access lines name at most this many UserIDs; past it, their count and a digest (SPEC 14's `audit.readUserIds`). */
 export const ACCESS_USER_IDS = 100
+
+/** Up to this many UserIDs are sorted at once (a few ms); more in steps. */
+const SORT_INLINE = 20_000
 
 export interface IntentMark {
   readonly seq: number
@@ -152,11 +157,13 @@ export class WriteAudit {
   async access(read: AccessRecord): Promise<void> {
     const trail = this.#trail
     if (!trail) return
-    const sorted = [...read.userIds].sort()
+    // A sync plan of a million records: sorted in steps, the loop served between them.
+    const sorted =
+      read.userIds.length > SORT_INLINE
+        ? await runStepsYielding(sortSteps(read.userIds))
+        : [...read.userIds].sort()
     const ids =
-      sorted.length <= ACCESS_USER_IDS
-        ? { userIds: sorted }
-        : { userIdsDigest: createHash('sha256').update(sorted.join('\n')).digest('hex') }
+      sorted.length <= ACCESS_USER_IDS ? { userIds: sorted } : { userIdsDigest: await digestOf(sorted) }
     try {
       await trail.append({
         phase: 'access',
@@ -211,3 +218,16 @@ export class WriteAudit {
 
 /** No trail: every write goes through unrecorded. */
 export const NO_AUDIT = new WriteAudit(null)
+
+/** SHA-256 hex of `sorted` joined by `\n` (SPEC 14's `userIdsDigest`), hashed a slice at a time between loop turns. */
+async function digestOf(sorted: readonly string[]): Promise<string> {
+  const hash = createHash('sha256')
+  const turn = loopTurns()
+  for (let at = 0; at < sorted.length; at += DIGEST_SLICE) {
+    hash.update(`${at > 0 ? '\n' : ''}${sorted.slice(at, at + DIGEST_SLICE).join('\n')}`)
+    await turn()
+  }
+  return hash.digest('hex')
+}
+
+const DIGEST_SLICE = 16_384

@@ -30,3 +30,16 @@ export async function runStepsYielding<T>(steps: Steps<T>, sliceMs = STEP_SLICE_
     }
   }
 }
+
+/**
+ * For loops that await anyway (an async iterator): call the result after each piece of work; it
+ * gives the loop a turn (`setImmediate`) whenever `sliceMs` of work has been done since the last.
+ */
+export function loopTurns(sliceMs = STEP_SLICE_MS): () => Promise<void> {
+  let sliceStart = performance.now()
+  return async () => {
+    if (performance.now() - sliceStart < sliceMs) return
+    await new Promise<void>((resolve) => setImmediate(resolve))
+    sliceStart = performance.now()
+  }
+}

@@ -9,7 +9,7 @@ import { Readable } from 'node:stream'
 import type { ValidateFunction } from 'ajv'
 import { parse } from 'csv-parse'
 import { ListingScanError, scanListing } from '../cache/listing-scan.js'
-import { STEP_SLICE_MS } from '../cache/steps.js'
+import { loopTurns } from '../cache/steps.js'
 import { describeSchemaError, timeOrderProblem } from '../http/request-schema.js'
 import { parseTrisulTime } from '../shared/trisul-time.js'
 import type { CustomerWanted, InvalidInput, MappingWanted, SyncInput } from './plan.js'
@@ -166,16 +166,16 @@ export function lineAt(bytes: Buffer, at: number): number {
 }
 
 /**
- * The records of a CSV body, parsed with csv-parse's streaming API one slice at a time, so that
- * neither its buffer of parsed records nor one step grows with the input (SPEC 13); a header row is
- * recognised and skipped. Malformed CSV (an unclosed quote, a record over `maxRecordBytes`) throws
- * a SyncInputError naming the line.
+ * The rows of a CSV body, parsed with csv-parse's streaming API one slice at a time, so that
+ * neither its buffer of parsed records nor one step grows with the input (SPEC 13); a header row
+ * is recognised and skipped. Malformed CSV (an unclosed quote, a record over `maxRecordBytes`)
+ * throws a SyncInputError naming the line the record began at; more than `maxRecords` rows a
+ * TooManyRecordsError.
  */
-export async function* csvInputs(
+export async function* csvRows(
   bytes: Buffer,
-  rules: InputRules,
   limits: InputLimits = UNLIMITED,
-): AsyncGenerator<SyncInput> {
+): AsyncGenerator<{ readonly row: string[]; readonly line: number }> {
   function* slices(): Generator<Buffer> {
     for (let at = 0; at < bytes.length; at += SLICE_BYTES) yield bytes.subarray(at, at + SLICE_BYTES)
   }
@@ -207,7 +207,7 @@ export async function* csvInputs(
         throw new TooManyRecordsError(
           `The input has more than ${limits.maxRecords} records (sync.maxRecords)`,
         )
-      yield csvRowOf(record, `line ${info.lines}`, rules)
+      yield { row: record, line: info.lines }
     }
   } catch (err) {
     if (err instanceof TooManyRecordsError) throw err
@@ -218,6 +218,15 @@ export async function* csvInputs(
   } finally {
     parser.destroy()
   }
+}
+
+/** The rows of a CSV body as customers with their mappings, checked ({@link csvRows}, {@link csvRowOf}). */
+export async function* csvInputs(
+  bytes: Buffer,
+  rules: InputRules,
+  limits: InputLimits = UNLIMITED,
+): AsyncGenerator<SyncInput> {
+  for await (const { row, line } of csvRows(bytes, limits)) yield csvRowOf(row, `line ${line}`, rules)
 }
 
 /**
@@ -251,31 +260,35 @@ export function jsonScanProblem(bytes: Buffer, message: string): string {
   return `The body must be a JSON array of customers: ${message}${where}`
 }
 
+/** A sync input whose syntax and size were checked: the bytes, and a JSON input's record offsets. */
+export interface CheckedInput {
+  readonly bytes: Buffer
+  readonly csv: boolean
+  /** A JSON input's records (start, end pairs); null for CSV. */
+  readonly offsets: Uint32Array | null
+  readonly records: number
+}
+
 /**
- * Every record of a sync input, read and checked before the job starts, across event-loop turns
- * (no step holds the loop more than a few ms): CSV through {@link csvInputs}, JSON through `scan`
- * (the listing scanner, in a worker for large inputs) then {@link jsonRecordsAt}.
+ * Checks a sync input before its job starts, across event-loop turns (SPEC 13): CSV parsed through
+ * {@link csvRows}, JSON scanned by `scan` (the listing scanner, in a worker for large inputs), its
+ * records counted and measured. Only the bytes and the offsets are kept: the job reads the records
+ * again, one at a time ({@link syncInputs}), so a million records are never held as objects at once.
  */
-export async function readSyncInputs(
+export async function checkSyncInput(
   bytes: Buffer,
   csv: boolean,
-  rules: InputRules,
   limits: InputLimits,
   scan: (raw: Buffer) => Promise<{ raw: Buffer; offsets: Uint32Array }>,
-): Promise<SyncInput[]> {
-  const out: SyncInput[] = []
-  let sliceStart = performance.now()
-  const turn = async () => {
-    if (performance.now() - sliceStart < STEP_SLICE_MS) return
-    await new Promise<void>((resolve) => setImmediate(resolve))
-    sliceStart = performance.now()
-  }
+): Promise<CheckedInput> {
+  const turn = loopTurns()
   if (csv) {
-    for await (const input of csvInputs(bytes, rules, limits)) {
-      out.push(input)
+    let records = 0
+    for await (const _ of csvRows(bytes, limits)) {
+      records += 1
       await turn()
     }
-    return out
+    return { bytes, csv, offsets: null, records }
   }
   let scanned: { raw: Buffer; offsets: Uint32Array }
   try {
@@ -286,9 +299,22 @@ export async function readSyncInputs(
     const back = (err as { raw?: unknown }).raw
     throw new SyncInputError(jsonScanProblem(Buffer.isBuffer(back) ? back : bytes, message))
   }
-  for (const input of jsonRecordsAt(scanned.raw, scanned.offsets, rules, limits)) {
-    out.push(input)
-    await turn()
+  const { raw, offsets } = scanned
+  const records = offsets.length / 2
+  if (records > limits.maxRecords)
+    throw new TooManyRecordsError(`The input has more than ${limits.maxRecords} records (sync.maxRecords)`)
+  for (let i = 0; i < offsets.length; i += 2) {
+    const start = offsets[i] as number
+    if ((offsets[i + 1] as number) - start > limits.maxRecordBytes)
+      throw new SyncInputError(
+        `record ${i / 2 + 1} (line ${lineAt(raw, start)}) is larger than ${limits.maxRecordBytes} bytes (limits.bodyBytes)`,
+      )
   }
-  return out
+  return { bytes: raw, csv, offsets, records }
+}
+
+/** The records of a checked input, each validated as a single write's body would be. */
+export async function* syncInputs(input: CheckedInput, rules: InputRules): AsyncGenerator<SyncInput> {
+  if (input.offsets === null) yield* csvInputs(input.bytes, rules)
+  else yield* jsonRecordsAt(input.bytes, input.offsets, rules, UNLIMITED)
 }
