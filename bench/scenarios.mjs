@@ -1174,7 +1174,7 @@ async function hostileClients(ctx) {
     })
     out.push({
       row: '14',
-      scenario: `the same plan: the gateway's longest event-loop delay (monitorEventLoopDelay, 10 ms resolution)`,
+      scenario: `the same plan: the gateway's longest event-loop delay (monitorEventLoopDelay, 1 ms resolution)`,
       aText: `${stall.toFixed(1)} ms`,
       bText: '',
       ratioText: '',
