@@ -6,7 +6,7 @@
  */
 import { fileURLToPath } from 'node:url'
 import { parseArgs } from 'node:util'
-import { redisUrlProblem } from './store/redis-url.js'
+import { redisUrlProblem } from './policy/redis-url.js'
 
 export interface RuntimeConfig {
   /** `--host` / `HOST`. Default `127.0.0.1`. */
@@ -39,6 +39,7 @@ export const DEFAULT_PORT = 8080
 export const DEFAULT_SHUTDOWN_TIMEOUT_MS = 10_000
 export const SHIPPED_POLICIES_DIR = fileURLToPath(new URL('../policies', import.meta.url))
 
+// A startup problem of flags and environment (exit status 2), never an HTTP answer.
 export class ConfigError extends Error {
   override name = 'ConfigError'
 }

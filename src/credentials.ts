@@ -18,6 +18,15 @@ export const MAX_CREDENTIAL_LENGTH = 1024
 /** Context names: what Trisul accepts in a context name, bounded. */
 export const CONTEXT_PATTERN = /^[A-Za-z0-9_.-]{1,64}$/
 
+/** The upstream identity a request acts as. Never logged. */
+export interface UpstreamAuth {
+  readonly username: string
+  readonly token: string
+  /** sha256 of the token: cache keys never hold the token itself. */
+  readonly tokenHash: string
+  readonly context: string
+}
+
 export type CredentialForm = 'key' | 'bearer' | 'basic' | 'body'
 
 export type ResolvedCredentials =

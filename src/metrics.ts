@@ -4,7 +4,7 @@
  * `buildApp()` in one test process works), `snake_case` names with unit
  * suffixes, counters ending in `_total`, point-in-time values computed in
  * `collect()` at scrape time. No Fastify import: the label helpers and
- * `recordHttp` are pure and the route plugin lives in `http/metrics-route.ts`.
+ * `recordHttp` are pure and the route plugin lives in `http/routes/metrics.ts`.
  */
 import { Counter, collectDefaultMetrics, Gauge, Histogram, Registry } from 'prom-client'
 import type { ApiResourceName, ResourceName } from './resources.js'

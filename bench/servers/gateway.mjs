@@ -37,7 +37,14 @@ serveAsChild(async ({ logFile, ...policyOptions }) => {
   subscribe(SETTLED_CHANNEL, ({ seq }) => settled.push([seq, hostNow()]))
   // The event loop's longest delay between 'loop-start' and 'loop-max', in ms (1 ms resolution).
   const loop = monitorEventLoopDelay({ resolution: 1 })
-  if (process.env.GAPS) { let last = performance.now(); setInterval(() => { const n = performance.now(); if (n - last > 60) console.error('GAP', Math.round(n - last), 'ending', Math.round(n)); last = n }, 10) }
+  if (process.env.GAPS) {
+    let last = performance.now()
+    setInterval(() => {
+      const n = performance.now()
+      if (n - last > 60) console.error('GAP', Math.round(n - last), 'ending', Math.round(n))
+      last = n
+    }, 10)
+  }
   return {
     info: { url },
     handle(type) {

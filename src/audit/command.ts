@@ -59,6 +59,7 @@ export async function runAudit(argv: readonly string[], io: AuditIo): Promise<nu
   return 2
 }
 
+// A CLI usage mistake (exit status 2), never an HTTP answer.
 class UsageError extends Error {}
 
 function parse(args: readonly string[], options: NonNullable<ParseArgsConfig['options']>) {

@@ -39,6 +39,7 @@ export interface AuditTrailOptions {
 }
 
 /** The audit file cannot be used: locked by another writer, or its end is not an audit record. */
+// Not a GatewayError: the file's problem, logged for the operator; a required audit answers IPDR_GW_AUDIT_UNAVAILABLE from it (src/audit/write-audit.ts).
 export class AuditFileError extends Error {
   override name = 'AuditFileError'
 }

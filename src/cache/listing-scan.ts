@@ -11,6 +11,7 @@
  * (src/cache/listing-worker.ts) for large ones.
  */
 
+// Not a GatewayError: the scanner is pure and serves two callers that answer differently (502 for Trisul's listing, 400 for a sync input).
 export class ListingScanError extends Error {
   override name = 'ListingScanError'
 }

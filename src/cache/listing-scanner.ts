@@ -112,6 +112,7 @@ function indexFrom(port: MessagePort): Promise<IndexParts> {
 }
 
 /** The scan found the bytes invalid; `message` says where. */
+// Not a GatewayError: carries the bytes back from the worker; the listing source answers IPDR_GW_UPSTREAM_BAD_RESPONSE, a sync input 400.
 export class ScanFailure extends Error {
   override name = 'ScanFailure'
   constructor(

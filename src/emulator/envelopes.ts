@@ -38,6 +38,7 @@ export function echo(value: unknown): string {
  * envelope by the Fastify error handler. `contextForbidden` marks the one
  * mapping-API envelope Trisul sends with HTTP 200 instead of 422.
  */
+// The emulator's own (a separate program): Trisul's envelopes, not the gateway's errors.
 export class EnvelopeError extends Error {
   readonly status: EnvelopeStatus
   readonly contextForbidden: boolean

@@ -1,8 +1,11 @@
 /**
  * What the gateway core resolved about a request, set on `request.gw` by the
- * route's admission step (src/http/admission.ts) or the listing fast path, and
+ * route's admission step (src/http/admission/admission.ts) or the listing fast path, and
  * read by what runs after it (the rate-limit plugin, the handler, metrics).
  */
+import { randomUUID } from 'node:crypto'
+import type { IncomingMessage } from 'node:http'
+import type { FastifyInstance } from 'fastify'
 import type { ResolvedCredentials } from '../credentials.js'
 import type { ConsumerPolicy, Policy } from '../policy/types.js'
 import type { ApiResourceName, PolicyOperation } from '../resources.js'
@@ -40,12 +43,12 @@ declare module 'fastify' {
     gw: RequestContext
   }
   interface FastifyContextConfig {
-    /** The API resource and operation of the route (set by src/http/api-routes.ts). */
+    /** The API resource and operation of the route (set by src/http/routes/api.ts). */
     resource?: ApiResourceName
     operation?: PolicyOperation
-    /** Which Query API route (src/http/query-routes.ts), for its documentation. */
+    /** Which Query API route (src/http/routes/queries.ts), for its documentation. */
     queryRoute?: string
-    /** Which sync route (src/http/sync-routes.ts), for its documentation. */
+    /** Which sync route (src/http/routes/sync.ts), for its documentation. */
     syncRoute?: 'start' | 'job' | 'cancel'
   }
 }
@@ -69,4 +72,34 @@ export function newRequestContext(policy: Policy): RequestContext {
     trisulVerdict: null,
     bodyReserved: 0,
   }
+}
+
+// Accept a client's request id only when it is short and plain (shared/SPEC.md 3.6).
+const SANE_REQUEST_ID = /^[A-Za-z0-9._:-]{1,128}$/
+
+/** The request id of `req`: the client's `X-Request-Id` when sane, else a new UUID (Fastify's `genReqId`). */
+export function requestIdOf(req: IncomingMessage): string {
+  const v = req.headers['x-request-id']
+  return typeof v === 'string' && SANE_REQUEST_ID.test(v) ? v : randomUUID()
+}
+
+/**
+ * The first `onRequest` hook: each request gets its context under the policy in force as it
+ * starts, and its `X-Request-Id`; `onPolicy` is told of each policy a request starts under (a
+ * reload swapped it), before anything else reads it.
+ */
+export function registerRequestContext(
+  app: FastifyInstance,
+  source: { readonly current: Policy },
+  onPolicy: (policy: Policy) => void,
+): void {
+  app.decorateRequest('gw', null as unknown as RequestContext)
+  app.decorateRequest('upstreamAuth', null)
+  app.addHook('onRequest', async (request, reply) => {
+    const policy = source.current
+    request.gw = newRequestContext(policy)
+    request.upstreamAuth = null
+    reply.header('x-request-id', request.id)
+    onPolicy(policy)
+  })
 }

@@ -10,9 +10,9 @@
 import { parseIpRange } from '../shared/ip-range.js'
 import { TLS12_CIPHERS } from '../shared/tls-suites.js'
 import { isTimeZone } from '../shared/trisul-time.js'
-import { redisUrlProblem } from '../store/redis-url.js'
 import { parseDuration } from './duration.js'
 import { checkPattern } from './pattern-check.js'
+import { redisUrlProblem } from './redis-url.js'
 import { CONSUMER_NAME_PATTERN } from './schema.js'
 import { formatPath, type PathSegment } from './schema-errors.js'
 

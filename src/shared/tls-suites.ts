@@ -2,7 +2,7 @@
  * The TLS 1.2 suites the gateway offers (SPEC 13): Mozilla's "intermediate"
  * list without its DHE suites, i.e. ECDHE key exchange (forward secrecy) with
  * AEAD ciphers only. Node's default list also offers static-RSA and CBC-SHA1
- * suites. Shared by the listener (src/http/tls.ts) and the policy check of
+ * suites. Shared by the listener (src/http/server/tls.ts) and the policy check of
  * `server.tls.ciphers`.
  */
 export const TLS12_CIPHERS: readonly string[] = Object.freeze([

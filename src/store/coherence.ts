@@ -17,11 +17,13 @@
  * The argument, and the failure cases, are in docs/architecture.md and
  * docs/decisions.md.
  */
+
 import { randomBytes } from 'node:crypto'
 import { channel } from 'node:diagnostics_channel'
 import type { Redis } from 'ioredis'
 import { type AckRequest, DirectAcks, parseAckRequest } from './direct-acks.js'
 import { Lease } from './lease.js'
+import { ANNOUNCE_SCRIPT, RENEW_SCRIPT } from './lua.js'
 import { withinDeadline } from './redis-client.js'
 import type { StoreHealth } from './store-health.js'
 
@@ -69,55 +71,6 @@ export class LocalCoherence implements Coherence {
 export const MAX_EVENTS = 1000
 /** TTL of the protocol's keys, refreshed by every renewal and announcement. */
 export const KEY_TTL_MS = 24 * 3600 * 1000
-
-// KEYS: members, seq, events, epoch. ARGV: instance id, lease ms, last seen seq (-1: none), epoch
-// candidate, key TTL. Returns {epoch, seq, gap (0|1), events newer than last seen}. An epoch is
-// 'random:creation time (ms)', made by the first renewal that finds none: a Redis that lost its data.
-const RENEW_SCRIPT = `
-local t = redis.call('TIME')
-local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
-local epoch = redis.call('GET', KEYS[4])
-if not epoch then
-  epoch = ARGV[4] .. ':' .. now
-  redis.call('SET', KEYS[4], epoch, 'PX', ARGV[5])
-else
-  redis.call('PEXPIRE', KEYS[4], ARGV[5])
-end
-redis.call('ZREMRANGEBYSCORE', KEYS[1], '-inf', now)
-redis.call('ZADD', KEYS[1], now + tonumber(ARGV[2]), ARGV[1])
-redis.call('PEXPIRE', KEYS[1], ARGV[5])
-local seq = tonumber(redis.call('GET', KEYS[2]) or '0')
-local last = tonumber(ARGV[3])
-local gap = 0
-local events = {}
-if last >= 0 then
-  if seq < last then
-    gap = 1
-  elseif seq > last then
-    local want = seq - last
-    if want > redis.call('LLEN', KEYS[3]) then gap = 1 else events = redis.call('LRANGE', KEYS[3], -want, -1) end
-  end
-end
-return {epoch, seq, gap, events}
-`
-
-// KEYS: seq, events, members, ctxgen, epoch. ARGV: context, writer id, key TTL, max events, channel.
-// Returns {seq, redis now (ms), {member, lease end, ...}, epoch or ''}.
-const ANNOUNCE_SCRIPT = `
-local seq = redis.call('INCR', KEYS[1])
-redis.call('PEXPIRE', KEYS[1], ARGV[3])
-local event = seq .. '\\n' .. ARGV[2] .. '\\n' .. ARGV[1]
-redis.call('RPUSH', KEYS[2], event)
-redis.call('LTRIM', KEYS[2], -tonumber(ARGV[4]), -1)
-redis.call('PEXPIRE', KEYS[2], ARGV[3])
-redis.call('HSET', KEYS[4], ARGV[1], seq)
-redis.call('PEXPIRE', KEYS[4], ARGV[3])
-redis.call('PUBLISH', ARGV[5], event)
-local t = redis.call('TIME')
-local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
-local members = redis.call('ZRANGEBYSCORE', KEYS[3], '(' .. now, '+inf', 'WITHSCORES')
-return {seq, now, members, redis.call('GET', KEYS[5]) or ''}
-`
 
 interface CoherenceCommands {
   ipdrLeaseRenew(

@@ -13,7 +13,7 @@ import {
   type GuardedCounter,
   guardedCounterOver,
   LocalCounterStore,
-} from '../policy/counter-store.js'
+} from './counter-store.js'
 import type { StoreHealth, StoreOperation } from './store-health.js'
 
 export interface FailoverCounterStoreOptions {

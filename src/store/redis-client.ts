@@ -76,6 +76,7 @@ export function closeRedis(redis: Redis): void {
   redis.disconnect(false)
 }
 
+// Never an answer: a store that does not answer in time is a fallback (local counting, read-through), counted in ipdr_gateway_store_errors_total.
 export class StoreTimeoutError extends Error {
   override name = 'StoreTimeoutError'
   constructor(ms: number) {

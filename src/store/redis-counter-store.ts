@@ -12,49 +12,9 @@ import type {
   CounterStore,
   GuardedCount,
   GuardedCounter,
-} from '../policy/counter-store.js'
+} from './counter-store.js'
+import { DECR_SCRIPT, GET_SCRIPT, GUARDED_INCR_SCRIPT, INCR_SCRIPT } from './lua.js'
 import { withinDeadline } from './redis-client.js'
-
-/** Lua: INCR `key`, and start the window of `windowMs` when the key is new (or lost its TTL); sets count, ttl. */
-function incrLua(key: string, windowMs: string): string {
-  return `
-local count = redis.call('INCR', ${key})
-local ttl = redis.call('PTTL', ${key})
-if ttl < 0 then
-  redis.call('PEXPIRE', ${key}, ${windowMs})
-  ttl = tonumber(${windowMs})
-end`
-}
-
-// Returns {count, pttl}.
-const INCR_SCRIPT = `${incrLua('KEYS[1]', 'ARGV[1]')}
-return {count, ttl}
-`
-
-// The live counter without counting. Returns {count, pttl}; count 0 when absent.
-const GET_SCRIPT = `
-local count = redis.call('GET', KEYS[1])
-if not count then return {0, -2} end
-return {tonumber(count), redis.call('PTTL', KEYS[1])}
-`
-
-// One hit taken back from a live counter, never below 0 and never one without a TTL.
-const DECR_SCRIPT = `
-local count = tonumber(redis.call('GET', KEYS[1]) or '0')
-if count > 0 and redis.call('PTTL', KEYS[1]) > 0 then redis.call('DECR', KEYS[1]) end
-return 1
-`
-
-// The guard's live count first (KEYS[1], ARGV[1] its max); unless it is reached, INCR KEYS[2] as
-// INCR_SCRIPT does (ARGV[2] the window). Returns {1, guard count, guard pttl} or {0, count, pttl}.
-const GUARDED_INCR_SCRIPT = `
-local guard = tonumber(redis.call('GET', KEYS[1]) or '0')
-if guard > 0 and guard >= tonumber(ARGV[1]) then
-  local gttl = redis.call('PTTL', KEYS[1])
-  if gttl > 0 then return {1, guard, gttl} end
-end${incrLua('KEYS[2]', 'ARGV[2]')}
-return {0, count, ttl}
-`
 
 interface CounterCommands {
   ipdrCounterGuardedIncr(

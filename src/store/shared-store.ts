@@ -7,10 +7,10 @@
  * bulk transfers of listing bytes (a longer timeout).
  */
 import { applyDefaults } from '../policy/apply-defaults.js'
-import type { CounterStore, GuardedCounter } from '../policy/counter-store.js'
 import { redisStoreSchema } from '../policy/schema.js'
 import type { RedisStorePolicy } from '../policy/types.js'
 import { type LocalInvalidation, RedisCoherence } from './coherence.js'
+import type { CounterStore, GuardedCounter } from './counter-store.js'
 import { FailoverCounterStore, FailoverGuardedCounter } from './failover-counter-store.js'
 import { closeRedis, openRedis } from './redis-client.js'
 import { RedisCounterStore } from './redis-counter-store.js'

@@ -38,6 +38,7 @@ Exit status: 0 every record in step; 1 records invalid or failed, or the job
 failed; 2 bad usage, unreadable file, or the gateway refused the request.
 `
 
+// A CLI usage mistake (exit status 2), never an HTTP answer.
 class UsageError extends Error {}
 
 function credentials(env: SyncIo['env']): Record<string, string> {

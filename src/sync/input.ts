@@ -10,8 +10,8 @@ import type { ValidateFunction } from 'ajv'
 import { parse } from 'csv-parse'
 import { ListingScanError, scanListing } from '../cache/listing-scan.js'
 import { loopTurns } from '../cache/steps.js'
-import { describeSchemaError, timeOrderProblem } from '../http/request-schema.js'
 import { parseTrisulTime } from '../shared/trisul-time.js'
+import { describeSchemaError, timeOrderProblem } from '../validation/request-schema.js'
 import type { CustomerWanted, InvalidInput, MappingWanted, SyncInput } from './plan.js'
 
 export interface InputRules {
@@ -24,6 +24,7 @@ export interface InputRules {
 }
 
 /** The whole input is unusable (not a JSON array of objects, not CSV): a 400 before any planning. */
+// Not a GatewayError: src/sync/ is below HTTP; the sync route answers it as IPDR_GW_SYNC_INVALID_INPUT.
 export class SyncInputError extends Error {
   override name = 'SyncInputError'
 }
@@ -151,6 +152,7 @@ const UNLIMITED: InputLimits = {
 }
 
 /** The input has more records than `sync.maxRecords` (413). */
+// Not a GatewayError, as SyncInputError: answered as IPDR_GW_SYNC_TOO_MANY_RECORDS.
 export class TooManyRecordsError extends Error {
   override name = 'TooManyRecordsError'
 }

@@ -174,6 +174,7 @@ export interface SyncJobsOptions {
 }
 
 /** Too many jobs running for one owner. */
+// Not a GatewayError: the job table is below HTTP; the sync route answers it as IPDR_GW_SYNC_JOBS_LIMIT.
 export class TooManyJobsError extends Error {
   override name = 'TooManyJobsError'
 }

@@ -29,6 +29,7 @@ export type UpstreamOutcome =
 export const MAX_UPSTREAM_BODY_BYTES = 16 * 1024 * 1024
 
 /** The upstream body was larger than the call allows (`IPDR_GW_UPSTREAM_TOO_LARGE`). */
+// Internal to the client: caught where the body is read and turned into IPDR_GW_UPSTREAM_TOO_LARGE.
 class BodyTooLargeError extends Error {
   override name = 'BodyTooLargeError'
 }

@@ -1,6 +1,6 @@
 /**
- * The fixtures of the fast-path property tests (test/http/listing-fast-path.test.ts
- * through `inject`, test/http/listing-hit-handler.test.ts on real sockets): a
+ * The fixtures of the fast-path property tests (test/http/listing/fast-path.test.ts
+ * through `inject`, test/http/listing/hit-handler.test.ts on real sockets): a
  * recording upstream, a policy with every consumer kind, and two gateways over
  * them, one with the fast paths and one without.
  */

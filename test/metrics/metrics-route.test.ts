@@ -2,7 +2,7 @@ import Fastify from 'fastify'
 import { Gauge } from 'prom-client'
 import t, { type Test } from 'tap'
 import { errorBody, WWW_AUTHENTICATE } from '../../src/errors.js'
-import { registerMetricsRoute, startMetricsListener } from '../../src/http/metrics-route.js'
+import { registerMetricsRoute, startMetricsListener } from '../../src/http/routes/metrics.js'
 import { createMetrics, type GatewayMetrics } from '../../src/metrics.js'
 
 const TOKEN = 'test-scrape-token-not-a-secret'

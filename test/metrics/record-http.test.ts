@@ -6,7 +6,7 @@
 import fc from 'fast-check'
 import Fastify from 'fastify'
 import t from 'tap'
-import { recordHttp as reexported } from '../../src/http/metrics-route.js'
+import { recordHttp as reexported } from '../../src/http/routes/metrics.js'
 import {
   consumerLabel,
   createMetrics,

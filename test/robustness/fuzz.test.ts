@@ -118,7 +118,7 @@ function problems(
   }
   const visible = out.body + JSON.stringify(out.headers)
   for (const s of secrets) if (visible.includes(s)) found.push(`a secret in the response (${s.slice(0, 4)}…)`)
-  // Even bytes Node's HTTP parser refuses get the gateway's shape (src/http/client-errors.ts).
+  // Even bytes Node's HTTP parser refuses get the gateway's shape (src/http/server/client-errors.ts).
   if (out.status >= 400 && r.method !== 'HEAD' && out.body.length > 0) {
     const e = json as { code?: unknown; statusCode?: unknown } | undefined
     if (typeof e?.code !== 'string' || !e.code.startsWith('IPDR_GW_') || e.statusCode !== out.status) {

@@ -5,7 +5,7 @@
  */
 import { spawn } from 'node:child_process'
 import t from 'tap'
-import { loadTlsMaterial, TlsMaterialError } from '../../src/http/tls.js'
+import { loadTlsMaterial, TlsMaterialError } from '../../src/http/server/tls.js'
 import { selfSignedLoopbackCert } from '../helpers/certs.js'
 import { makePolicy, startGateway } from '../helpers/gateway.js'
 import { closedPort } from '../helpers/recording-upstream.js'

@@ -6,12 +6,13 @@
  */
 import { Redis } from 'ioredis'
 import t from 'tap'
+import { redactRedisUrl, redisUrlProblem } from '../../src/policy/redis-url.js'
 import {
   type CounterState,
   type CounterStore,
   guardedCounterOver,
   LocalCounterStore,
-} from '../../src/policy/counter-store.js'
+} from '../../src/store/counter-store.js'
 import { FailoverCounterStore, FailoverGuardedCounter } from '../../src/store/failover-counter-store.js'
 import {
   closeRedis,
@@ -21,7 +22,6 @@ import {
   withinDeadline,
 } from '../../src/store/redis-client.js'
 import { RedisCounterStore } from '../../src/store/redis-counter-store.js'
-import { redactRedisUrl, redisUrlProblem } from '../../src/store/redis-url.js'
 import { redisStorePolicy } from '../../src/store/shared-store.js'
 import { StoreHealth } from '../../src/store/store-health.js'
 import { findRedisServer, REDIS_MISSING, startRedis } from '../helpers/redis-server.js'

@@ -4,10 +4,10 @@
  * mappings, header and BOM recognised, bad rows reported with their line.
  */
 import t from 'tap'
-import { bodyValidators, DEFAULT_VALIDATION } from '../../src/http/request-schema.js'
 import { formatTrisulTime, isTimeZone, parseTrisulTime } from '../../src/shared/trisul-time.js'
 import { csvInputs, jsonInputs, SyncInputError } from '../../src/sync/input.js'
 import type { SyncInput } from '../../src/sync/plan.js'
+import { bodyValidators, DEFAULT_VALIDATION } from '../../src/validation/request-schema.js'
 
 const v = bodyValidators(DEFAULT_VALIDATION)
 const RULES = {

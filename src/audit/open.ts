@@ -1,0 +1,53 @@
+/**
+ * Opens the audit trail a gateway writes (SPEC 11): the file of the policy's `audit.file` or of
+ * `--audit-file`, its group-commit writer, and the write and access records made through it.
+ */
+import type { FastifyBaseLogger } from 'fastify'
+import type { GatewayMetrics } from '../metrics.js'
+import type { AuditPolicy } from '../policy/types.js'
+import { NO_AUDIT, WriteAudit } from './write-audit.js'
+import { AuditTrail } from './writer.js'
+
+/**
+ * The audit trail of `audit.file` (or `--audit-file`), opened before the gateway serves: a file
+ * it cannot write, or one another process writes, stops the start when the audit is required.
+ */
+export async function openWriteAudit(
+  policy: AuditPolicy,
+  options: { readonly auditFile?: string; readonly instanceName?: string; readonly now?: () => number },
+  metrics: GatewayMetrics,
+  log: FastifyBaseLogger,
+): Promise<WriteAudit> {
+  const file = options.auditFile ?? policy.file
+  if (file === null) return NO_AUDIT
+  let trail: AuditTrail
+  try {
+    trail = await AuditTrail.open({
+      file,
+      fsync: policy.fsync,
+      maxBytes: policy.maxBytes,
+      ...(options.instanceName ? { instance: options.instanceName } : {}),
+      ...(options.now ? { now: options.now } : {}),
+      onRepair: (info) =>
+        log.warn(
+          info,
+          'audit trail: closed a line torn by a crash with a repair line (audit verify shows it)',
+        ),
+    })
+  } catch (err) {
+    const message = `audit.file ${file}: ${(err as Error).message}`
+    if (policy.required) throw new Error(message, { cause: err })
+    log.error({ file }, `${message}; audit.required is false: serving without an audit trail`)
+    return NO_AUDIT
+  }
+  log.info({ file: trail.file, seq: trail.head.seq }, 'audit trail')
+  return new WriteAudit(trail, {
+    required: policy.required,
+    onRecord: (result) => metrics.auditRecords.inc({ result }),
+    onError: (phase, err) =>
+      log.error(
+        { phase, file: trail.file, error: (err as Error)?.message },
+        'audit trail: a line could not be written',
+      ),
+  })
+}

@@ -1,0 +1,28 @@
+/**
+ * The one body parser of the API routes: JSON only, and an empty body is "no body" (clients send
+ * DELETE with a Content-Type and nothing else). Prototype poisoning is refused. Returns the same
+ * parser for bodies read by hand (a GET's legacy body credentials, src/http/admission/).
+ */
+import type { FastifyInstance } from 'fastify'
+
+export function registerJsonBody(app: FastifyInstance): (text: string) => unknown {
+  const parseJson = app.getDefaultJsonParser('error', 'error')
+  app.removeAllContentTypeParsers()
+  app.addContentTypeParser('application/json', { parseAs: 'string' }, (request, body, done) => {
+    if ((body as string).trim().length === 0) {
+      done(null, undefined)
+      return
+    }
+    parseJson(request, body as string, done)
+  })
+  return (text: string): unknown => {
+    let out: unknown
+    let error: Error | null = null
+    parseJson({} as never, text, (err, value) => {
+      error = err
+      out = value
+    })
+    if (error) throw error
+    return out
+  }
+}

@@ -1,0 +1,100 @@
+/**
+ * Every Lua script the gateway runs in Redis, in one file (after fastify-rate-limit's
+ * store/lua.js): the counters of budgets and failed authentications
+ * (src/store/redis-counter-store.ts) and the lease and announcement of the cache coherence
+ * protocol (src/store/coherence.ts). Each runs atomically, in one round trip.
+ */
+
+// Counters.
+
+/** Lua: INCR `key`, and start the window of `windowMs` when the key is new (or lost its TTL); sets count, ttl. */
+function incrLua(key: string, windowMs: string): string {
+  return `
+local count = redis.call('INCR', ${key})
+local ttl = redis.call('PTTL', ${key})
+if ttl < 0 then
+  redis.call('PEXPIRE', ${key}, ${windowMs})
+  ttl = tonumber(${windowMs})
+end`
+}
+
+// Returns {count, pttl}.
+export const INCR_SCRIPT = `${incrLua('KEYS[1]', 'ARGV[1]')}
+return {count, ttl}
+`
+
+// The live counter without counting. Returns {count, pttl}; count 0 when absent.
+export const GET_SCRIPT = `
+local count = redis.call('GET', KEYS[1])
+if not count then return {0, -2} end
+return {tonumber(count), redis.call('PTTL', KEYS[1])}
+`
+
+// One hit taken back from a live counter, never below 0 and never one without a TTL.
+export const DECR_SCRIPT = `
+local count = tonumber(redis.call('GET', KEYS[1]) or '0')
+if count > 0 and redis.call('PTTL', KEYS[1]) > 0 then redis.call('DECR', KEYS[1]) end
+return 1
+`
+
+// The guard's live count first (KEYS[1], ARGV[1] its max); unless it is reached, INCR KEYS[2] as
+// INCR_SCRIPT does (ARGV[2] the window). Returns {1, guard count, guard pttl} or {0, count, pttl}.
+export const GUARDED_INCR_SCRIPT = `
+local guard = tonumber(redis.call('GET', KEYS[1]) or '0')
+if guard > 0 and guard >= tonumber(ARGV[1]) then
+  local gttl = redis.call('PTTL', KEYS[1])
+  if gttl > 0 then return {1, guard, gttl} end
+end${incrLua('KEYS[2]', 'ARGV[2]')}
+return {0, count, ttl}
+`
+
+// Cache coherence.
+
+// KEYS: members, seq, events, epoch. ARGV: instance id, lease ms, last seen seq (-1: none), epoch
+// candidate, key TTL. Returns {epoch, seq, gap (0|1), events newer than last seen}. An epoch is
+// 'random:creation time (ms)', made by the first renewal that finds none: a Redis that lost its data.
+export const RENEW_SCRIPT = `
+local t = redis.call('TIME')
+local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
+local epoch = redis.call('GET', KEYS[4])
+if not epoch then
+  epoch = ARGV[4] .. ':' .. now
+  redis.call('SET', KEYS[4], epoch, 'PX', ARGV[5])
+else
+  redis.call('PEXPIRE', KEYS[4], ARGV[5])
+end
+redis.call('ZREMRANGEBYSCORE', KEYS[1], '-inf', now)
+redis.call('ZADD', KEYS[1], now + tonumber(ARGV[2]), ARGV[1])
+redis.call('PEXPIRE', KEYS[1], ARGV[5])
+local seq = tonumber(redis.call('GET', KEYS[2]) or '0')
+local last = tonumber(ARGV[3])
+local gap = 0
+local events = {}
+if last >= 0 then
+  if seq < last then
+    gap = 1
+  elseif seq > last then
+    local want = seq - last
+    if want > redis.call('LLEN', KEYS[3]) then gap = 1 else events = redis.call('LRANGE', KEYS[3], -want, -1) end
+  end
+end
+return {epoch, seq, gap, events}
+`
+
+// KEYS: seq, events, members, ctxgen, epoch. ARGV: context, writer id, key TTL, max events, channel.
+// Returns {seq, redis now (ms), {member, lease end, ...}, epoch or ''}.
+export const ANNOUNCE_SCRIPT = `
+local seq = redis.call('INCR', KEYS[1])
+redis.call('PEXPIRE', KEYS[1], ARGV[3])
+local event = seq .. '\\n' .. ARGV[2] .. '\\n' .. ARGV[1]
+redis.call('RPUSH', KEYS[2], event)
+redis.call('LTRIM', KEYS[2], -tonumber(ARGV[4]), -1)
+redis.call('PEXPIRE', KEYS[2], ARGV[3])
+redis.call('HSET', KEYS[4], ARGV[1], seq)
+redis.call('PEXPIRE', KEYS[4], ARGV[3])
+redis.call('PUBLISH', ARGV[5], event)
+local t = redis.call('TIME')
+local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
+local members = redis.call('ZRANGEBYSCORE', KEYS[3], '(' .. now, '+inf', 'WITHSCORES')
+return {seq, now, members, redis.call('GET', KEYS[5]) or ''}
+`
