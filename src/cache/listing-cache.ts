@@ -125,6 +125,11 @@ interface Flight {
   /** Identifies this flight in `#inflight` (a newer flight may have replaced it). */
   readonly token: object
   readonly promise: Promise<FillOutcome>
+  /**
+   * The fetch that starts once this one ends, for the readers that came while this one ran and
+   * could not join it (SPEC 8: no proof that no write was answered since it started).
+   */
+  next?: Promise<FillOutcome>
 }
 
 export class ListingCache {
@@ -182,15 +187,49 @@ export class ListingCache {
     const epoch = this.#epoch
     const running = this.#inflight.get(k)
     if (running !== undefined && running.generation === generation && running.epoch === epoch) {
+      // SPEC 8: a read joins a fetch that started before it only when this instance can prove that
+      // no write was answered since (it holds its lease: every write would have reached it and made
+      // the flight unjoinable). Else it waits for the next fetch, one for all who came meanwhile.
+      const proven = this.#mayServe()
+      let waited: Promise<FillOutcome>
+      let own = false
+      if (proven) waited = running.promise
+      else if (running.next !== undefined) waited = running.next
+      else {
+        own = true
+        waited = running.next = running.promise.then(
+          () => this.#startFlight(k, key, fill).promise,
+          () => this.#startFlight(k, key, fill).promise,
+        )
+      }
+      const asCounted = own ? 'miss' : 'coalesced'
       let outcome: FillOutcome
       try {
-        outcome = await running.promise
+        outcome = await waited
       } catch (err) {
-        this.#count(key.resource, 'coalesced')
+        this.#count(key.resource, asCounted)
         throw err
       }
-      return this.#report(key.resource, outcome.entry, outcome.status === 'stale' ? 'stale' : 'coalesced')
+      return this.#report(
+        key.resource,
+        outcome.entry,
+        outcome.status === 'stale' ? 'stale' : own ? outcome.status : 'coalesced',
+      )
     }
+    let outcome: FillOutcome
+    try {
+      outcome = await this.#startFlight(k, key, fill).promise
+    } catch (err) {
+      this.#count(key.resource, 'miss')
+      throw err
+    }
+    return this.#report(key.resource, outcome.entry, outcome.status)
+  }
+
+  /** Starts a fill of `key` now, under the context's generation and the epoch as they are now. */
+  #startFlight(k: string, key: ListingKey, fill: () => Promise<ListingEntry>): Flight {
+    const generation = this.#generation(key.context)
+    const epoch = this.#epoch
     const token = {}
     const flight: Flight = {
       generation,
@@ -199,14 +238,7 @@ export class ListingCache {
       promise: this.#fill(k, key, generation, epoch, token, fill),
     }
     this.#inflight.set(k, flight)
-    let outcome: FillOutcome
-    try {
-      outcome = await flight.promise
-    } catch (err) {
-      this.#count(key.resource, 'miss')
-      throw err
-    }
-    return this.#report(key.resource, outcome.entry, outcome.status)
+    return flight
   }
 
   /**
