@@ -8,7 +8,7 @@ import Fastify, { type FastifyBaseLogger, type FastifyInstance, type FastifyServ
 import { openWriteAudit } from './audit/open.js'
 import { ListingCache } from './cache/listing-cache.js'
 import { listingScannerPool } from './cache/listing-scanner.js'
-import { CachedListings, staleMayCover } from './cache/listing-source.js'
+import { CachedListings, staleMayCover, wasAdopted } from './cache/listing-source.js'
 import { registerAccessLog } from './http/access-log.js'
 import { BodiesInFlight, registerBodiesInFlight } from './http/admission/bodies-in-flight.js'
 import {
@@ -317,6 +317,7 @@ function listingsOf(
     onInvalidate: (resource, count) => metrics.cacheInvalidations.inc({ resource }, count),
     staleOn: staleMayCover,
     mayServe: () => coherence === null || coherence.mayServeCached(),
+    adopted: wasAdopted,
     // Silently uncached, a big ISP's listing would be fetched whole for every request.
     onTooLarge: (resource, bytes, maxBytes) =>
       log.warn(

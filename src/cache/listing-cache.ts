@@ -61,6 +61,12 @@ export interface ListingCacheOptions extends ListingCacheLimits {
    */
   readonly mayServe?: () => boolean
   /**
+   * Whether `entry` was built from bytes another instance fetched (one fill for all, SPEC 8): its
+   * lookup is counted `coalesced`, not `miss` (SPEC 15), though the client still sees `MISS`.
+   * Default: never.
+   */
+  readonly adopted?: (entry: ListingEntry) => boolean
+  /**
    * Called when an entry (or what it grew to with a compressed variant) is
    * larger than the whole budget: it is served to its callers but not kept,
    * so every request for it goes to the upstream. Default: nothing.
@@ -140,6 +146,7 @@ export class ListingCache {
   readonly #onInvalidate: ListingCacheOptions['onInvalidate']
   readonly #staleOn: (err: unknown) => boolean
   readonly #mayServe: () => boolean
+  readonly #adopted: (entry: ListingEntry) => boolean
   readonly #onTooLarge: ListingCacheOptions['onTooLarge']
   /** Bumped by `invalidateAll`. */
   #epoch = 0
@@ -155,6 +162,7 @@ export class ListingCache {
     this.#onInvalidate = opts.onInvalidate
     this.#staleOn = opts.staleOn ?? (() => true)
     this.#mayServe = opts.mayServe ?? (() => true)
+    this.#adopted = opts.adopted ?? (() => false)
     this.#onTooLarge = opts.onTooLarge
     this.#lru = makeLru(this.#limits.maxBytes)
     const counters = () => ({ lookups: { hit: 0, miss: 0, stale: 0, coalesced: 0 }, invalidations: 0 })
@@ -427,7 +435,7 @@ export class ListingCache {
   }
 
   #report(resource: ResourceName, entry: ListingEntry, status: LookupStatus) {
-    this.#count(resource, status)
+    this.#count(resource, status === 'miss' && this.#adopted(entry) ? 'coalesced' : status)
     return { entry, status }
   }
 

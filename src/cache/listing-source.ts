@@ -39,6 +39,14 @@ export interface ListingSource {
   fresh(facts: ResourceFacts, auth: UpstreamAuth, policy: Policy, requestId: string): Promise<ListingEntry>
 }
 
+/** Entries built from bytes another instance fetched (one fill for all): counted `coalesced`, not `miss`. */
+const adoptedEntries = new WeakSet<ListingEntry>()
+
+/** Whether another instance fetched the bytes of `entry` (for `ListingCache`'s `adopted`). */
+export function wasAdopted(entry: ListingEntry): boolean {
+  return adoptedEntries.has(entry)
+}
+
 /** The cache key of a resource's listing as fetched with `auth`. */
 export function listingKey(facts: ResourceFacts, auth: UpstreamAuth): ListingKey {
   return { resource: facts.name, username: auth.username, tokenHash: auth.tokenHash, context: auth.context }
@@ -82,7 +90,11 @@ export class CachedListings implements ListingSource {
         listingCacheKey(key),
         key.context,
         () => this.#fetch(facts, auth, policy, requestId),
-        (raw) => this.#build(raw, facts),
+        async (raw) => {
+          const built = await this.#build(raw, facts)
+          adoptedEntries.add(built)
+          return built
+        },
       ),
     )
   }

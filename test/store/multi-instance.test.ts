@@ -154,6 +154,19 @@ t.test('a cold burst on three instances makes one upstream listing request', asy
   // Later reads are hits everywhere, with no more upstream requests.
   for (const g of gws) t.equal((await call(g.url, 'GET', '/api/ipdrcustomers')).headers['x-cache'], 'HIT')
   t.equal(upstream.requests.length, 1)
+  // SPEC 15: a miss is an upstream listing request this instance made; a listing shared through
+  // the store is coalesced wherever it was adopted.
+  let misses = 0
+  let coalesced = 0
+  for (const g of gws) {
+    const text = (await call(g.url, 'GET', '/metrics')).text
+    misses += Number(/cache_lookups_total\{resource="customers",result="miss"\} (\d+)/.exec(text)?.[1] ?? 0)
+    coalesced += Number(
+      /cache_lookups_total\{resource="customers",result="coalesced"\} (\d+)/.exec(text)?.[1] ?? 0,
+    )
+  }
+  t.equal(misses, 1, 'one miss in all, for the one upstream request')
+  t.equal(coalesced, 29, 'every other cold read coalesced')
 })
 
 t.test('a filler that died leaves no one waiting past the upstream timeout', async (t) => {
