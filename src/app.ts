@@ -198,7 +198,7 @@ export async function buildApp(options: AppOptions): Promise<FastifyInstance> {
     results: queryResults,
     onResultLookup: (result) => metrics.countLookup('queries', result),
   })
-  const syncJobs = new SyncJobs()
+  const syncJobs = new SyncJobs({ ...(shared ? { shared: shared.jobs } : {}), log: app.log })
   await registerSyncRoutes(app, {
     ...admission,
     policy: () => source.current,

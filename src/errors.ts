@@ -77,6 +77,14 @@ export const ERRORS = {
     message: 'The sync input has more records than sync.maxRecords',
   },
   IPDR_GW_SYNC_JOB_NOT_FOUND: { status: 404, message: 'No such sync job' },
+  IPDR_GW_SYNC_APPLY_RUNNING: {
+    status: 409,
+    message: 'A sync apply for this consumer and context is running',
+  },
+  IPDR_GW_SYNC_JOB_LOST: {
+    status: 503,
+    message: 'The instance running this sync job stopped',
+  },
   IPDR_GW_SYNC_JOBS_LIMIT: { status: 429, message: 'Too many sync jobs are running for this consumer' },
   IPDR_GW_AUDIT_UNAVAILABLE: {
     status: 503,

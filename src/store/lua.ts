@@ -2,7 +2,8 @@
  * Every Lua script the gateway runs in Redis, in one file (after fastify-rate-limit's
  * store/lua.js): the counters of budgets and failed authentications
  * (src/store/redis-counter-store.ts) and the lease and announcement of the cache coherence
- * protocol (src/store/coherence.ts). Each runs atomically, in one round trip.
+ * protocol (src/store/coherence.ts), the claim of one fill for all (src/store/shared-fill.ts), and the
+ * sync jobs of every instance (src/store/shared-jobs.ts). Each runs atomically, in one round trip.
  */
 
 // Counters.
@@ -97,4 +98,54 @@ local t = redis.call('TIME')
 local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
 local members = redis.call('ZRANGEBYSCORE', KEYS[3], '(' .. now, '+inf', 'WITHSCORES')
 return {seq, now, members, redis.call('GET', KEYS[5]) or ''}
+`
+
+// One fill for all (src/store/shared-fill.ts). Its keys are made in the script from the context's
+// generation: not yet safe on a Redis Cluster (issue 37).
+
+// KEYS: ctxgen. ARGV: context, key digest, prefix, lock TTL ms, instance id.
+// Returns {generation, state}: state 'filler' (this caller fetches), 'wait', or what a finished fill
+// left: 'ready' (bytes at <base>:body), 'large' or 'failed' (fetch for yourself).
+export const FILL_CLAIM_SCRIPT = `
+local gen = redis.call('HGET', KEYS[1], ARGV[1]) or '0'
+local base = ARGV[3] .. 'fill:' .. ARGV[2] .. ':' .. gen
+local state = redis.call('GET', base .. ':state')
+if state then return {gen, state} end
+if redis.call('SET', base .. ':lock', ARGV[5], 'NX', 'PX', ARGV[4]) then return {gen, 'filler'} end
+return {gen, 'wait'}
+`
+
+// Sync jobs.
+
+// KEYS: the owner's running set, the apply lock (the same key again when there is none).
+// ARGV: job id, now (ms), lease end (ms), maxJobs, '1' when the job applies, key TTL (ms).
+// Returns 'ok', 'apply-running' or 'too-many'.
+export const SYNC_CLAIM_SCRIPT = `
+redis.call('ZREMRANGEBYSCORE', KEYS[1], '-inf', ARGV[2])
+if ARGV[5] == '1' then
+  local holder = redis.call('GET', KEYS[2])
+  if holder and holder ~= ARGV[1] then return 'apply-running' end
+end
+if redis.call('ZCARD', KEYS[1]) >= tonumber(ARGV[4]) then return 'too-many' end
+redis.call('ZADD', KEYS[1], ARGV[3], ARGV[1])
+redis.call('PEXPIRE', KEYS[1], ARGV[6])
+if ARGV[5] == '1' then redis.call('SET', KEYS[2], ARGV[1], 'PX', ARGV[6]) end
+return 'ok'
+`
+
+// KEYS: the job's document, the owner's running set, the apply lock (or the document again), the
+// cancel flag. ARGV: job id, document JSON, '1' while running, lease end (ms), lease TTL (ms),
+// retention (ms), '1' when the job applies. Returns 1 when a cancel was asked for.
+export const SYNC_PUBLISH_SCRIPT = `
+redis.call('SET', KEYS[1], ARGV[2], 'PX', ARGV[6])
+if ARGV[3] == '1' then
+  redis.call('ZADD', KEYS[2], ARGV[4], ARGV[1])
+  redis.call('PEXPIRE', KEYS[2], ARGV[5])
+  if ARGV[7] == '1' then redis.call('SET', KEYS[3], ARGV[1], 'PX', ARGV[5]) end
+else
+  redis.call('ZREM', KEYS[2], ARGV[1])
+  if ARGV[7] == '1' and redis.call('GET', KEYS[3]) == ARGV[1] then redis.call('DEL', KEYS[3]) end
+end
+if redis.call('EXISTS', KEYS[4]) == 1 then return 1 end
+return 0
 `

@@ -14,6 +14,7 @@
 import type { Redis } from 'ioredis'
 import { sha256Hex } from '../credentials.js'
 import { coherenceKeys } from './coherence.js'
+import { FILL_CLAIM_SCRIPT } from './lua.js'
 import { withinDeadline } from './redis-client.js'
 import type { StoreHealth } from './store-health.js'
 
@@ -39,18 +40,6 @@ export const LOCAL_FILLS: FillCoordinator = {
     return (await produce()).value
   },
 }
-
-// KEYS: ctxgen. ARGV: context, key digest, prefix, lock TTL ms, instance id.
-// Returns {generation, state}: state 'filler' (this caller fetches), 'wait', or what a finished fill
-// left: 'ready' (bytes at <base>:body), 'large' or 'failed' (fetch for yourself).
-const CLAIM_SCRIPT = `
-local gen = redis.call('HGET', KEYS[1], ARGV[1]) or '0'
-local base = ARGV[3] .. 'fill:' .. ARGV[2] .. ':' .. gen
-local state = redis.call('GET', base .. ':state')
-if state then return {gen, state} end
-if redis.call('SET', base .. ':lock', ARGV[5], 'NX', 'PX', ARGV[4]) then return {gen, 'filler'} end
-return {gen, 'wait'}
-`
 
 interface FillCommands {
   ipdrFillClaim(
@@ -98,7 +87,7 @@ export class RedisFills implements FillCoordinator {
   constructor(opts: RedisFillsOptions) {
     const redis = opts.redis as Redis & Partial<FillCommands>
     if (redis.ipdrFillClaim === undefined) {
-      redis.defineCommand('ipdrFillClaim', { numberOfKeys: 1, lua: CLAIM_SCRIPT })
+      redis.defineCommand('ipdrFillClaim', { numberOfKeys: 1, lua: FILL_CLAIM_SCRIPT })
     }
     this.#redis = redis as Redis & FillCommands
     this.#bulk = opts.bulk

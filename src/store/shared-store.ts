@@ -6,6 +6,7 @@
  * changes. Three connections: commands (fast timeouts), subscriptions, and
  * bulk transfers of listing bytes (a longer timeout).
  */
+
 import { applyDefaults } from '../policy/apply-defaults.js'
 import { redisStoreSchema } from '../policy/schema.js'
 import type { RedisStorePolicy } from '../policy/types.js'
@@ -15,6 +16,7 @@ import { FailoverCounterStore, FailoverGuardedCounter } from './failover-counter
 import { closeRedis, openRedis } from './redis-client.js'
 import { RedisCounterStore } from './redis-counter-store.js'
 import { type FillCoordinator, RedisFills } from './shared-fill.js'
+import { SharedJobs } from './shared-jobs.js'
 import { StoreHealth, type StoreOperation } from './store-health.js'
 
 export interface SharedStoreOptions {
@@ -37,6 +39,8 @@ export interface SharedStore {
   /** A cached hit's failed-authentication check and rate charge in one round trip. */
   readonly admission: GuardedCounter
   readonly fills: FillCoordinator
+  /** Every instance's sync jobs (SPEC 15). */
+  readonly jobs: SharedJobs
   /** Starts the coherence protocol for `cache` (once); `close()` stops it. */
   coherence(cache: LocalInvalidation): RedisCoherence
   close(): Promise<void>
@@ -112,6 +116,7 @@ export function openSharedStore(opts: SharedStoreOptions): SharedStore {
       bodyTtlMs: Math.min(5000, Math.max(1000, opts.cacheTtlMs)),
       instanceId,
     }),
+    jobs: new SharedJobs({ redis: commands, keyPrefix: policy.keyPrefix, timeoutMs: policy.timeoutMs }),
     coherence(cache) {
       if (coherence) return coherence
       coherence = new RedisCoherence({

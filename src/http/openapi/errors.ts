@@ -75,6 +75,9 @@ export const ERROR_SCOPES = {
   IPDR_GW_SYNC_INVALID_INPUT: ['sync'],
   IPDR_GW_SYNC_TOO_MANY_RECORDS: ['sync'],
   IPDR_GW_SYNC_JOB_NOT_FOUND: ['sync'],
+  IPDR_GW_SYNC_APPLY_RUNNING: ['sync'],
+  // Only in a job document's errors (a job whose instance died), never a response status; documented with sync.
+  IPDR_GW_SYNC_JOB_LOST: ['sync'],
   IPDR_GW_SYNC_JOBS_LIMIT: ['sync'],
   IPDR_GW_BAD_REQUEST: EVERYWHERE,
   IPDR_GW_REQUEST_TIMEOUT: EVERYWHERE,

@@ -18,7 +18,14 @@ import { evaluate } from '../../policy/evaluate.js'
 import type { Policy } from '../../policy/types.js'
 import { type Operation, type PolicyOperation, RESOURCE_BY_NAME, type ResourceName } from '../../resources.js'
 import { type CheckedInput, checkSyncInput, SyncInputError, TooManyRecordsError } from '../../sync/input.js'
-import { type JobDocument, type SyncJob, type SyncJobs, TooManyJobsError } from '../../sync/jobs.js'
+import {
+  ApplyRunningError,
+  type JobDocument,
+  type RemoteJob,
+  type SyncJob,
+  type SyncJobs,
+  TooManyJobsError,
+} from '../../sync/jobs.js'
 import { type JobRunnerDeps, mayList, runJob } from '../../sync/runner.js'
 import { BodyBuffer } from '../../upstream/body-buffer.js'
 import { applyAuthorization, authorize } from '../admission/authenticate.js'
@@ -133,17 +140,20 @@ export async function registerSyncRoutes(app: FastifyInstance, deps: SyncRouteDe
         request.body = undefined
         let job: SyncJob
         try {
-          job = deps.jobs.start(
+          job = await deps.jobs.start(
             request.gw.rateKey ?? '',
             query.mode,
             query.deleteAbsent,
             policy.gateway.sync.maxJobs,
+            auth.context,
           )
         } catch (err) {
           if (err instanceof TooManyJobsError)
             throw new GatewayError('IPDR_GW_SYNC_JOBS_LIMIT', err.message, {
               headers: { 'retry-after': '10' },
             })
+          if (err instanceof ApplyRunningError)
+            throw new GatewayError('IPDR_GW_SYNC_APPLY_RUNNING', err.message)
           throw err
         }
         // Unproven credentials stay charged until the job's listing fetch has tried them.
@@ -183,12 +193,25 @@ export async function registerSyncRoutes(app: FastifyInstance, deps: SyncRouteDe
         },
         handler: async (request, reply): Promise<JobDocument> => {
           const { id } = request.params as { id: string }
-          const job = deps.jobs.get(id, request.gw.rateKey ?? '')
-          if (!job) throw new GatewayError('IPDR_GW_SYNC_JOB_NOT_FOUND')
-          if (method === 'DELETE') job.cancel()
-          else await waitFor(job, (queries.get(request) as SyncQuery).waitSeconds, request)
+          const owner = request.gw.rateKey ?? ''
+          const waitSeconds = (queries.get(request) as SyncQuery).waitSeconds
           reply.header('cache-control', 'no-store')
-          return job.document()
+          const job = JOB_ID.test(id) ? deps.jobs.get(id, owner) : undefined
+          if (job) {
+            if (method === 'DELETE') job.cancel()
+            else await waitFor(job, waitSeconds, request)
+            return job.document()
+          }
+          // Started through another instance (SPEC 15): as it published it; a cancel goes to it through the store.
+          const remote = JOB_ID.test(id)
+            ? await deps.jobs.remote(id, owner).catch(() => undefined)
+            : undefined
+          if (!remote) throw new GatewayError('IPDR_GW_SYNC_JOB_NOT_FOUND')
+          if (method === 'DELETE') {
+            if (!remote.finished) await deps.jobs.cancelRemote(id, owner)
+            return remote.document
+          }
+          return waitForRemote(deps.jobs, id, owner, remote, waitSeconds, request)
         },
       })
     jobRoute('GET')
@@ -258,6 +281,39 @@ async function admitSync(
     }
   }
   await deps.rateLimiter?.charge(request, reply)
+}
+
+/** Job ids are UUIDs: anything else is no job, and never a store key. */
+const JOB_ID = /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/
+
+/** How often a remote job is read again while a client waits for it. */
+const REMOTE_POLL_MS = 250
+
+/** `waitFor` for a job another instance runs: its published document read again until it ends. */
+async function waitForRemote(
+  jobs: SyncJobs,
+  id: string,
+  owner: string,
+  first: RemoteJob,
+  seconds: number,
+  request: FastifyRequest,
+): Promise<JobDocument> {
+  let last = first
+  const deadline = Date.now() + seconds * 1000
+  let gone = false
+  const onClose = () => {
+    gone = true
+  }
+  request.raw.once('close', onClose)
+  try {
+    while (!last.finished && !gone && Date.now() < deadline) {
+      await new Promise((r) => setTimeout(r, REMOTE_POLL_MS))
+      last = (await jobs.remote(id, owner).catch(() => undefined)) ?? last
+    }
+  } finally {
+    request.raw.off('close', onClose)
+  }
+  return last.document
 }
 
 /** Holds the answer until the job ends, `seconds` pass, or the client goes away. */
