@@ -323,6 +323,14 @@ function gatewaySchema(): Schema {
             description:
               'Regular expression (anchored, no nested quantifiers) PhoneNumber and AltPhoneNumber must match when present and non-empty.',
           },
+          requiredFields: {
+            type: 'array',
+            items: { enum: ['UserID', 'Name', 'Address', 'Email', 'PhoneNumber', 'AltPhoneNumber'] },
+            uniqueItems: true,
+            default: ['UserID', 'Name'],
+            description:
+              "Customer fields a create or replace (single or sync) must carry, non-empty, else 400 naming the field and nothing sent upstream (SPEC 17), e.g. DoT's CAF: [UserID, Name, Address]. UserID and Name are required by Trisul whatever this says.",
+          },
         },
       },
       limits: {

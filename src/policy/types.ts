@@ -55,6 +55,8 @@ export interface ValidationPolicy {
   readonly maxFieldLength: number
   readonly email: boolean
   readonly phonePattern: string
+  /** Customer fields a create or replace must carry, non-empty (SPEC 17). Default `[UserID, Name]`. */
+  readonly requiredFields: readonly string[]
 }
 
 export interface GatewayPolicy {

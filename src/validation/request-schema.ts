@@ -18,6 +18,7 @@ export const DEFAULT_VALIDATION: ValidationPolicy = Object.freeze({
   maxFieldLength: 256,
   email: true,
   phonePattern: '^[0-9+() -]{4,20}$',
+  requiredFields: Object.freeze(['UserID', 'Name']),
 })
 
 // Deliberately simple (RFC 5322 is not the point): one @, a dot in the domain, no spaces.
@@ -64,9 +65,9 @@ export function bodySchema(facts: ResourceFacts, op: WriteOperation, rules: Vali
   const selector = facts.selectorField
   switch (op) {
     case 'create':
-      return { ...base, required: [...facts.createRequired] }
+      return withRequired(base, facts, facts.createRequired, rules)
     case 'replace':
-      return { ...base, required: [...facts.replaceRequired] }
+      return withRequired(base, facts, facts.replaceRequired, rules)
     case 'update':
       // At least one field beyond the selector (a mapping is chosen by its ipsubnet).
       return selector ? { ...base, required: [selector], minProperties: 2 } : { ...base, minProperties: 1 }
@@ -81,6 +82,24 @@ export function bodySchema(facts: ResourceFacts, op: WriteOperation, rules: Vali
       }
     }
   }
+}
+
+/**
+ * A create or replace body's required fields: the resource's own, and for customers the policy's
+ * `validation.requiredFields` (SPEC 17: DoT's CAF asks for Address), which must also be non-empty.
+ */
+function withRequired(
+  base: { type: string; additionalProperties: boolean; properties: Record<string, JsonSchema> },
+  facts: ResourceFacts,
+  own: readonly string[],
+  rules: ValidationPolicy,
+): JsonSchema {
+  if (facts.name !== 'customers') return { ...base, required: [...own] }
+  const extra = rules.requiredFields.filter((f) => f in base.properties)
+  const properties = { ...base.properties }
+  for (const f of extra)
+    properties[f] = { allOf: [properties[f] as JsonSchema, { type: 'string', minLength: 1 }] }
+  return { ...base, properties, required: [...new Set([...own, ...extra])] }
 }
 
 function newAjv(): Ajv {
@@ -128,6 +147,8 @@ export function describeSchemaError(errors: readonly ErrorObject[] | null | unde
         : 'The body must be a JSON object'
     case 'maxLength':
       return `${field} is too long`
+    case 'minLength':
+      return `${field} is required and must not be empty`
     case 'pattern':
     case 'anyOf':
     case 'format':

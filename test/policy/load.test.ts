@@ -42,6 +42,7 @@ const SPEC_DEFAULTS = {
     maxFieldLength: 256,
     email: true,
     phonePattern: '^[0-9+() -]{4,20}$',
+    requiredFields: ['UserID', 'Name'],
   },
   limits: { bodyBytes: 1048576, inFlightBodyBytes: 268435456 },
   cors: { origins: [] },
