@@ -122,6 +122,10 @@ export const ENVELOPES = {
     }),
   queryIdRequired: () => new EnvelopeError('Query ID is required', 'Error', false, { httpStatus: 400 }),
   queryNotFound: () => new EnvelopeError('Query ID not found', 'Error', false, { httpStatus: 404 }),
+  // request_id (Trisul docs, 2026-05): a client's own id for a query; a second create with it is refused.
+  queryDuplicateRequestId: (id: unknown) =>
+    new EnvelopeError(`Duplicate request_id : ${echo(id)}`, 'Error', false, { httpStatus: 409 }),
+  queryInvalidRequestId: () => new EnvelopeError('Invalid request_id', 'Error', false, { httpStatus: 400 }),
   queryNotYours: () =>
     new EnvelopeError('You are not authorized to access this query', 'Error', false, { httpStatus: 403 }),
   queryNotCompleted: (extra: Record<string, unknown>) =>

@@ -49,6 +49,8 @@ interface QueryRecord {
   readonly from: number
   readonly to: number
   readonly createdMs: number
+  /** The client's own id for the query (`request_id`), if it gave one. */
+  readonly requestId: string | null
   canceled: boolean
   rows: FlowRow[] | null
 }
@@ -66,10 +68,10 @@ export const QUERY_ROUTES: readonly { op: QueryOperation; method: 'GET' | 'POST'
 
 const ALLOWED: Readonly<Record<QueryOperation, readonly string[]>> = {
   list: ['count'],
-  create: ['ip', 'from_time', 'to_time'],
-  status: ['query_id'],
-  result: ['query_id', 'headers'],
-  cancel: ['query_id'],
+  create: ['ip', 'from_time', 'to_time', 'request_id'],
+  status: ['query_id', 'request_id'],
+  result: ['query_id', 'headers', 'request_id'],
+  cancel: ['query_id', 'request_id'],
 }
 
 /** The context of a Query API request: `contextname` is optional there (`context0` is `default`). */
@@ -140,6 +142,13 @@ function queryIdOf(body: Body): number {
   return n
 }
 
+/** A client's `request_id`: 1-64 letters, digits and `._:-`. */
+function requestIdOf(body: Body): string {
+  const v = body.request_id
+  if (typeof v !== 'string' || !/^[A-Za-z0-9._:-]{1,64}$/.test(v)) throw ENVELOPES.queryInvalidRequestId()
+  return v
+}
+
 function countOf(body: Body): number {
   const v = body.count
   if (v === undefined || v === null || v === '') return 10
@@ -183,11 +192,11 @@ export class QueryBook {
       case 'create':
         return this.#create(user.name, context, body)
       case 'status':
-        return { status: 'SUCCESS', ...this.#describe(this.#owned(user.name, queryIdOf(body))) }
+        return { status: 'SUCCESS', ...this.#describe(this.#owned(user.name, this.#idOf(user.name, body))) }
       case 'result':
-        return this.#result(user.name, queryIdOf(body), headersOf(body))
+        return this.#result(user.name, this.#idOf(user.name, body), headersOf(body))
       case 'cancel':
-        return this.#cancel(user.name, queryIdOf(body))
+        return this.#cancel(user.name, this.#idOf(user.name, body))
     }
   }
 
@@ -209,6 +218,16 @@ export class QueryBook {
       from_time: formatTrisulTime(q.from, zone),
       to_time: formatTrisulTime(q.to, zone),
     }
+  }
+
+  /** The query a status, result or cancel names: by `query_id`, else by the owner's `request_id`. */
+  #idOf(owner: string, body: Body): number {
+    if ((body.query_id === undefined || body.query_id === '') && body.request_id !== undefined) {
+      const requestId = requestIdOf(body)
+      for (const q of this.#queries.values()) if (q.owner === owner && q.requestId === requestId) return q.id
+      throw ENVELOPES.queryNotFound()
+    }
+    return queryIdOf(body)
   }
 
   #owned(owner: string, id: number): QueryRecord {
@@ -252,6 +271,11 @@ export class QueryBook {
     if (body.to_time === undefined || body.to_time === '') throw ENVELOPES.queryToRequired()
     const to = typeof body.to_time === 'string' ? parseTrisulTime(body.to_time, zone) : null
     if (to === null) throw ENVELOPES.queryInvalidTo()
+    const requestId = body.request_id === undefined ? null : requestIdOf(body)
+    if (requestId !== null) {
+      for (const q of this.#queries.values())
+        if (q.owner === owner && q.requestId === requestId) throw ENVELOPES.queryDuplicateRequestId(requestId)
+    }
     const id = this.#nextId++
     this.#queries.set(id, {
       id,
@@ -262,6 +286,7 @@ export class QueryBook {
       from,
       to,
       createdMs: this.#now(),
+      requestId,
       canceled: false,
       rows: null,
     })

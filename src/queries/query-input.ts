@@ -18,8 +18,12 @@ export const MAX_LIST_COUNT = 1000
 export interface QueryInput {
   /** The fields sent upstream beyond the credentials. */
   readonly upstreamFields: Readonly<Record<string, unknown>>
-  /** `query_id`, when the route takes one. */
+  /** `query_id`, when the route takes one and the client gave it. */
   readonly queryId: number | null
+  /** The client's own `request_id` (SPEC 17), when it gave one. */
+  readonly requestId: string | null
+  /** What names the query to the upstream on status, result and cancel: `query_id`, else `request_id`. */
+  readonly selector: Readonly<Record<string, unknown>>
   /** The result's columns the client asked for (all 13 when it named none). */
   readonly columns: readonly string[]
   /** Seconds a result read may wait for the query to complete (0: answer at once). */
@@ -27,6 +31,8 @@ export interface QueryInput {
 }
 
 const COLUMNS: ReadonlySet<string> = new Set(QUERY_FACTS.columns)
+/** A client's own query id (Trisul's `request_id`, and the gateway's `Idempotency-Key`). */
+export const REQUEST_ID = /^[A-Za-z0-9._:-]{1,64}$/
 const ISO_WITH_OFFSET = /^\d{4}-\d{2}-\d{2}T\d{2}:\d{2}(?::\d{2}(?:\.\d{1,9})?)?(?:Z|[+-]\d{2}:?\d{2})$/
 const UNIX_SECONDS = /^\d{1,11}$/
 const DIGITS = /^\d{1,15}$/
@@ -98,10 +104,20 @@ export function parseQueryInput(
   const fields: Record<string, unknown> = {}
   let queryId: number | null = null
 
+  let requestId: string | null = null
+  if (route.params.includes('request_id') && present('request_id')) {
+    const r = params.request_id
+    if (typeof r !== 'string' || !REQUEST_ID.test(r))
+      throw invalid('request_id must be 1-64 letters, digits or . _ : -')
+    requestId = r
+    fields.request_id = r
+  }
   if (route.params.includes('query_id')) {
-    if (!present('query_id')) throw invalid('query_id is required')
-    queryId = positiveInteger(params.query_id, 'query_id', Number.MAX_SAFE_INTEGER)
-    fields.query_id = queryId
+    // A query is named by Trisul's query_id or by the client's own request_id (SPEC 17).
+    if (present('query_id')) {
+      queryId = positiveInteger(params.query_id, 'query_id', Number.MAX_SAFE_INTEGER)
+      fields.query_id = queryId
+    } else if (requestId === null) throw invalid('query_id (or request_id) is required')
   }
   if (route.operation === 'list' && present('count')) {
     fields.count = positiveInteger(params.count, 'count', MAX_LIST_COUNT)
@@ -133,5 +149,7 @@ export function parseQueryInput(
       throw invalid(`wait must be a number of seconds from 0 to ${MAX_WAIT_SECONDS}`)
     }
   }
-  return { upstreamFields: fields, queryId, columns, waitSeconds }
+  const selector =
+    queryId !== null ? { query_id: queryId } : requestId !== null ? { request_id: requestId } : {}
+  return { upstreamFields: fields, queryId, requestId, selector, columns, waitSeconds }
 }

@@ -90,7 +90,10 @@ export class QueryResultCache {
   })
 
   /** Key of a result: who asked (hashed token, username, context) and which query. */
-  static key(auth: { username: string; tokenHash: string; context: string }, queryId: number): string {
+  static key(
+    auth: { username: string; tokenHash: string; context: string },
+    queryId: number | string,
+  ): string {
     return `${auth.tokenHash}\u0000${auth.username}\u0000${auth.context}\u0000${queryId}`
   }
 

@@ -15,7 +15,7 @@ import { NO_AUDIT, type WriteAudit } from '../../audit/write-audit.js'
 import type { UpstreamAuth } from '../../credentials.js'
 import { answerStatus, GatewayError, toGatewayError } from '../../errors.js'
 import type { Policy } from '../../policy/types.js'
-import { parseQueryInput, type QueryInput } from '../../queries/query-input.js'
+import { parseQueryInput, type QueryInput, REQUEST_ID } from '../../queries/query-input.js'
 import {
   asQueryResult,
   type QueryResult,
@@ -48,6 +48,21 @@ export interface QueryRouteDeps extends AdmissionDeps {
   /** Each result lookup (`ipdr_gateway_cache_lookups_total{resource="queries"}`). */
   readonly onResultLookup?: (result: 'hit' | 'miss') => void
   readonly rateLimitConfig?: () => object
+}
+
+/**
+ * A create's `Idempotency-Key` header becomes its `request_id` (SPEC 17), so a client that retries
+ * the create gets the first query's answer or a 409, never a second lawful-intercept lookup.
+ */
+function withIdempotencyKey(request: FastifyRequest, route: QueryRouteFact): Record<string, unknown> {
+  const params = paramsOf(request)
+  const key = request.headers['idempotency-key']
+  if (route.operation !== 'create' || key === undefined) return params
+  if (typeof key !== 'string' || !REQUEST_ID.test(key))
+    throw new GatewayError('IPDR_GW_VALIDATION', 'Idempotency-Key must be 1-64 letters, digits or . _ : -')
+  if (params.request_id !== undefined && params.request_id !== key)
+    throw new GatewayError('IPDR_GW_VALIDATION', 'Idempotency-Key and request_id differ')
+  return { ...params, request_id: key }
 }
 
 /** The parameters of a request: the JSON body's (credentials already removed), then the query string's. */
@@ -126,12 +141,13 @@ async function readResult(
   route: QueryRouteFact,
   input: QueryInput,
 ): Promise<{ result: QueryResult; hit: boolean }> {
-  const key = QueryResultCache.key(c.auth, input.queryId as number)
+  // A query named by the client's request_id is cached under it (never mistaken for a query_id).
+  const key = QueryResultCache.key(c.auth, input.queryId ?? `request:${input.requestId}`)
   const cached = c.deps.results.get(key)
   c.deps.onResultLookup?.(cached ? 'hit' : 'miss')
   if (cached) return { result: cached, hit: true }
   const deadline = performance.now() + input.waitSeconds * 1000
-  const fields = { query_id: input.queryId }
+  const fields = input.selector
   for (let attempt = 0; attempt <= input.waitSeconds + 1; attempt++) {
     try {
       const { value, res } = await callUpstream(c, route, fields)
@@ -211,7 +227,7 @@ async function handleQuery(
   if (!auth) throw new GatewayError('IPDR_GW_MISSING_CREDENTIALS')
   const policy = request.gw.policy
   // Checked before anything is recorded or sent: a malformed IP or window never reaches the upstream.
-  const input = parseQueryInput(route, paramsOf(request), policy.gateway.upstream.timeZone)
+  const input = parseQueryInput(route, withIdempotencyKey(request, route), policy.gateway.upstream.timeZone)
   const c: Call = { deps, auth, policy, requestId: String(request.id), signal: clientGone(reply) }
   const csv = route.path === '/result' && wantsCsv(request.headers.accept)
   reply.header('cache-control', 'no-store')
@@ -248,7 +264,10 @@ async function handleQuery(
       if (csv) {
         reply
           .type('text/csv; charset=utf-8')
-          .header('content-disposition', `attachment; filename="ipdr-query-${input.queryId}.csv"`)
+          .header(
+            'content-disposition',
+            `attachment; filename="ipdr-query-${input.queryId ?? input.requestId}.csv"`,
+          )
           .send(resultCsv(result, input.columns, redact))
         return
       }

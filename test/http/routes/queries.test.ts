@@ -521,3 +521,58 @@ t.test("a consumer's redact masks the result rows too, in JSON and CSV", async (
     'masked in CSV',
   )
 })
+
+t.test(
+  'request_id (SPEC 17): passed through, and Idempotency-Key makes a retried create never a second lookup',
+  async (t) => {
+    const { url } = await setup(t, 0)
+    const window = { ip: '10.0.0.7', from_time: '01-03-2024 00:00:00', to_time: '02-03-2024 00:00:00' }
+    const first = await call(url, 'POST', '/api/ipdr_query/new', LEA, window, {
+      'idempotency-key': 'crm-case-42',
+    })
+    t.equal(first.status, 200)
+    const retried = await call(url, 'POST', '/api/ipdr_query/new', LEA, window, {
+      'idempotency-key': 'crm-case-42',
+    })
+    t.equal(retried.status, 409, 'the retry is refused by Trisul, not run again')
+    t.match(retried.json, {
+      code: 'IPDR_GW_UPSTREAM_CONFLICT',
+      message: /Duplicate request_id : crm-case-42/,
+    })
+    const listed = await call(url, 'GET', '/api/ipdr_query/list?count=10', LEA)
+    t.equal(listed.json.ipdr_controls.length, 1, 'one query in Trisul')
+    const inBody = await call(url, 'POST', '/api/ipdr_query/new', LEA, {
+      ...window,
+      request_id: 'crm-case-43',
+    })
+    t.equal(inBody.status, 200, 'request_id in the body is passed through')
+    const status = await call(url, 'GET', '/api/ipdr_query/status?request_id=crm-case-42', LEA)
+    t.equal(status.status, 200, 'status by request_id, from the query string')
+    t.equal(status.json.CurrentStatus, 'COMPLETED')
+    const result = await call(url, 'GET', '/api/ipdr_query/result?request_id=crm-case-43', LEA)
+    t.equal(result.status, 200, 'result by request_id')
+    t.ok(Array.isArray(result.json.rows))
+    const other = await call(url, 'GET', '/api/ipdr_query/status?request_id=crm-case-42', OTHER)
+    t.equal(other.status, 404, "another user's request_id names no query of theirs")
+    const differ = await call(
+      url,
+      'POST',
+      '/api/ipdr_query/new',
+      LEA,
+      { ...window, request_id: 'a' },
+      {
+        'idempotency-key': 'b',
+      },
+    )
+    t.equal(differ.status, 400, 'an Idempotency-Key that differs from request_id')
+    const bad = await call(url, 'POST', '/api/ipdr_query/new', LEA, window, {
+      'idempotency-key': 'no spaces please',
+    })
+    t.equal(bad.status, 400)
+    t.equal(
+      (await call(url, 'GET', '/api/ipdr_query/status', LEA)).status,
+      400,
+      'query_id or request_id is required',
+    )
+  },
+)
