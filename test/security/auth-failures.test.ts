@@ -170,3 +170,30 @@ t.test(
     t.equal(proxy.count(), 0, 'none reached Trisul')
   },
 )
+
+t.test('a guess whose client went away does not leave its credentials riding uncharged', async (t) => {
+  const { startRecordingUpstream } = await import('../helpers/recording-upstream.js')
+  let first = true
+  const upstream = await startRecordingUpstream(() => {
+    if (first) {
+      first = false
+      return { kind: 'hang' }
+    }
+    return { kind: 'json', body: { status: 'ERROR', message: 'Invalid API token' } }
+  })
+  t.teardown(() => upstream.close())
+  const policy = await makePolicy(t, {
+    gateway: { auth: { failureLimit: { max: 5, timeWindow: '1 minute' } } },
+  })
+  const gw = await startGateway(t, { policy, upstreamUrl: upstream.url })
+  const headers = { authorization: 'Bearer same-wrong-token', 'x-trisul-username': 'demo' }
+  const abandoned = new AbortController()
+  const gone = fetch(`${gw.url}/api/ipdrcustomers`, { headers, signal: abandoned.signal }).catch(() => null)
+  while (upstream.requests.length === 0) await new Promise((r) => setTimeout(r, 10))
+  abandoned.abort()
+  await gone
+  await new Promise((r) => setTimeout(r, 100))
+  const statuses: number[] = []
+  for (let i = 0; i < 8; i++) statuses.push((await fetch(`${gw.url}/api/ipdrcustomers`, { headers })).status)
+  t.ok(statuses.includes(429), `the same wrong token is charged again and blocked (${statuses.join(', ')})`)
+})

@@ -413,20 +413,34 @@ export function registerAuthFailureLimiter(
     entry.requests -= 1
     if (entry.requests <= 0) inFlight.delete(key)
   }
+  /** The request holds a place under `key` until its connection's answer is done or abandoned. */
+  const hold = (reply: FastifyReply, key: string): (() => void) => {
+    let held = true
+    const once = () => {
+      if (!held) return
+      held = false
+      release(key)
+    }
+    // 'close' comes for every answer, finished or abandoned (onResponse does not for a client gone).
+    reply.raw.once('close', once)
+    return once
+  }
   gate.chargeUnproven = async (request, reply, key) => {
     const gw = request.gw
     const riding = key === null ? undefined : inFlight.get(key)
     if (key !== null && riding !== undefined) {
       riding.requests += 1
+      const leave = hold(reply, key)
       gw.credentialsKey = key
       if (await riding.admitted) return
       // The first was refused before it reached Trisul: this one is a guess of its own.
-      release(key)
+      leave()
       gw.credentialsKey = null
     }
     let admitted: (ok: boolean) => void = () => undefined
     if (key !== null && !inFlight.has(key)) {
       inFlight.set(key, { requests: 1, admitted: new Promise<boolean>((r) => (admitted = r)) })
+      hold(reply, key)
       gw.credentialsKey = key
     }
     let charged: Awaited<ReturnType<AuthFailureLimiter['charge']>>
@@ -472,7 +486,6 @@ export function registerAuthFailureLimiter(
     if (auth && verdict === 'accepted') knownGood.accepted(auth.username, auth.tokenHash)
     if (auth && verdict === 'refused') knownGood.refused(auth.username, auth.tokenHash)
     const key = gw.credentialsKey
-    if (key !== null) release(key)
     const failed = reply.statusCode === 401 || verdict === 'refused'
     if (gw.authCharged && !failed && !gw.chargeHeld) await refund(request.ip)
     // A failure nothing charged for (a body without credentials, a route without an admission): counted now.
