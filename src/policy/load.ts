@@ -184,6 +184,7 @@ interface RawGateway {
   trustProxy: string[]
   store: GatewayPolicy['store']
   audit: GatewayPolicy['audit']
+  mappings: GatewayPolicy['mappings']
   sync: Omit<GatewayPolicy['sync'], 'maxBodyBytes'> & { maxBodyBytes?: number; maxInputBytes?: number }
   server: GatewayPolicy['server']
 }

@@ -471,6 +471,20 @@ function gatewaySchema(): Schema {
           },
         },
       },
+      mappings: {
+        type: 'object',
+        additionalProperties: false,
+        default: {},
+        description: 'Static IP mappings (SPEC 17).',
+        properties: {
+          delete: {
+            enum: ['remove', 'expire'],
+            default: 'remove',
+            description:
+              'What a mapping DELETE does: remove (Trisul deletes it) or expire (the gateway sets its endtime to now instead, as Trisul advises, so who-had-this-IP answers for the past stay true).',
+          },
+        },
+      },
       sync: {
         type: 'object',
         additionalProperties: false,

@@ -102,6 +102,11 @@ export interface GatewayPolicy {
   readonly store: { readonly redis: RedisStorePolicy | null }
   /** The audit trail of writes (SPEC 11). Read at start only. */
   readonly audit: AuditPolicy
+  /** Static IP mappings (SPEC 17). */
+  readonly mappings: {
+    /** `remove`: a DELETE deletes; `expire`: it sets `endtime` to now instead. Default `remove`. */
+    readonly delete: 'remove' | 'expire'
+  }
   /** CRM sync jobs (SPEC 10). */
   readonly sync: SyncPolicy
   /** The client listener (SPEC 6). */

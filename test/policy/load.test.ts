@@ -58,6 +58,7 @@ const SPEC_DEFAULTS = {
     trustedAddresses: [],
     tls: null,
   },
+  mappings: { delete: 'remove' },
   sync: {
     concurrency: 4,
     maxWritesPerSecond: 50,

@@ -123,14 +123,17 @@ async function handleWrite(
   const order = timeOrderProblem(fields)
   if (order) throw new GatewayError('IPDR_GW_VALIDATION', order)
 
+  // `mappings.delete: expire` (SPEC 17): the mapping is ended now rather than deleted, so who had the
+  // address in the past stays answerable. Sent, audited and answered as the update it is.
+  const expire = facts.name === 'mappings' && op === 'delete' && policy.gateway.mappings.delete === 'expire'
   // Throws 503 before anything is sent when the intent cannot be recorded and the audit is required.
   const result = await forwardWrite(
     { upstream: deps.upstream, listings: deps.listings, audit: deps.audit ?? NO_AUDIT },
     {
       facts,
-      operation: op,
+      operation: expire ? 'update' : op,
       pathUserId: userId,
-      fields,
+      fields: expire ? { ...fields, endtime: String(Math.floor(Date.now() / 1000)) } : fields,
       auth,
       policy,
       requestId: String(request.id),
