@@ -9,10 +9,7 @@ import { CREDENTIAL_HEADERS, headerValues } from './credentials.js'
 /** Query parameters whose values are never logged nor echoed. */
 export const SECRET_QUERY_PARAMETERS: readonly string[] = ['api_token', 'token', 'key', 'password']
 
-/** The most bytes an error body may take. */
-export const MAX_ERROR_BODY_BYTES = 4096
-
-/** The most characters kept of an error message (the rest of the body takes well under 1 KiB). */
+/** The most characters kept of an error message: with the rest of the body (well under 1 KiB), within SPEC 13's 4 KiB. */
 export const MAX_ERROR_MESSAGE_CHARS = 2048
 
 const MASK = '***'

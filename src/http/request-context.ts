@@ -34,8 +34,6 @@ export interface RequestContext {
   chargeHeld: boolean
   /** What Trisul said of the credentials, when the answer says it (an envelope); else judged at the end. */
   trisulVerdict: 'accepted' | 'refused' | null
-  /** Body bytes this request holds of `limits.inFlightBodyBytes` (released when it ends). */
-  bodyReserved: number
 }
 
 declare module 'fastify' {
@@ -70,7 +68,6 @@ export function newRequestContext(policy: Policy): RequestContext {
     chargeHeld: false,
     credentialsKey: null,
     trisulVerdict: null,
-    bodyReserved: 0,
   }
 }
 

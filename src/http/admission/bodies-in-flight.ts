@@ -18,11 +18,6 @@ const RETRY_AFTER_SECONDS = '1'
 export class BodiesInFlight {
   #held = 0
 
-  /** Bytes reserved now, over all requests. */
-  get held(): number {
-    return this.#held
-  }
-
   /** Reserves `bytes` unless that would pass `max`; false when refused. */
   reserve(bytes: number, max: number): boolean {
     if (this.#held + bytes > max) return false
@@ -53,7 +48,6 @@ export function registerBodiesInFlight(app: FastifyInstance, bodies: BodiesInFli
         headers: { 'retry-after': RETRY_AFTER_SECONDS },
       })
     }
-    request.gw.bodyReserved = bytes
     reply.raw.once('close', () => bodies.release(bytes))
     return payload
   })

@@ -378,31 +378,6 @@ export function registerAuthFailureLimiter(
     reply.header('retry-after', retryAfter)
     throw new GatewayError('IPDR_GW_AUTH_RATE_LIMITED', undefined, { headers: { 'retry-after': retryAfter } })
   }
-  const gate: AuthFailureGate = {
-    async check(request, reply) {
-      if (exempt.has(request.routeOptions.url ?? '')) return
-      const state = await limiter.isBlocked(request.ip)
-      if (state.blocked) refuseFor(reply, state.retryAfterSeconds)
-    },
-    guardFor: (request) => (exempt.has(request.routeOptions.url ?? '') ? null : limiter.guardFor(request.ip)),
-    guardForAddress: (address) => limiter.guardFor(address),
-    retryAfter: (state) => limiter.blockedBy(state).retryAfterSeconds,
-    async blockedAddress(address) {
-      const state = await limiter.isBlocked(address)
-      return state.blocked ? state.retryAfterSeconds : null
-    },
-    refuseFor,
-    isKnownGood,
-    chargeUnproven: async () => undefined,
-    async settle(address, auth, verdict) {
-      if (verdict === 'accepted') knownGood.accepted(auth.username, auth.tokenHash)
-      if (verdict === 'refused') {
-        knownGood.refused(auth.username, auth.tokenHash)
-        return
-      }
-      await refund(address)
-    },
-  }
   // Unproven credentials with a request in flight: how many requests carry them, and whether the
   // first one's charge was admitted (the others ride on it; it is set before any await, so a burst
   // arriving together sees it).
@@ -425,7 +400,7 @@ export function registerAuthFailureLimiter(
     reply.raw.once('close', once)
     return once
   }
-  gate.chargeUnproven = async (request, reply, key) => {
+  const chargeUnproven: AuthFailureGate['chargeUnproven'] = async (request, reply, key) => {
     const gw = request.gw
     const riding = key === null ? undefined : inFlight.get(key)
     if (key !== null && riding !== undefined) {
@@ -464,6 +439,31 @@ export function registerAuthFailureLimiter(
     } catch {
       // A refund lost to a failing store leaves the address charged for one window: the safe side.
     }
+  }
+  const gate: AuthFailureGate = {
+    async check(request, reply) {
+      if (exempt.has(request.routeOptions.url ?? '')) return
+      const state = await limiter.isBlocked(request.ip)
+      if (state.blocked) refuseFor(reply, state.retryAfterSeconds)
+    },
+    guardFor: (request) => (exempt.has(request.routeOptions.url ?? '') ? null : limiter.guardFor(request.ip)),
+    guardForAddress: (address) => limiter.guardFor(address),
+    retryAfter: (state) => limiter.blockedBy(state).retryAfterSeconds,
+    async blockedAddress(address) {
+      const state = await limiter.isBlocked(address)
+      return state.blocked ? state.retryAfterSeconds : null
+    },
+    refuseFor,
+    isKnownGood,
+    chargeUnproven,
+    async settle(address, auth, verdict) {
+      if (verdict === 'accepted') knownGood.accepted(auth.username, auth.tokenHash)
+      if (verdict === 'refused') {
+        knownGood.refused(auth.username, auth.tokenHash)
+        return
+      }
+      await refund(address)
+    },
   }
 
   app.addHook('onRequest', async (request, reply) => {

@@ -15,8 +15,6 @@ import { readFile } from 'node:fs/promises'
 import type { SecureContextOptions } from 'node:tls'
 import { TLS12_CIPHERS } from '../../shared/tls-suites.js'
 
-export { TLS12_CIPHERS }
-
 export interface TlsFiles {
   readonly certFile: string
   readonly keyFile: string
