@@ -150,7 +150,7 @@ export async function buildApp(options: AppOptions): Promise<FastifyInstance> {
   registerBodiesInFlight(app, new BodiesInFlight())
   const rateLimiter = await registerRateLimits(app, {
     store: source,
-    ...(shared ? { counterStore: shared.rateCounters, guardedCounter: shared.admission } : {}),
+    ...(shared ? { counterStore: shared.rateCounters } : {}),
     onLimited: (consumer) => metrics.rateLimited.inc({ consumer }),
   })
   if (options.listingFastPath !== false) {

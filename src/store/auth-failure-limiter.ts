@@ -8,7 +8,7 @@
 import { isIPv4 } from 'node:net'
 import type { RateLimitPolicy } from '../policy/types.js'
 import { formatIpRange, parseIpRange } from '../shared/ip-range.js'
-import type { CounterGuard, CounterState, CounterStore } from './counter-store.js'
+import type { CounterState, CounterStore } from './counter-store.js'
 
 export interface AuthFailureLimiterOptions {
   /** Where failures are counted. */
@@ -55,7 +55,7 @@ export class AuthFailureLimiter {
     const { max, timeWindowMs } = this.#limit()
     if (max <= 0) return null
     const state = await this.#store.incr(addressKey(ip), timeWindowMs)
-    return state.count > max ? this.blockedBy(state) : NOT_BLOCKED
+    return state.count > max ? this.#blockedBy(state) : NOT_BLOCKED
   }
 
   /** Takes back a charge whose credentials proved valid. */
@@ -73,24 +73,13 @@ export class AuthFailureLimiter {
 
   /** Whether `ip` has used up its failures for the current window. */
   async isBlocked(ip: string): Promise<BlockState> {
-    const guard = this.guardFor(ip)
-    if (!guard) return NOT_BLOCKED
-    const state = await this.#store.get(guard.key)
-    return state && state.count >= guard.max ? this.blockedBy(state) : NOT_BLOCKED
-  }
-
-  /**
-   * The counter `ip` must keep under its max to be served, for a store that reads
-   * it in the same step as it counts the request (`GuardedCounter`); null when
-   * the limiter is off.
-   */
-  guardFor(ip: string): CounterGuard | null {
     const { max } = this.#limit()
-    return max > 0 ? { key: addressKey(ip), max } : null
+    if (max <= 0) return NOT_BLOCKED
+    const state = await this.#store.get(addressKey(ip))
+    return state && state.count >= max ? this.#blockedBy(state) : NOT_BLOCKED
   }
 
-  /** The block a guard's live state at or over its max means. */
-  blockedBy(state: CounterState): BlockState {
+  #blockedBy(state: CounterState): BlockState {
     return {
       blocked: true,
       retryAfterSeconds: Math.max(1, Math.ceil((state.resetAt - this.#clock()) / 1000)),

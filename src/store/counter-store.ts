@@ -75,35 +75,3 @@ export class LocalCounterStore implements CounterStore {
     return this.#entries.size
   }
 }
-
-/** A counter that must stay under `max` for another to be counted (an address's failed authentications). */
-export interface CounterGuard {
-  readonly key: string
-  readonly max: number
-}
-
-/** How a guarded count went: refused with the guard's live state, or counted. */
-export type GuardedCount =
-  | { readonly blocked: CounterState; readonly counted?: undefined }
-  | { readonly counted: CounterState; readonly blocked?: undefined }
-
-/**
- * The failed-authentication check and the rate charge of one request as one
- * step: reads `guard.key` and, unless it has reached `guard.max` (a live
- * counter), counts `key`. Same answers as `get` on the guard's store then
- * `incr`; a shared store makes it one round trip instead of two.
- */
-export interface GuardedCounter {
-  incrUnlessBlocked(guard: CounterGuard, key: string, windowMs: number): Promise<GuardedCount>
-}
-
-/** A {@link GuardedCounter} over two stores: the guard read, then the count (two steps, not atomic). */
-export function guardedCounterOver(guards: CounterStore, counters: CounterStore): GuardedCounter {
-  return {
-    async incrUnlessBlocked(guard, key, windowMs) {
-      const state = await guards.get(guard.key)
-      if (state && state.count >= guard.max) return { blocked: state }
-      return { counted: await counters.incr(key, windowMs) }
-    },
-  }
-}

@@ -5,15 +5,7 @@
  * is counted locally too, so every request is still answered and counted.
  * Unlike fastify-rate-limit's `skipOnError`, nothing goes uncounted.
  */
-import {
-  type CounterGuard,
-  type CounterState,
-  type CounterStore,
-  type GuardedCount,
-  type GuardedCounter,
-  guardedCounterOver,
-  LocalCounterStore,
-} from './counter-store.js'
+import { type CounterState, type CounterStore, LocalCounterStore } from './counter-store.js'
 import type { StoreHealth, StoreOperation } from './store-health.js'
 
 export interface FailoverCounterStoreOptions {
@@ -62,40 +54,6 @@ export class FailoverCounterStore implements CounterStore {
       this.#operation,
       () => this.#shared.decr(key),
       () => this.#local.decr(key),
-    )
-  }
-}
-
-export interface FailoverGuardedCounterOptions {
-  /** The one-step count on the shared store. */
-  readonly shared: GuardedCounter
-  /** Where guards (failed authentications) are read when the one step fails: a failover store. */
-  readonly guards: CounterStore
-  /** Where counts (rate budgets) are made when the one step fails: a failover store. */
-  readonly counters: CounterStore
-  readonly health: StoreHealth
-  readonly operation: StoreOperation
-}
-
-/**
- * The guarded count of a cached hit on the shared store, else the two failover
- * stores one after the other (each counts locally while the store is down).
- */
-export class FailoverGuardedCounter implements GuardedCounter {
-  readonly #opts: FailoverGuardedCounterOptions
-  readonly #fallback: GuardedCounter
-
-  constructor(opts: FailoverGuardedCounterOptions) {
-    this.#opts = opts
-    this.#fallback = guardedCounterOver(opts.guards, opts.counters)
-  }
-
-  incrUnlessBlocked(guard: CounterGuard, key: string, windowMs: number): Promise<GuardedCount> {
-    return failover(
-      this.#opts.health,
-      this.#opts.operation,
-      () => this.#opts.shared.incrUnlessBlocked(guard, key, windowMs),
-      () => this.#fallback.incrUnlessBlocked(guard, key, windowMs),
     )
   }
 }

@@ -38,17 +38,6 @@ if count > 0 and redis.call('PTTL', KEYS[1]) > 0 then redis.call('DECR', KEYS[1]
 return 1
 `
 
-// The guard's live count first (KEYS[1], ARGV[1] its max); unless it is reached, INCR KEYS[2] as
-// INCR_SCRIPT does (ARGV[2] the window). Returns {1, guard count, guard pttl} or {0, count, pttl}.
-export const GUARDED_INCR_SCRIPT = `
-local guard = tonumber(redis.call('GET', KEYS[1]) or '0')
-if guard > 0 and guard >= tonumber(ARGV[1]) then
-  local gttl = redis.call('PTTL', KEYS[1])
-  if gttl > 0 then return {1, guard, gttl} end
-end${incrLua('KEYS[2]', 'ARGV[2]')}
-return {0, count, ttl}
-`
-
 // Cache coherence.
 
 // KEYS: members, seq, events, epoch. ARGV: instance id, lease ms, last seen seq (-1: none), epoch

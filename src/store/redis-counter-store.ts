@@ -6,23 +6,11 @@
  */
 import type { Redis } from 'ioredis'
 import { sha256Hex } from '../credentials.js'
-import type {
-  CounterGuard,
-  CounterState,
-  CounterStore,
-  GuardedCount,
-  GuardedCounter,
-} from './counter-store.js'
-import { DECR_SCRIPT, GET_SCRIPT, GUARDED_INCR_SCRIPT, INCR_SCRIPT } from './lua.js'
+import type { CounterState, CounterStore } from './counter-store.js'
+import { DECR_SCRIPT, GET_SCRIPT, INCR_SCRIPT } from './lua.js'
 import { withinDeadline } from './redis-client.js'
 
 interface CounterCommands {
-  ipdrCounterGuardedIncr(
-    guardKey: string,
-    key: string,
-    guardMax: number,
-    windowMs: number,
-  ): Promise<[number, number, number]>
   ipdrCounterIncr(key: string, windowMs: number): Promise<[number, number]>
   ipdrCounterGet(key: string): Promise<[number, number]>
   ipdrCounterDecr(key: string): Promise<number>
@@ -38,7 +26,7 @@ export interface RedisCounterStoreOptions {
   readonly timeoutMs: number
 }
 
-export class RedisCounterStore implements CounterStore, GuardedCounter {
+export class RedisCounterStore implements CounterStore {
   readonly #redis: Redis & CounterCommands
   readonly #prefix: string
   readonly #clock: () => number
@@ -51,7 +39,6 @@ export class RedisCounterStore implements CounterStore, GuardedCounter {
       redis.defineCommand('ipdrCounterIncr', { numberOfKeys: 1, lua: INCR_SCRIPT })
       redis.defineCommand('ipdrCounterGet', { numberOfKeys: 1, lua: GET_SCRIPT })
       redis.defineCommand('ipdrCounterDecr', { numberOfKeys: 1, lua: DECR_SCRIPT })
-      redis.defineCommand('ipdrCounterGuardedIncr', { numberOfKeys: 2, lua: GUARDED_INCR_SCRIPT })
     }
     this.#redis = redis as Redis & CounterCommands
     this.#prefix = opts.keyPrefix
@@ -80,20 +67,5 @@ export class RedisCounterStore implements CounterStore, GuardedCounter {
 
   async decr(key: string): Promise<void> {
     await withinDeadline(this.#redis.ipdrCounterDecr(this.keyOf(key)), this.#timeoutMs)
-  }
-
-  /** One script, one round trip: the failed-authentication check and the rate charge of a cached hit. */
-  async incrUnlessBlocked(guard: CounterGuard, key: string, windowMs: number): Promise<GuardedCount> {
-    const [blocked, count, ttl] = await withinDeadline(
-      this.#redis.ipdrCounterGuardedIncr(
-        this.keyOf(guard.key),
-        this.keyOf(key),
-        guard.max,
-        Math.max(1, Math.round(windowMs)),
-      ),
-      this.#timeoutMs,
-    )
-    const state = { count, resetAt: this.#clock() + Math.max(0, ttl) }
-    return blocked === 1 ? { blocked: state } : { counted: state }
   }
 }

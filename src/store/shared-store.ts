@@ -11,8 +11,8 @@ import { applyDefaults } from '../policy/apply-defaults.js'
 import { redisStoreSchema } from '../policy/schema.js'
 import type { RedisStorePolicy } from '../policy/types.js'
 import { type LocalInvalidation, RedisCoherence } from './coherence.js'
-import type { CounterStore, GuardedCounter } from './counter-store.js'
-import { FailoverCounterStore, FailoverGuardedCounter } from './failover-counter-store.js'
+import type { CounterStore } from './counter-store.js'
+import { FailoverCounterStore } from './failover-counter-store.js'
 import { closeRedis, openRedis } from './redis-client.js'
 import { RedisCounterStore } from './redis-counter-store.js'
 import { type FillCoordinator, RedisFills } from './shared-fill.js'
@@ -36,8 +36,6 @@ export interface SharedStore {
   readonly instanceId: string
   readonly rateCounters: CounterStore
   readonly authFailureCounters: CounterStore
-  /** A cached hit's failed-authentication check and rate charge in one round trip. */
-  readonly admission: GuardedCounter
   readonly fills: FillCoordinator
   /** Every instance's sync jobs (SPEC 15). */
   readonly jobs: SharedJobs
@@ -97,13 +95,6 @@ export function openSharedStore(opts: SharedStoreOptions): SharedStore {
     instanceId,
     rateCounters,
     authFailureCounters,
-    admission: new FailoverGuardedCounter({
-      shared: counters,
-      guards: authFailureCounters,
-      counters: rateCounters,
-      health,
-      operation: 'rate_limit',
-    }),
     fills: new RedisFills({
       redis: commands,
       bulk,

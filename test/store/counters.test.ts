@@ -7,13 +7,8 @@
 import { Redis } from 'ioredis'
 import t from 'tap'
 import { redactRedisUrl, redisUrlProblem } from '../../src/policy/redis-url.js'
-import {
-  type CounterState,
-  type CounterStore,
-  guardedCounterOver,
-  LocalCounterStore,
-} from '../../src/store/counter-store.js'
-import { FailoverCounterStore, FailoverGuardedCounter } from '../../src/store/failover-counter-store.js'
+import type { CounterState, CounterStore } from '../../src/store/counter-store.js'
+import { FailoverCounterStore } from '../../src/store/failover-counter-store.js'
 import {
   closeRedis,
   openRedis,
@@ -71,109 +66,6 @@ t.test('RedisCounterStore: atomic across connections, a window per key, only dig
   await new Promise((r) => setTimeout(r, 120))
   t.equal(await storeA.get('authfail:10.0.0.1'), null, 'expired')
   t.equal((await storeA.incr('authfail:10.0.0.1', 50)).count, 1, 'a new window')
-})
-
-/** Calls of `command` Redis has answered since it started (INFO commandstats). */
-async function commandCalls(admin: Redis, command: string): Promise<number> {
-  const info = await admin.info('commandstats')
-  const m = new RegExp(`cmdstat_${command}:calls=(\\d+)`).exec(info)
-  return m ? Number(m[1]) : 0
-}
-
-t.test('RedisCounterStore.incrUnlessBlocked: the guard read and the count in one script', async (t) => {
-  const redis = await startRedis(t)
-  const r = await connected(redis.url)
-  const admin = new Redis(redis.url)
-  t.teardown(() => {
-    closeRedis(r)
-    admin.disconnect()
-  })
-  const store = new RedisCounterStore({ redis: r, keyPrefix: 'p:', timeoutMs: 500 })
-  // The same steps against two local stores, one call after the other: the answers must match.
-  const localGuards = new LocalCounterStore()
-  const localCounts = new LocalCounterStore()
-  const sequential = guardedCounterOver(localGuards, localCounts)
-  const guard = { key: 'authfail:10.0.0.9', max: 2 }
-  const outcomes: string[] = []
-  const expected: string[] = []
-  const step = async () => {
-    const shared = await store.incrUnlessBlocked(guard, 'rl:consumer:crm', 60_000)
-    const mine = await sequential.incrUnlessBlocked(guard, 'rl:consumer:crm', 60_000)
-    outcomes.push(shared.blocked ? `blocked ${shared.blocked.count}` : `counted ${shared.counted.count}`)
-    expected.push(mine.blocked ? `blocked ${mine.blocked.count}` : `counted ${mine.counted.count}`)
-  }
-  await step()
-  await store.incr(guard.key, 60_000)
-  await localGuards.incr(guard.key, 60_000)
-  await step()
-  const evalsBefore = await commandCalls(admin, 'evalsha')
-  await store.incr(guard.key, 60_000)
-  await localGuards.incr(guard.key, 60_000)
-  await step()
-  await step()
-  t.same(
-    outcomes,
-    ['counted 1', 'counted 2', 'blocked 2', 'blocked 2'],
-    'counted until the guard reached its max',
-  )
-  t.same(outcomes, expected, 'the same answers as the two steps')
-  t.equal((await store.get('rl:consumer:crm'))?.count, 2, 'a refused request is not counted')
-  t.equal(
-    await commandCalls(admin, 'evalsha'),
-    evalsBefore + 3,
-    'one script call (one round trip) per step, and one per incr',
-  )
-  const blocked = await store.incrUnlessBlocked(guard, 'rl:consumer:crm', 60_000)
-  const now = Date.now()
-  t.ok(
-    blocked.blocked && blocked.blocked.resetAt > now && blocked.blocked.resetAt <= now + 60_500,
-    'the block ends with the guard window',
-  )
-  // A guard whose window ended no longer blocks.
-  await store.incr('authfail:10.0.0.10', 50)
-  await new Promise((res) => setTimeout(res, 120))
-  const after = await store.incrUnlessBlocked({ key: 'authfail:10.0.0.10', max: 1 }, 'rl:x', 60_000)
-  t.equal(after.counted?.count, 1, 'an expired guard lets the count through')
-})
-
-t.test('FailoverGuardedCounter: the script while up, the two failover stores while down', async (t) => {
-  const errors: string[] = []
-  const health = new StoreHealth({ onError: (op) => errors.push(op) })
-  const failing = {
-    calls: 0,
-    async incrUnlessBlocked(): Promise<never> {
-      failing.calls++
-      throw new Error('ECONNRESET')
-    },
-  }
-  const sharedGuards = fakeShared()
-  const sharedCounts = fakeShared()
-  const guards = new FailoverCounterStore({ shared: sharedGuards, health, operation: 'auth_failure' })
-  const counters = new FailoverCounterStore({ shared: sharedCounts, health, operation: 'rate_limit' })
-  const guarded = new FailoverGuardedCounter({
-    shared: failing,
-    guards,
-    counters,
-    health,
-    operation: 'rate_limit',
-  })
-  const guard = { key: 'authfail:10.0.0.1', max: 1 }
-  t.equal((await guarded.incrUnlessBlocked(guard, 'k', 1000)).counted?.count, 1, 'down: counted locally')
-  t.equal(failing.calls, 0, 'the script is not tried while the store is down')
-  health.succeeded()
-  sharedGuards.failing = true
-  sharedCounts.failing = true
-  t.equal(
-    (await guarded.incrUnlessBlocked(guard, 'k', 1000)).counted?.count,
-    2,
-    'a failed script: counted locally',
-  )
-  t.equal(failing.calls, 1)
-  t.same(errors, ['rate_limit'], 'reported once, under its operation')
-  t.notOk(health.up, 'and the store is marked down')
-  await guards.incr(guard.key, 1000)
-  t.equal((await guarded.incrUnlessBlocked(guard, 'k', 1000)).blocked?.count, 1, 'the local guard blocks')
-  t.equal((await counters.get('k'))?.count, 2, 'and the blocked request is not counted')
 })
 
 /** A store that fails (or succeeds) as told, counting its calls. */

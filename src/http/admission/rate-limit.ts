@@ -24,14 +24,7 @@ import { findConsumer } from '../../policy/evaluate.js'
 import { KnownGoodCredentials } from '../../policy/known-good.js'
 import type { Policy, RateLimitPolicy } from '../../policy/types.js'
 import { AuthFailureLimiter } from '../../store/auth-failure-limiter.js'
-import {
-  type CounterGuard,
-  type CounterState,
-  type CounterStore,
-  type GuardedCount,
-  type GuardedCounter,
-  LocalCounterStore,
-} from '../../store/counter-store.js'
+import { type CounterState, type CounterStore, LocalCounterStore } from '../../store/counter-store.js'
 import type { RequestContext } from '../request-context.js'
 import { resolveRequestCredentials } from './authenticate.js'
 import { hasBody } from './get-body.js'
@@ -46,12 +39,6 @@ export interface RateLimitOptions {
   counterStore?: CounterStore
   /** Milliseconds since the epoch, for `Reset`/`Retry-After`. Default `Date.now`; must match the store's clock. */
   clock?: () => number
-  /**
-   * Reads the failed-authentication guard and counts in one step, for `charge`
-   * with a gate (a shared store: one round trip instead of two). Default: the
-   * gate's own check, then the count.
-   */
-  guardedCounter?: GuardedCounter
 }
 
 /** Whose budget a request draws on: the core's resolution (`request.gw`), or the fast path's before it applies it. */
@@ -138,12 +125,6 @@ export type ChargeOutcome =
 export interface ChargeOptions {
   /** Whose budget; default `request.gw`. */
   readonly subject?: RateSubject
-  /**
-   * The failed-authentication check deferred from `onRequest` (the fast path's
-   * requests): made before the count, in the same step when the counters
-   * allow; a blocked address gets the gate's 429 (thrown) and is not counted.
-   */
-  readonly gate?: AuthFailureGate
 }
 
 /**
@@ -157,19 +138,14 @@ export interface RateLimiter {
   charge(request: FastifyRequest, reply: FastifyReply, opts?: ChargeOptions): Promise<ChargeOutcome>
   /**
    * The same count for a request that has no Fastify request yet (the hit path
-   * below Fastify, src/http/listing/hit-handler.ts): the failed-authentication
-   * check of `address` and the charge of `subject`, one round trip to a shared
-   * store. Nothing is set anywhere; {@link RateLimiter.apply} applies the result
-   * to a request that goes on to Fastify, so it is counted once.
+   * below Fastify, src/http/listing/hit-handler.ts): the charge of `subject`,
+   * one round trip to a shared store. Nothing is set anywhere;
+   * {@link RateLimiter.apply} applies the result to a request that goes on to
+   * Fastify, so it is counted once.
    */
-  count(address: string, policy: Policy, subject: RateSubject, gate?: AuthFailureGate): Promise<Charged>
-  /** Applies a {@link Charged} made by `count` as `charge` would have: headers and mark, or the gate's 429 (thrown). */
-  apply(
-    request: FastifyRequest,
-    reply: FastifyReply,
-    charged: Charged,
-    gate?: AuthFailureGate,
-  ): Promise<ChargeOutcome>
+  count(address: string, policy: Policy, subject: RateSubject): Promise<Charged>
+  /** Applies a {@link Charged} made by `count` as `charge` would have: headers and mark. */
+  apply(request: FastifyRequest, reply: FastifyReply, charged: Charged): ChargeOutcome
 }
 
 /** What `RateLimiter.count` found. */
@@ -182,10 +158,8 @@ export type Charged =
       readonly reset: number
     }
   | { readonly outcome: 'exceeded' }
-  /** The counter store failed; `gateChecked`: whether the address was found not blocked first. */
-  | { readonly outcome: 'unavailable'; readonly gateChecked: boolean }
-  /** The address used up its failed authentications: not counted. */
-  | { readonly outcome: 'blocked'; readonly retryAfterSeconds: number }
+  /** The counter store failed. */
+  | { readonly outcome: 'unavailable' }
 
 /**
  * Registers @fastify/rate-limit (not global: routes opt in with
@@ -225,48 +199,22 @@ export async function registerRateLimits(app: FastifyInstance, opts: RateLimitOp
     address: string,
     policy: Policy,
     subject: RateSubject | undefined,
-    gate: AuthFailureGate | undefined,
-    guard: CounterGuard | null,
   ): Promise<Charged> => {
     const { max, timeWindowMs } = budgetOf(policy, subject)
-    const key = counterKeyOf(address, subject)
     let state: CounterState
-    if (gate && guard && opts.guardedCounter) {
-      let counted: GuardedCount
-      try {
-        counted = await opts.guardedCounter.incrUnlessBlocked(guard, key, timeWindowMs)
-      } catch {
-        return { outcome: 'unavailable', gateChecked: false }
-      }
-      if (counted.blocked) return { outcome: 'blocked', retryAfterSeconds: gate.retryAfter(counted.blocked) }
-      state = counted.counted
-    } else {
-      if (gate) {
-        const blocked = await gate.blockedAddress(address)
-        if (blocked !== null) return { outcome: 'blocked', retryAfterSeconds: blocked }
-      }
-      try {
-        state = await counters.incr(key, timeWindowMs)
-      } catch {
-        // Not logged here: the plugin's hook meets the same failure and logs it.
-        return { outcome: 'unavailable', gateChecked: true }
-      }
+    try {
+      state = await counters.incr(counterKeyOf(address, subject), timeWindowMs)
+    } catch {
+      // Not logged here: the plugin's hook meets the same failure and logs it.
+      return { outcome: 'unavailable' }
     }
     if (state.count > max) return { outcome: 'exceeded' }
     const reset = Math.ceil(Math.max(0, state.resetAt - clock()) / 1000)
     return { outcome: 'allowed', limit: max, remaining: max - state.count, reset }
   }
-  const apply = async (
-    request: FastifyRequest,
-    reply: FastifyReply,
-    charged: Charged,
-    gate: AuthFailureGate | undefined,
-  ): Promise<ChargeOutcome> => {
+  const apply = (request: FastifyRequest, reply: FastifyReply, charged: Charged): ChargeOutcome => {
     switch (charged.outcome) {
-      case 'blocked':
-        return (gate as AuthFailureGate).refuseFor(reply, charged.retryAfterSeconds)
       case 'unavailable':
-        if (gate && !charged.gateChecked) await gate.check(request, reply)
         return 'unavailable'
       case 'exceeded':
         return 'exceeded'
@@ -280,14 +228,12 @@ export async function registerRateLimits(app: FastifyInstance, opts: RateLimitOp
     }
   }
   return {
-    async charge(request, reply, { subject, gate } = {}) {
+    async charge(request, reply, { subject } = {}) {
       const policy = (request.gw as FastifyRequest['gw'] | undefined)?.policy ?? opts.store.current
-      const guard = gate?.guardFor(request) ?? null
-      return apply(request, reply, await count(request.ip, policy, subject ?? request.gw, gate, guard), gate)
+      return apply(request, reply, await count(request.ip, policy, subject ?? request.gw))
     },
-    count: (address, policy, subject, gate) =>
-      count(address, policy, subject, gate, gate?.guardForAddress(address) ?? null),
-    apply: (request, reply, charged, gate) => apply(request, reply, charged, gate),
+    count,
+    apply,
   }
 }
 
@@ -308,20 +254,8 @@ export interface AuthFailureLimiterRegistration {
   knownGoodClock?: () => number
 }
 
-/** The failed-authentication check, for code that answers a request itself (the rate limiter's `count`). */
+/** The failed-authentication budget, for code that answers a request itself (the fast paths, sync jobs). */
 export interface AuthFailureGate {
-  /** What the `onRequest` hook does for unproven credentials: throws `IPDR_GW_AUTH_RATE_LIMITED` (429) when the address is blocked. */
-  check(request: FastifyRequest, reply: FastifyReply): Promise<void>
-  /** The counter the request's address must keep under its max; null when the limit is off. */
-  guardFor(request: FastifyRequest): CounterGuard | null
-  /** `guardFor` of an address on an API route (none is exempt). */
-  guardForAddress(address: string): CounterGuard | null
-  /** Seconds until an address whose guard reads `state` (at or over its max) may try again. */
-  retryAfter(state: CounterState): number
-  /** Seconds until a blocked `address` may try again; null when it is not blocked. */
-  blockedAddress(address: string): Promise<number | null>
-  /** Throws the 429 of a blocked address, with its `Retry-After`. */
-  refuseFor(reply: FastifyReply, retryAfterSeconds: number): never
   /** Whether Trisul accepted these credentials within `auth.knownGoodSeconds` (they are proven). */
   isKnownGood(username: string, tokenHash: string): boolean
   /**
@@ -441,19 +375,6 @@ export function registerAuthFailureLimiter(
     }
   }
   const gate: AuthFailureGate = {
-    async check(request, reply) {
-      if (exempt.has(request.routeOptions.url ?? '')) return
-      const state = await limiter.isBlocked(request.ip)
-      if (state.blocked) refuseFor(reply, state.retryAfterSeconds)
-    },
-    guardFor: (request) => (exempt.has(request.routeOptions.url ?? '') ? null : limiter.guardFor(request.ip)),
-    guardForAddress: (address) => limiter.guardFor(address),
-    retryAfter: (state) => limiter.blockedBy(state).retryAfterSeconds,
-    async blockedAddress(address) {
-      const state = await limiter.isBlocked(address)
-      return state.blocked ? state.retryAfterSeconds : null
-    },
-    refuseFor,
     isKnownGood,
     chargeUnproven,
     async settle(address, auth, verdict) {
