@@ -31,10 +31,10 @@ import { registerSyncRoutes, SYNC_PATH } from './http/routes/sync.js'
 import { gatewayServer } from './http/server/server-factory.js'
 import type { TlsMaterial } from './http/server/tls.js'
 import { createMetrics, type GatewayMetrics } from './metrics.js'
-import { redactRedisUrl } from './policy/redis-url.js'
 import type { Policy } from './policy/types.js'
 import { QueryResultCache } from './queries/query-result.js'
 import { type Coherence, LocalCoherence } from './store/coherence.js'
+import { describeEndpoint, redisEndpoint } from './store/redis-client.js'
 import { openSharedStore, redisStorePolicy, type SharedStore } from './store/shared-store.js'
 import { SyncJobs } from './sync/jobs.js'
 import { UpstreamClient } from './upstream/client.js'
@@ -280,17 +280,20 @@ function sharedStoreOf(
   const redis = redisStorePolicy(policy.gateway.store.redis, options.redisUrl)
   if (!redis) return null
   let shared: SharedStore | null = null
-  const storeErrors = metrics.enableStore(() => shared?.health.up === true)
+  const storeMetrics = metrics.enableStore(() => shared?.health.up === true)
+  const endpoint = redisEndpoint(redis, policy.storeSecrets)
   shared = openSharedStore({
     redis,
+    endpoint,
     upstreamTimeoutMs: policy.gateway.upstream.timeoutMs,
     cacheTtlMs: policy.gateway.cache.ttlSeconds * 1000,
     // Counted, not logged one by one: a dead Redis fails every command; the log has the state changes.
-    onError: (operation) => storeErrors.inc({ operation }),
+    onError: (operation) => storeMetrics.errors.inc({ operation }),
+    onNewMaster: () => storeMetrics.failovers.inc(),
     log,
     ...(options.instanceId ? { instanceId: options.instanceId } : {}),
   })
-  log.info({ store: redactRedisUrl(redis.url), keyPrefix: redis.keyPrefix }, 'shared store')
+  log.info({ store: describeEndpoint(endpoint), keyPrefix: redis.keyPrefix }, 'shared store')
   return shared
 }
 

@@ -33,7 +33,7 @@ serve options (flags override environment variables):
   --log-level L        LOG_LEVEL     fatal|error|warn|info|debug|trace|silent (default info)
   --metrics-port N     METRICS_PORT  serve /metrics on a separate port instead of the main one
   --shutdown-timeout MS SHUTDOWN_TIMEOUT_MS  bound on finishing in-flight requests (default 10000)
-  --redis URL          REDIS_URL     shared store for several instances (redis:// or rediss://);
+  --redis URL          REDIS_URL     shared store for several instances (redis://, rediss:// or redis+sentinel://);
                                      default: the policy's store.redis, else none (SPEC 8)
   --audit-file PATH    AUDIT_FILE    this instance's audit trail (default: the policy's audit.file)
   --tls-cert FILE      TLS_CERT_FILE  serve HTTPS (TLS 1.2+) with this PEM certificate ...

@@ -274,11 +274,19 @@ export interface GatewayMetrics {
   /** Replace the sources (the app sets them once its cache and upstream client exist). */
   setSources(sources: MetricsSources): void
   /**
-   * Registers `ipdr_gateway_store_up` (read from `up` at scrape time) and
-   * `ipdr_gateway_store_errors_total`; a gateway without a shared store has
-   * neither (SPEC 5). Returns the error counter. Idempotent.
+   * Registers `ipdr_gateway_store_up` (read from `up` at scrape time),
+   * `ipdr_gateway_store_errors_total` and `ipdr_gateway_store_failovers_total`; a gateway without a
+   * shared store has none of them (SPEC 5, 15). Idempotent.
    */
-  enableStore(up: () => boolean): Counter<'operation'>
+  enableStore(up: () => boolean): StoreMetrics
+}
+
+/** The metrics of a shared store (SPEC 5, 15). */
+export interface StoreMetrics {
+  /** `ipdr_gateway_store_errors_total{operation}`. */
+  readonly errors: Counter<'operation'>
+  /** `ipdr_gateway_store_failovers_total`. */
+  readonly failovers: Counter
 }
 
 export interface CreateMetricsOptions {
@@ -311,6 +319,7 @@ export const METRIC_FAMILIES = {
   ipdr_gateway_store_up: { type: 'gauge', labels: [] },
   ipdr_gateway_cache_fill_duration_seconds: { type: 'histogram', labels: ['resource'] },
   ipdr_gateway_store_errors_total: { type: 'counter', labels: ['operation'] },
+  ipdr_gateway_store_failovers_total: { type: 'counter', labels: [] },
   ipdr_gateway_sync_writes_total: { type: 'counter', labels: ['resource', 'operation', 'outcome'] },
   ipdr_gateway_audit_records_total: { type: 'counter', labels: ['result'] },
 } as const satisfies Record<string, { type: 'counter' | 'gauge' | 'histogram'; labels: readonly string[] }>
@@ -464,11 +473,11 @@ export function createMetrics(options: CreateMetricsOptions = {}): GatewayMetric
 
   if (options.defaultMetrics !== false) collectDefaultMetrics({ register: registry })
 
-  let storeErrors: Counter<'operation'> | null = null
+  let storeMetrics: StoreMetrics | null = null
   let storeUp: () => boolean = () => false
-  const enableStore = (up: () => boolean): Counter<'operation'> => {
+  const enableStore = (up: () => boolean): StoreMetrics => {
     storeUp = up
-    if (storeErrors) return storeErrors
+    if (storeMetrics) return storeMetrics
     new Gauge({
       name: 'ipdr_gateway_store_up',
       help: '1 when the shared store (Redis) answers this instance, else 0.',
@@ -483,14 +492,20 @@ export function createMetrics(options: CreateMetricsOptions = {}): GatewayMetric
         this.set(value)
       },
     })
-    storeErrors = new Counter({
+    const errors = new Counter({
       name: 'ipdr_gateway_store_errors_total',
       help: 'Shared store (Redis) commands that failed or timed out, by what they were for.',
       labelNames: ['operation'] as const,
       registers,
     })
-    for (const operation of STORE_OPERATIONS) storeErrors.inc({ operation }, 0)
-    return storeErrors
+    for (const operation of STORE_OPERATIONS) errors.inc({ operation }, 0)
+    const failovers = new Counter({
+      name: 'ipdr_gateway_store_failovers_total',
+      help: 'Master changes of the shared store this instance saw (a failover, or a Redis restarted): each drops what the instance can no longer prove.',
+      registers,
+    })
+    storeMetrics = { errors, failovers }
+    return storeMetrics
   }
 
   return {

@@ -90,7 +90,7 @@ t.test('every error names its flag or variable', async (t) => {
     [['--metrics-port', '0'], {}, /^--metrics-port: /],
     [['--shutdown-timeout', 'soon'], {}, /^--shutdown-timeout: /],
     [['--bogus'], {}, /bogus/],
-    [['--redis', 'http://cache:6379'], {}, /^--redis: must be a redis: or rediss: URL$/],
+    [['--redis', 'http://cache:6379'], {}, /^--redis: must be a redis:, rediss: or redis\+sentinel: URL$/],
     [[], { REDIS_URL: 'redis://:secret@' }, /^REDIS_URL: /],
     [['--redis', 'redis://cache:6379/x'], {}, /database number/],
     [['positional'], {}, /positional/],

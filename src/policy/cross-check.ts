@@ -12,7 +12,7 @@ import { TLS12_CIPHERS } from '../shared/tls-suites.js'
 import { isTimeZone } from '../shared/trisul-time.js'
 import { parseDuration } from './duration.js'
 import { checkPattern } from './pattern-check.js'
-import { redisUrlProblem } from './redis-url.js'
+import { parseHostPort, redisUrlProblem } from './redis-url.js'
 import { CONSUMER_NAME_PATTERN } from './schema.js'
 import { formatPath, type PathSegment } from './schema-errors.js'
 
@@ -153,9 +153,34 @@ export function crossCheckGateway(sink: ProblemSink, doc: GatewayDoc, env: Env):
   checkEnv(sink, doc.file, ['metrics', 'tokenEnv'], obj(g.metrics)?.tokenEnv, env)
   checkRanges(sink, doc.file, ['trustProxy'], g.trustProxy)
   const redis = obj(obj(g.store)?.redis)
-  if (redis && typeof redis.url === 'string') {
+  if (redis) checkRedisStore(sink, doc.file, redis, env)
+}
+
+/** `store.redis`: one way to reach Redis (url, sentinels or cluster), addresses that parse, one source per secret. */
+function checkRedisStore(sink: ProblemSink, file: string, redis: Record<string, unknown>, env: Env): void {
+  const at = (key: string): PathSegment[] => ['store', 'redis', key]
+  if (typeof redis.url === 'string') {
     const problem = redisUrlProblem(redis.url)
-    if (problem) sink.add(doc.file, ['store', 'redis', 'url'], problem)
+    if (problem) sink.add(file, at('url'), problem)
+  }
+  const given = (['url', 'sentinels', 'cluster'] as const).filter(
+    (k) => redis[k] !== null && redis[k] !== undefined,
+  )
+  if (given.length > 1) {
+    sink.add(file, at(given[1] as string), `cannot be used with ${given[0]}: name one way to reach Redis`)
+  }
+  for (const key of ['sentinels', 'cluster'] as const) {
+    for (const [i, entry] of strings(redis[key])) {
+      if (!parseHostPort(entry)) sink.add(file, [...at(key), i], 'must be host:port')
+    }
+  }
+  for (const secret of ['password', 'sentinelPassword'] as const) {
+    const envKey = `${secret}Env`
+    const fileKey = `${secret}File`
+    if (typeof redis[envKey] === 'string' && typeof redis[fileKey] === 'string') {
+      sink.add(file, at(fileKey), `cannot be used with ${envKey}: name one source for the secret`)
+    }
+    checkEnv(sink, file, at(envKey), redis[envKey], env)
   }
 }
 

@@ -26,7 +26,7 @@ import {
 import { parseDuration } from './duration.js'
 import { POLICY_SCHEMA_ID, policyJsonSchema } from './schema.js'
 import { formatSchemaErrors } from './schema-errors.js'
-import type { ConsumerPolicy, GatewayPolicy, Policy, RateLimitPolicy } from './types.js'
+import type { ConsumerPolicy, GatewayPolicy, Policy, RateLimitPolicy, StoreSecrets } from './types.js'
 
 export type LoadResult = { ok: true; policy: Policy } | { ok: false; problems: string[] }
 
@@ -344,13 +344,19 @@ export async function loadPolicy(dir: string, env: Env): Promise<LoadResult> {
   for (const doc of consumerDocs) crossCheckConsumer(problems, doc, env)
   crossCheckConsumers(problems, consumerDocs)
   const data = gatewayDoc?.data as
-    | { upstream?: { caFile?: unknown }; server?: { tls?: Record<string, unknown> | null } }
+    | {
+        upstream?: { caFile?: unknown }
+        server?: { tls?: Record<string, unknown> | null }
+        store?: { redis?: Record<string, unknown> | null }
+      }
     | undefined
   const readable: [string, unknown][] = [
     ['upstream.caFile', data?.upstream?.caFile],
     ['server.tls.certFile', data?.server?.tls?.certFile],
     ['server.tls.keyFile', data?.server?.tls?.keyFile],
     ['server.tls.clientCaFile', data?.server?.tls?.clientCaFile],
+    ['store.redis.passwordFile', data?.store?.redis?.passwordFile],
+    ['store.redis.sentinelPasswordFile', data?.store?.redis?.sentinelPasswordFile],
   ]
   for (const [key, file] of readable) {
     if (!gatewayDoc || typeof file !== 'string' || file === '') continue
@@ -370,6 +376,16 @@ export async function loadPolicy(dir: string, env: Env): Promise<LoadResult> {
     if (c.upstream?.tokenEnv) tokens.set(c.name, env[c.upstream.tokenEnv] as string)
   }
   const metricsToken = gateway.metrics.tokenEnv === null ? null : (env[gateway.metrics.tokenEnv] ?? null)
+  const redis = gateway.store.redis
+  const storeSecrets: StoreSecrets = {
+    password: await secretOf(dir, env, redis?.passwordEnv ?? null, redis?.passwordFile ?? null),
+    sentinelPassword: await secretOf(
+      dir,
+      env,
+      redis?.sentinelPasswordEnv ?? null,
+      redis?.sentinelPasswordFile ?? null,
+    ),
+  }
 
   const hash = createHash('sha256')
   for (const s of [...sources].sort((a, b) => (a.rel < b.rel ? -1 : 1))) {
@@ -380,7 +396,25 @@ export async function loadPolicy(dir: string, env: Env): Promise<LoadResult> {
     consumers,
     tokens,
     metricsToken,
+    storeSecrets,
     version: hash.digest('hex').slice(0, 12),
   }
   return { ok: true, policy: deepFreeze(policy) }
+}
+
+/**
+ * A secret named by its `…Env` or `…File` key (SPEC 16): the variable's value, or the file's text with
+ * one trailing newline trimmed (systemd credentials and Kubernetes secrets end with one). Both were
+ * checked readable before; null when neither is named.
+ */
+async function secretOf(
+  dir: string,
+  env: Env,
+  envName: string | null,
+  file: string | null,
+): Promise<string | null> {
+  if (envName !== null) return env[envName] ?? null
+  if (file === null) return null
+  const text = await readFile(isAbsolute(file) ? file : resolve(dir, file), 'utf8')
+  return text.replace(/\r?\n$/, '')
 }

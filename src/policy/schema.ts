@@ -83,7 +83,31 @@ const stringList = (description: string, item: Schema = { type: 'string', minLen
   description,
 })
 
-/** `store.redis` (SPEC 8); also what `--redis` alone gets its defaults from. */
+/** A list of `host:port` (checked by the cross-checks), or null. */
+const hostPortList = (description: string): Schema => ({
+  type: ['array', 'null'],
+  minItems: 1,
+  uniqueItems: true,
+  items: { type: 'string', minLength: 1, maxLength: 300 },
+  default: null,
+  description,
+})
+
+const secretEnv = (description: string): Schema => ({
+  type: ['string', 'null'],
+  pattern: ENV_NAME_PATTERN,
+  default: null,
+  description: `${description} It must be set when named. Not with the …File form. null: none.`,
+})
+
+const secretFile = (description: string): Schema => ({
+  type: ['string', 'null'],
+  minLength: 1,
+  default: null,
+  description: `${description} Relative to the policy directory; one trailing newline trimmed; re-read on reload. null: none.`,
+})
+
+/** `store.redis` (SPEC 8, 15); also what `--redis` alone gets its defaults from. */
 export function redisStoreSchema(): Schema {
   return {
     type: ['object', 'null'],
@@ -93,20 +117,45 @@ export function redisStoreSchema(): Schema {
       'The Redis that instances naming the same url and keyPrefix share: rate budgets, failed-authentication counters, cache coherence and one fill for all. null: in-process state (one instance). --redis / REDIS_URL set the url. Read at start only.',
     properties: {
       url: {
+        type: ['string', 'null'],
+        minLength: 1,
+        default: null,
+        description:
+          'redis://[:password@]host[:port][/db], rediss:// (TLS), or redis+sentinel://[:password@]host:port,host:port/name[/db]. null: sentinels or cluster if given, else redis://127.0.0.1:6379. Overridden by --redis / REDIS_URL. Prefer REDIS_URL for a password: the policy file is not a secret store.',
+      },
+      sentinels: hostPortList(
+        'Redis Sentinel (SPEC 15): host:port of each sentinel; the gateway asks them for the master of `name`, follows a failover and never writes to a replica. Not with url or cluster.',
+      ),
+      name: {
         type: 'string',
         minLength: 1,
-        default: 'redis://127.0.0.1:6379',
+        maxLength: 200,
+        default: 'mymaster',
+        description: 'With sentinels: the name of the master group the sentinels watch.',
+      },
+      cluster: hostPortList(
+        'Redis Cluster (SPEC 15): host:port of one or more nodes to discover the cluster from. Not with url or sentinels.',
+      ),
+      passwordEnv: secretEnv('The Redis password (AUTH), from this environment variable.'),
+      passwordFile: secretFile(
+        'The Redis password, from this file (a systemd credential, a Kubernetes secret).',
+      ),
+      sentinelPasswordEnv: secretEnv('The password of the sentinels, from this environment variable.'),
+      sentinelPasswordFile: secretFile('The password of the sentinels, from this file.'),
+      tls: {
+        type: 'boolean',
+        default: false,
         description:
-          'redis://[:password@]host[:port][/db] or rediss:// (TLS). Overridden by --redis / REDIS_URL. Prefer REDIS_URL for a password: the policy file is not a secret store.',
+          'TLS to Redis, the sentinels and the cluster nodes, verified against the system CAs (and NODE_EXTRA_CA_CERTS). A rediss:// url turns it on by itself.',
       },
       keyPrefix: {
         type: 'string',
         minLength: 1,
         maxLength: 64,
-        pattern: '^[A-Za-z0-9._:{}-]+$',
+        pattern: '^[A-Za-z0-9._:-]+$',
         default: 'ipdr-gateway:',
         description:
-          'Prefix of every key and channel; instances with the same url and keyPrefix behave as one gateway.',
+          'Prefix of every key and channel; instances with the same store and keyPrefix behave as one gateway. No braces: the gateway puts its own hash tags after it (a Redis Cluster).',
       },
       timeoutMs: positiveInt(
         'Longest wait for one Redis command; past it the instance counts locally and reads through until Redis answers again.',

@@ -165,9 +165,34 @@ export interface AuditPolicy {
   readonly maxBytes: number
 }
 
+/** The secrets of `store.redis`, read at load. */
+export interface StoreSecrets {
+  readonly password: string | null
+  readonly sentinelPassword: string | null
+}
+
 export interface RedisStorePolicy {
-  /** `redis://` or `rediss://` URL, maybe with a password. Default `redis://127.0.0.1:6379`; `--redis` / `REDIS_URL` override it. */
-  readonly url: string
+  /**
+   * `redis://`, `rediss://` or `redis+sentinel://` URL, maybe with a password; `--redis` / `REDIS_URL`
+   * override it. Default null: `sentinels` or `cluster` when given, else `redis://127.0.0.1:6379`.
+   */
+  readonly url: string | null
+  /** Redis Sentinel: `host:port` of each sentinel (SPEC 15). Default null. */
+  readonly sentinels: readonly string[] | null
+  /** The master group the sentinels watch. Default `mymaster`. */
+  readonly name: string
+  /** Redis Cluster: `host:port` of nodes to discover it from (SPEC 15). Default null. */
+  readonly cluster: readonly string[] | null
+  /** Environment variable holding the Redis password. Default null. */
+  readonly passwordEnv: string | null
+  /** File holding the Redis password (relative to the policy directory). Default null. */
+  readonly passwordFile: string | null
+  /** Environment variable holding the sentinels' password. Default null. */
+  readonly sentinelPasswordEnv: string | null
+  /** File holding the sentinels' password. Default null. */
+  readonly sentinelPasswordFile: string | null
+  /** TLS to Redis, the sentinels and the cluster nodes. Default false. */
+  readonly tls: boolean
   /** Prefix of every key and channel. Default `ipdr-gateway:`. */
   readonly keyPrefix: string
   /** Longest wait for one command, in ms. Default 100. */
@@ -211,6 +236,8 @@ export interface Policy {
   readonly tokens: ReadonlyMap<string, string>
   /** The `/metrics` scrape bearer token read from `gateway.metrics.tokenEnv` at load (never logged); null: none required. */
   readonly metricsToken: string | null
+  /** The passwords of `store.redis` read from their `…Env` or `…File` at load (never logged). */
+  readonly storeSecrets: StoreSecrets
   /** A hash of the files, for logs and metrics (which policy is in force). */
   readonly version: string
 }

@@ -20,11 +20,11 @@
 
 import { randomBytes } from 'node:crypto'
 import { channel } from 'node:diagnostics_channel'
-import type { Redis } from 'ioredis'
+
 import { type AckRequest, DirectAcks, parseAckRequest } from './direct-acks.js'
 import { Lease } from './lease.js'
 import { ANNOUNCE_SCRIPT, RENEW_SCRIPT } from './lua.js'
-import { withinDeadline } from './redis-client.js'
+import { localAddressOf, type StoreClient, withinDeadline } from './redis-client.js'
 import type { StoreHealth } from './store-health.js'
 
 /** What the coherence protocol does to the local cache. */
@@ -83,7 +83,7 @@ interface CoherenceCommands {
     lastSeen: number,
     epochCandidate: string,
     keyTtlMs: number,
-  ): Promise<[string, number, number, string[]]>
+  ): Promise<[string, number, number, string[], string]>
   ipdrAnnounce(
     seq: string,
     events: string,
@@ -98,14 +98,21 @@ interface CoherenceCommands {
   ): Promise<[number, number, string[], string]>
 }
 
-/** The key names of the protocol under a prefix (also used by the shared fill). */
+/**
+ * The key names of the protocol under a prefix (also used by the shared fill). The keys its scripts
+ * touch together carry one hash tag, so a Redis Cluster keeps them in one slot (SPEC 15); channels are
+ * not keys (a Cluster's PUBLISH reaches every node).
+ */
 export function coherenceKeys(prefix: string) {
+  const tagged = `${prefix}{coherence}:`
   return {
-    members: `${prefix}members`,
-    seq: `${prefix}seq`,
-    events: `${prefix}events`,
-    epoch: `${prefix}epoch`,
-    ctxgen: `${prefix}ctxgen`,
+    members: `${tagged}members`,
+    seq: `${tagged}seq`,
+    events: `${tagged}events`,
+    epoch: `${tagged}epoch`,
+    ctxgen: `${tagged}ctxgen`,
+    /** Where the shared fill's keys start (same slot as `ctxgen`, which its claim script reads). */
+    fillBase: `${tagged}fill:`,
     invalidations: `${prefix}invalidations`,
     acks: (instance: string) => `${prefix}acks:${instance}`,
   }
@@ -153,9 +160,9 @@ function parseEvent(text: string): ParsedEvent | null {
 
 export interface RedisCoherenceOptions {
   /** The command connection (commands fail fast: src/store/redis-client.ts). */
-  readonly redis: Redis
+  readonly redis: StoreClient
   /** A second connection, for subscriptions only. */
-  readonly subscriber: Redis
+  readonly subscriber: StoreClient
   readonly keyPrefix: string
   readonly cache: LocalInvalidation
   readonly health: StoreHealth
@@ -173,6 +180,8 @@ export interface RedisCoherenceOptions {
    */
   readonly directAcks?: boolean
   readonly log?: { warn(obj: object, msg: string): void; info(obj: object, msg: string): void }
+  /** Called when a renewal finds another Redis server than the last one (a failover or a restart). */
+  readonly onNewMaster?: () => void
 }
 
 interface Waiter {
@@ -181,8 +190,8 @@ interface Waiter {
 
 export class RedisCoherence implements Coherence {
   readonly instanceId: string
-  readonly #redis: Redis & CoherenceCommands
-  readonly #subscriber: Redis
+  readonly #redis: StoreClient & CoherenceCommands
+  readonly #subscriber: StoreClient
   readonly #keys: ReturnType<typeof coherenceKeys>
   readonly #cache: LocalInvalidation
   readonly #health: StoreHealth
@@ -192,6 +201,8 @@ export class RedisCoherence implements Coherence {
   readonly #now: () => number
   readonly #log: RedisCoherenceOptions['log']
   #epoch: string | null = null
+  /** The run id of the Redis server of the last renewal (null before the first). */
+  #runId: string | null = null
   /** Highest sequence whose events are all applied here (-1: none yet). */
   #lastSeen = -1
   /** Sequences above `#lastSeen` already applied from a message (not applied twice at catch-up). */
@@ -203,6 +214,7 @@ export class RedisCoherence implements Coherence {
   #timer: NodeJS.Timeout | null = null
   readonly #onFirstContact: (() => void)[] = []
   readonly #directAcks: boolean
+  readonly #onNewMaster: (() => void) | undefined
   #direct: DirectAcks | null = null
   #binding = false
   #renewing = false
@@ -211,12 +223,12 @@ export class RedisCoherence implements Coherence {
   #closed = false
 
   constructor(opts: RedisCoherenceOptions) {
-    const redis = opts.redis as Redis & Partial<CoherenceCommands>
+    const redis = opts.redis as StoreClient & Partial<CoherenceCommands>
     if (redis.ipdrLeaseRenew === undefined) {
       redis.defineCommand('ipdrLeaseRenew', { numberOfKeys: 4, lua: RENEW_SCRIPT })
       redis.defineCommand('ipdrAnnounce', { numberOfKeys: 5, lua: ANNOUNCE_SCRIPT })
     }
-    this.#redis = redis as Redis & CoherenceCommands
+    this.#redis = redis as StoreClient & CoherenceCommands
     this.#subscriber = opts.subscriber
     this.#keys = coherenceKeys(opts.keyPrefix)
     this.#cache = opts.cache
@@ -230,6 +242,7 @@ export class RedisCoherence implements Coherence {
     this.instanceId = opts.instanceId ?? randomBytes(8).toString('hex')
     this.#log = opts.log
     this.#directAcks = opts.directAcks ?? false
+    this.#onNewMaster = opts.onNewMaster
   }
 
   /** Subscribes and renews now, then every quarter lease. */
@@ -264,7 +277,7 @@ export class RedisCoherence implements Coherence {
    */
   async #bindDirectAcks(): Promise<void> {
     if (!this.#directAcks || this.#direct || this.#binding || this.#closed) return
-    const host = this.#redis.status === 'ready' ? this.#redis.stream?.localAddress : undefined
+    const host = localAddressOf(this.#redis)
     if (!host) return
     this.#binding = true
     try {
@@ -312,7 +325,7 @@ export class RedisCoherence implements Coherence {
     this.#renewing = true
     const sentAt = this.#now()
     try {
-      const [epoch, seq, gap, events] = await withinDeadline(
+      const [epoch, seq, gap, events, runId] = await withinDeadline(
         this.#redis.ipdrLeaseRenew(
           this.#keys.members,
           this.#keys.seq,
@@ -328,6 +341,14 @@ export class RedisCoherence implements Coherence {
         this.#timeoutMs,
       )
       if (this.#closed) return
+      if (this.#runId !== null && runId !== this.#runId) {
+        this.#onNewMaster?.()
+        this.#log?.warn(
+          { instance: this.instanceId },
+          'shared store: another Redis server answers (a failover or a restart); cache cleared',
+        )
+      }
+      this.#runId = runId
       const lost = this.#epoch !== null && epoch !== this.#epoch
       if (lost || gap === 1) {
         // Redis lost its data, or more happened than the list keeps: anything cached may be stale, and a
@@ -452,13 +473,13 @@ export class RedisCoherence implements Coherence {
     const waits: Promise<void>[] = []
     // A Redis that lost its data (restarted empty, flushed) does not list the leases its former self
     // granted; those end at most a lease after it went away, before this epoch was made.
-    const sinceEpoch = epoch === '' ? 0 : redisNow - Number(epoch.slice(epoch.lastIndexOf(':') + 1))
+    const sinceEpoch = epoch === '' ? 0 : redisNow - epochCreatedAt(epoch)
     const unlisted = this.#leaseMs - (Number.isFinite(sinceEpoch) ? sinceEpoch : 0)
     if (unlisted > 0) waits.push(new Promise((resolve) => setTimeout(resolve, unlisted).unref()))
     for (let i = 0; i + 1 < members.length; i += 2) {
       const member = members[i] as string
       if (member === this.instanceId || acked.has(member)) continue
-      // Until the member acknowledges, or its lease (as Redis granted it) runs out.
+      // Until the member acknowledges, or its lease (as StoreClient granted it) runs out.
       const remaining = Math.min(Number(members[i + 1]) - redisNow, this.#leaseMs + this.#timeoutMs)
       if (remaining > 0) waits.push(this.#awaitAck(`${seq}\n${member}`, remaining))
     }
@@ -537,4 +558,9 @@ export class RedisCoherence implements Coherence {
     this.#timer = setTimeout(() => void this.renew(), Math.max(25, Math.floor(this.#leaseMs / 4)))
     this.#timer.unref()
   }
+}
+
+/** When Redis made `epoch` (`random:run id:ms`), in Redis' clock. */
+function epochCreatedAt(epoch: string): number {
+  return Number(epoch.slice(epoch.lastIndexOf(':') + 1))
 }

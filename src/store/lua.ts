@@ -40,15 +40,23 @@ return 1
 
 // Cache coherence.
 
+// The run id of the Redis server running the script: a new one is a new process (a restart) or
+// another server (a failover, SPEC 15), which may lack the last writes of the one before.
+const RUN_ID = `local runid = string.match(redis.call('INFO', 'server'), 'run_id:(%x+)')`
+
 // KEYS: members, seq, events, epoch. ARGV: instance id, lease ms, last seen seq (-1: none), epoch
-// candidate, key TTL. Returns {epoch, seq, gap (0|1), events newer than last seen}. An epoch is
-// 'random:creation time (ms)', made by the first renewal that finds none: a Redis that lost its data.
+// candidate, key TTL. Returns {epoch, seq, gap (0|1), events newer than last seen, run id}. An epoch
+// is 'random:run id:creation time (ms)', made by the first renewal that finds none (a Redis that lost
+// its data) or one another server made (a replica promoted, a Redis restarted from a snapshot: either
+// may lack the last events, replication and persistence being asynchronous).
 export const RENEW_SCRIPT = `
+${RUN_ID}
 local t = redis.call('TIME')
 local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
 local epoch = redis.call('GET', KEYS[4])
+if epoch and not string.find(epoch, ':' .. runid .. ':', 1, true) then epoch = false end
 if not epoch then
-  epoch = ARGV[4] .. ':' .. now
+  epoch = ARGV[4] .. ':' .. runid .. ':' .. now
   redis.call('SET', KEYS[4], epoch, 'PX', ARGV[5])
 else
   redis.call('PEXPIRE', KEYS[4], ARGV[5])
@@ -68,12 +76,16 @@ if last >= 0 then
     if want > redis.call('LLEN', KEYS[3]) then gap = 1 else events = redis.call('LRANGE', KEYS[3], -want, -1) end
   end
 end
-return {epoch, seq, gap, events}
+return {epoch, seq, gap, events, runid}
 `
 
 // KEYS: seq, events, members, ctxgen, epoch. ARGV: context, writer id, key TTL, max events, channel.
-// Returns {seq, redis now (ms), {member, lease end, ...}, epoch or ''}.
+// Returns {seq, redis now (ms), {member, lease end, ...}, epoch or ''}: '' when there is none, or
+// when another server made it (this one may not list every lease granted: the writer waits a lease).
 export const ANNOUNCE_SCRIPT = `
+${RUN_ID}
+local epoch = redis.call('GET', KEYS[5])
+if epoch and not string.find(epoch, ':' .. runid .. ':', 1, true) then epoch = false end
 local seq = redis.call('INCR', KEYS[1])
 redis.call('PEXPIRE', KEYS[1], ARGV[3])
 local event = seq .. '\\n' .. ARGV[2] .. '\\n' .. ARGV[1]
@@ -86,18 +98,19 @@ redis.call('PUBLISH', ARGV[5], event)
 local t = redis.call('TIME')
 local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
 local members = redis.call('ZRANGEBYSCORE', KEYS[3], '(' .. now, '+inf', 'WITHSCORES')
-return {seq, now, members, redis.call('GET', KEYS[5]) or ''}
+return {seq, now, members, epoch or ''}
 `
 
 // One fill for all (src/store/shared-fill.ts). Its keys are made in the script from the context's
-// generation: not yet safe on a Redis Cluster (issue 37).
+// generation, under the base the caller passes: the coherence keys' hash tag, so on a Redis Cluster
+// they are in the slot of KEYS[1], which the script's node serves.
 
-// KEYS: ctxgen. ARGV: context, key digest, prefix, lock TTL ms, instance id.
+// KEYS: ctxgen. ARGV: context, key digest, key base (prefix and hash tag), lock TTL ms, instance id.
 // Returns {generation, state}: state 'filler' (this caller fetches), 'wait', or what a finished fill
 // left: 'ready' (bytes at <base>:body), 'large' or 'failed' (fetch for yourself).
 export const FILL_CLAIM_SCRIPT = `
 local gen = redis.call('HGET', KEYS[1], ARGV[1]) or '0'
-local base = ARGV[3] .. 'fill:' .. ARGV[2] .. ':' .. gen
+local base = ARGV[3] .. ARGV[2] .. ':' .. gen
 local state = redis.call('GET', base .. ':state')
 if state then return {gen, state} end
 if redis.call('SET', base .. ':lock', ARGV[5], 'NX', 'PX', ARGV[4]) then return {gen, 'filler'} end

@@ -5,11 +5,90 @@
  * once when the connection is down and after `timeoutMs` when Redis does not
  * answer, so the caller can fall back to local state (SPEC 8).
  */
-import { Redis, type RedisOptions } from 'ioredis'
+import { Cluster, type ClusterOptions, Redis, type RedisOptions } from 'ioredis'
+import { type HostPort, parseHostPort, parseSentinelUrl, redactRedisUrl } from '../policy/redis-url.js'
+import type { RedisStorePolicy, StoreSecrets } from '../policy/types.js'
+
+/** A connection to the store: one Redis (alone or behind Sentinel) or a Redis Cluster. */
+export type StoreClient = Redis | Cluster
+
+/** Where the store is (SPEC 8, 15), with its secrets: what `store.redis` and `--redis` come to. */
+export type RedisEndpoint =
+  | { readonly kind: 'single'; readonly url: string; readonly password: string | null; readonly tls: boolean }
+  | {
+      readonly kind: 'sentinel'
+      readonly sentinels: readonly HostPort[]
+      readonly name: string
+      readonly db: number
+      readonly password: string | null
+      readonly sentinelPassword: string | null
+      readonly tls: boolean
+    }
+  | {
+      readonly kind: 'cluster'
+      readonly nodes: readonly HostPort[]
+      readonly password: string | null
+      readonly tls: boolean
+    }
+
+/** The Redis of `store.redis` when it names none. */
+export const DEFAULT_REDIS_URL = 'redis://127.0.0.1:6379'
+
+/** One Redis at `url`, no secret beside the URL's. */
+export function urlEndpoint(url: string): RedisEndpoint {
+  return { kind: 'single', url, password: null, tls: false }
+}
+
+/** The endpoint a checked `store.redis` names (pure; the policy checks made every address parse). */
+export function redisEndpoint(policy: RedisStorePolicy, secrets: StoreSecrets): RedisEndpoint {
+  const hostPorts = (list: readonly string[]) => list.map((e) => parseHostPort(e) as HostPort)
+  const { password, sentinelPassword } = secrets
+  if (policy.url !== null) {
+    const sentinel = parseSentinelUrl(policy.url)
+    if (sentinel && !('problem' in sentinel)) {
+      return {
+        kind: 'sentinel',
+        sentinels: sentinel.sentinels,
+        name: sentinel.name,
+        db: sentinel.db,
+        password: sentinel.password ?? password,
+        sentinelPassword,
+        tls: sentinel.tls || policy.tls,
+      }
+    }
+    return { kind: 'single', url: policy.url, password, tls: policy.tls }
+  }
+  if (policy.sentinels !== null) {
+    return {
+      kind: 'sentinel',
+      sentinels: hostPorts(policy.sentinels),
+      name: policy.name,
+      db: 0,
+      password,
+      sentinelPassword,
+      tls: policy.tls,
+    }
+  }
+  if (policy.cluster !== null)
+    return { kind: 'cluster', nodes: hostPorts(policy.cluster), password, tls: policy.tls }
+  return { kind: 'single', url: DEFAULT_REDIS_URL, password, tls: policy.tls }
+}
+
+/** The endpoint for logs: addresses, never a password. */
+export function describeEndpoint(endpoint: RedisEndpoint): string {
+  const list = (l: readonly HostPort[]) => l.map((h) => `${h.host}:${h.port}`).join(',')
+  switch (endpoint.kind) {
+    case 'single':
+      return redactRedisUrl(endpoint.url)
+    case 'sentinel':
+      return `sentinel ${list(endpoint.sentinels)} master ${endpoint.name}`
+    case 'cluster':
+      return `cluster ${list(endpoint.nodes)}`
+  }
+}
 
 export interface RedisConnectionOptions {
-  /** `redis://` or `rediss://` URL (checked by `redisUrlProblem`). */
-  readonly url: string
+  readonly endpoint: RedisEndpoint
   /** Longest wait for one command, in ms. */
   readonly timeoutMs: number
   /** A name for `CLIENT SETNAME` (diagnostics), e.g. `ipdr-gateway:cmd`. */
@@ -19,7 +98,7 @@ export interface RedisConnectionOptions {
 /** Most time between reconnection attempts: bounds how long after Redis returns an instance notices. */
 export const MAX_RECONNECT_DELAY_MS = 250
 
-export function redisOptions(opts: RedisConnectionOptions): RedisOptions {
+export function redisOptions(opts: { readonly timeoutMs: number; readonly name: string }): RedisOptions {
   return {
     lazyConnect: true,
     connectionName: opts.name,
@@ -40,14 +119,72 @@ export function redisOptions(opts: RedisConnectionOptions): RedisOptions {
 }
 
 /** A connection, connecting in the background (a dead Redis must not stop the gateway from starting). */
-export function openRedis(opts: RedisConnectionOptions): Redis {
-  const redis = new Redis(opts.url, redisOptions(opts))
-  coalesceWrites(redis)
+export function openRedis(opts: RedisConnectionOptions): StoreClient {
+  const client = connect(opts)
   // Connection errors are reported through the callers' failures and `ipdr_gateway_store_up`;
   // without a listener ioredis would print each one.
-  redis.on('error', () => {})
-  redis.connect().catch(() => {})
-  return redis
+  client.on('error', () => {})
+  client.connect().catch(() => {})
+  return client
+}
+
+function connect(opts: RedisConnectionOptions): StoreClient {
+  const { endpoint } = opts
+  const base = redisOptions(opts)
+  const auth = endpoint.password === null ? {} : { password: endpoint.password }
+  const tls = endpoint.tls ? { tls: {} } : {}
+  if (endpoint.kind === 'single') {
+    const redis = new Redis(endpoint.url, { ...base, ...auth, ...tls })
+    coalesceWrites(redis)
+    return redis
+  }
+  if (endpoint.kind === 'sentinel') {
+    const redis = new Redis({
+      ...base,
+      ...auth,
+      ...tls,
+      sentinels: endpoint.sentinels.map((s) => ({ host: s.host, port: s.port })),
+      name: endpoint.name,
+      db: endpoint.db,
+      role: 'master',
+      ...(endpoint.sentinelPassword === null ? {} : { sentinelPassword: endpoint.sentinelPassword }),
+      ...(endpoint.tls ? { enableTLSForSentinelMode: true, sentinelTLS: {} } : {}),
+      // A sentinel that names a new master (+switch-master) makes the connection leave the old one at
+      // once, even when the old one is frozen rather than gone (its socket would never close).
+      failoverDetector: true,
+      sentinelCommandTimeout: Math.max(500, opts.timeoutMs * 5),
+      sentinelRetryStrategy: (times: number) => Math.min(times * 50, MAX_RECONNECT_DELAY_MS),
+      // A master demoted under us answers writes with READONLY: ask the sentinels again.
+      reconnectOnError: (err: Error) => err.message.startsWith('READONLY'),
+    })
+    coalesceWrites(redis)
+    return redis
+  }
+  const clusterOptions: ClusterOptions = {
+    lazyConnect: true,
+    enableOfflineQueue: false,
+    scaleReads: 'master',
+    clusterRetryStrategy: (times: number) => Math.min(times * 50, MAX_RECONNECT_DELAY_MS),
+    retryDelayOnFailover: 50,
+    retryDelayOnClusterDown: 50,
+    retryDelayOnTryAgain: 50,
+    slotsRefreshTimeout: Math.max(1000, opts.timeoutMs * 5),
+    slotsRefreshInterval: 5000,
+    redisOptions: { ...base, lazyConnect: false, ...auth, ...tls },
+  }
+  const cluster = new Cluster(
+    endpoint.nodes.map((n) => ({ host: n.host, port: n.port })),
+    clusterOptions,
+  )
+  cluster.on('+node', (node: Redis) => coalesceWrites(node))
+  return cluster
+}
+
+/** The address this process reaches the store from (direct acknowledgements); undefined when not connected. */
+export function localAddressOf(client: StoreClient): string | undefined {
+  if (client.status !== 'ready') return undefined
+  if (client instanceof Cluster) return client.nodes('master')[0]?.stream?.localAddress
+  return client.stream?.localAddress
 }
 
 /**
@@ -72,7 +209,7 @@ function coalesceWrites(redis: Redis): void {
 }
 
 /** Closes a connection without waiting for a Redis that may be gone. */
-export function closeRedis(redis: Redis): void {
+export function closeRedis(redis: StoreClient): void {
   redis.disconnect(false)
 }
 

@@ -4,11 +4,11 @@
  * TTL (the window). Keys hold a SHA-256 of the identity (consumer name,
  * upstream username or client address), never the identity itself.
  */
-import type { Redis } from 'ioredis'
+
 import { sha256Hex } from '../credentials.js'
 import type { CounterState, CounterStore } from './counter-store.js'
 import { DECR_SCRIPT, GET_SCRIPT, INCR_SCRIPT } from './lua.js'
-import { withinDeadline } from './redis-client.js'
+import { type StoreClient, withinDeadline } from './redis-client.js'
 
 interface CounterCommands {
   ipdrCounterIncr(key: string, windowMs: number): Promise<[number, number]>
@@ -17,7 +17,7 @@ interface CounterCommands {
 }
 
 export interface RedisCounterStoreOptions {
-  readonly redis: Redis
+  readonly redis: StoreClient
   /** Prepended to every key, e.g. `ipdr-gateway:`. */
   readonly keyPrefix: string
   /** Milliseconds since the epoch, for `resetAt`. Default `Date.now`. */
@@ -27,20 +27,20 @@ export interface RedisCounterStoreOptions {
 }
 
 export class RedisCounterStore implements CounterStore {
-  readonly #redis: Redis & CounterCommands
+  readonly #redis: StoreClient & CounterCommands
   readonly #prefix: string
   readonly #clock: () => number
   readonly #timeoutMs: number
 
   constructor(opts: RedisCounterStoreOptions) {
-    const redis = opts.redis as Redis & Partial<CounterCommands>
+    const redis = opts.redis as StoreClient & Partial<CounterCommands>
     // defineCommand sends EVALSHA and falls back to EVAL when Redis lost its script cache (a restart).
     if (redis.ipdrCounterIncr === undefined) {
       redis.defineCommand('ipdrCounterIncr', { numberOfKeys: 1, lua: INCR_SCRIPT })
       redis.defineCommand('ipdrCounterGet', { numberOfKeys: 1, lua: GET_SCRIPT })
       redis.defineCommand('ipdrCounterDecr', { numberOfKeys: 1, lua: DECR_SCRIPT })
     }
-    this.#redis = redis as Redis & CounterCommands
+    this.#redis = redis as StoreClient & CounterCommands
     this.#prefix = opts.keyPrefix
     this.#clock = opts.clock ?? Date.now
     this.#timeoutMs = opts.timeoutMs

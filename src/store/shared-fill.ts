@@ -4,18 +4,18 @@
  * fetches; the listing's raw bytes (up to `shareMaxBytes`) go into Redis for
  * the others, which poll the claim and build their own entry from the bytes.
  *
- * The claim is made under the context's generation as Redis holds it (bumped by
+ * The claim is made under the context's generation as StoreClient holds it (bumped by
  * every announced write), so a fill that started before a write is never handed
  * to a reader that came after it. A filler that dies leaves a lock that expires
  * with the upstream timeout, and no waiter waits longer than that before
  * fetching for itself. Any Redis trouble: the instance fetches for itself
  * (single flight within it still holds).
  */
-import type { Redis } from 'ioredis'
+
 import { sha256Hex } from '../credentials.js'
 import { coherenceKeys } from './coherence.js'
 import { FILL_CLAIM_SCRIPT } from './lua.js'
-import { withinDeadline } from './redis-client.js'
+import { type StoreClient, withinDeadline } from './redis-client.js'
 import type { StoreHealth } from './store-health.js'
 
 /** How a listing fill is made: here, or by whichever instance claimed it first. */
@@ -46,7 +46,7 @@ interface FillCommands {
     ctxgen: string,
     context: string,
     digest: string,
-    prefix: string,
+    fillBase: string,
     lockTtlMs: number,
     id: string,
   ): Promise<[string, string]>
@@ -54,9 +54,9 @@ interface FillCommands {
 
 export interface RedisFillsOptions {
   /** The command connection (fast timeouts): claims. */
-  readonly redis: Redis
+  readonly redis: StoreClient
   /** A connection with a timeout fit for moving a listing's bytes. */
-  readonly bulk: Redis
+  readonly bulk: StoreClient
   readonly keyPrefix: string
   readonly health: StoreHealth
   /** `store.redis.shareMaxBytes`; 0: never shared. */
@@ -76,22 +76,23 @@ const POLL_FIRST_MS = 5
 const POLL_MAX_MS = 50
 
 export class RedisFills implements FillCoordinator {
-  readonly #redis: Redis & FillCommands
-  readonly #bulk: Redis
-  readonly #prefix: string
+  readonly #redis: StoreClient & FillCommands
+  readonly #bulk: StoreClient
+  /** Where this fill's keys start: the coherence keys' hash tag (one slot with `#ctxgen`). */
+  readonly #fillBase: string
   readonly #ctxgen: string
   readonly #health: StoreHealth
   readonly #opts: RedisFillsOptions
   readonly #now: () => number
 
   constructor(opts: RedisFillsOptions) {
-    const redis = opts.redis as Redis & Partial<FillCommands>
+    const redis = opts.redis as StoreClient & Partial<FillCommands>
     if (redis.ipdrFillClaim === undefined) {
       redis.defineCommand('ipdrFillClaim', { numberOfKeys: 1, lua: FILL_CLAIM_SCRIPT })
     }
-    this.#redis = redis as Redis & FillCommands
+    this.#redis = redis as StoreClient & FillCommands
     this.#bulk = opts.bulk
-    this.#prefix = opts.keyPrefix
+    this.#fillBase = coherenceKeys(opts.keyPrefix).fillBase
     this.#ctxgen = coherenceKeys(opts.keyPrefix).ctxgen
     this.#health = opts.health
     this.#opts = opts
@@ -119,7 +120,7 @@ export class RedisFills implements FillCoordinator {
             this.#ctxgen,
             context,
             digest,
-            this.#prefix,
+            this.#fillBase,
             this.#opts.upstreamTimeoutMs,
             this.#opts.instanceId,
           ),
@@ -129,7 +130,7 @@ export class RedisFills implements FillCoordinator {
         this.#health.failed('fill', err)
         return local()
       }
-      const base = `${this.#prefix}fill:${digest}:${gen}`
+      const base = `${this.#fillBase}${digest}:${gen}`
       if (state === 'filler') return this.#asFiller(base, produce)
       if (state === 'ready') {
         const raw = await this.#bulk.getBuffer(`${base}:body`).catch((err: unknown) => {

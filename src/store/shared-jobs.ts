@@ -9,10 +9,10 @@
  * Keys carry digests of the owner (a consumer's rate key), never a username in clear, and one hash
  * tag per owner, so the keys a script touches share a Cluster slot.
  */
-import type { Redis } from 'ioredis'
+
 import { sha256Hex } from '../credentials.js'
 import { SYNC_CLAIM_SCRIPT, SYNC_PUBLISH_SCRIPT } from './lua.js'
-import { withinDeadline } from './redis-client.js'
+import { type StoreClient, withinDeadline } from './redis-client.js'
 
 /** How long a running job's lease lasts without a publication. */
 export const JOB_LEASE_MS = 10_000
@@ -42,25 +42,25 @@ interface JobCommands {
 }
 
 export interface SharedJobsOptions {
-  readonly redis: Redis
+  readonly redis: StoreClient
   readonly keyPrefix: string
   readonly timeoutMs: number
   readonly now?: () => number
 }
 
 export class SharedJobs {
-  readonly #redis: Redis & JobCommands
+  readonly #redis: StoreClient & JobCommands
   readonly #prefix: string
   readonly #timeoutMs: number
   readonly #now: () => number
 
   constructor(opts: SharedJobsOptions) {
-    const redis = opts.redis as Redis & Partial<JobCommands>
+    const redis = opts.redis as StoreClient & Partial<JobCommands>
     if (redis.ipdrSyncClaim === undefined) {
       redis.defineCommand('ipdrSyncClaim', { numberOfKeys: 2, lua: SYNC_CLAIM_SCRIPT })
       redis.defineCommand('ipdrSyncPublish', { numberOfKeys: 4, lua: SYNC_PUBLISH_SCRIPT })
     }
-    this.#redis = redis as Redis & JobCommands
+    this.#redis = redis as StoreClient & JobCommands
     this.#prefix = opts.keyPrefix
     this.#timeoutMs = opts.timeoutMs
     this.#now = opts.now ?? Date.now

@@ -13,7 +13,7 @@ import type { RedisStorePolicy } from '../policy/types.js'
 import { type LocalInvalidation, RedisCoherence } from './coherence.js'
 import type { CounterStore } from './counter-store.js'
 import { FailoverCounterStore } from './failover-counter-store.js'
-import { closeRedis, openRedis } from './redis-client.js'
+import { closeRedis, openRedis, type RedisEndpoint } from './redis-client.js'
 import { RedisCounterStore } from './redis-counter-store.js'
 import { type FillCoordinator, RedisFills } from './shared-fill.js'
 import { SharedJobs } from './shared-jobs.js'
@@ -21,11 +21,15 @@ import { StoreHealth, type StoreOperation } from './store-health.js'
 
 export interface SharedStoreOptions {
   readonly redis: RedisStorePolicy
+  /** Where the store is, with its secrets (`redisEndpoint`). */
+  readonly endpoint: RedisEndpoint
   /** `upstream.timeoutMs`: bounds fill waits and bulk transfers. */
   readonly upstreamTimeoutMs: number
   /** `cache.ttlSeconds` × 1000 at start: how long shared listing bytes may stay. */
   readonly cacheTtlMs: number
   readonly onError?: (operation: StoreOperation, err: unknown) => void
+  /** Called when the store's master is another server than before (a failover or a restart). */
+  readonly onNewMaster?: () => void
   readonly log?: { warn(obj: object, msg: string): void; info(obj: object, msg: string): void }
   /** Instance id; default random. */
   readonly instanceId?: string
@@ -54,7 +58,8 @@ export function redisStorePolicy(
   urlOverride: string | undefined,
 ): RedisStorePolicy | null {
   if (urlOverride === undefined) return fromPolicy
-  if (fromPolicy) return { ...fromPolicy, url: urlOverride }
+  // The URL names the store whole: it replaces the policy's sentinels or cluster too.
+  if (fromPolicy) return { ...fromPolicy, url: urlOverride, sentinels: null, cluster: null }
   return applyDefaults(redisStoreSchema(), { url: urlOverride }) as RedisStorePolicy
 }
 
@@ -70,10 +75,11 @@ export function openSharedStore(opts: SharedStoreOptions): SharedStore {
             'shared store unreachable: counting locally, reading listings through',
           ),
   })
-  const commands = openRedis({ url: policy.url, timeoutMs: policy.timeoutMs, name: 'ipdr-gateway-commands' })
-  const subscriber = openRedis({ url: policy.url, timeoutMs: policy.timeoutMs, name: 'ipdr-gateway-events' })
+  const { endpoint } = opts
+  const commands = openRedis({ endpoint, timeoutMs: policy.timeoutMs, name: 'ipdr-gateway-commands' })
+  const subscriber = openRedis({ endpoint, timeoutMs: policy.timeoutMs, name: 'ipdr-gateway-events' })
   const bulk = openRedis({
-    url: policy.url,
+    endpoint,
     timeoutMs: Math.max(policy.timeoutMs, opts.upstreamTimeoutMs),
     name: 'ipdr-gateway-bulk',
   })
@@ -120,6 +126,7 @@ export function openSharedStore(opts: SharedStoreOptions): SharedStore {
         timeoutMs: policy.timeoutMs,
         directAcks: policy.directAcks,
         instanceId,
+        ...(opts.onNewMaster ? { onNewMaster: opts.onNewMaster } : {}),
         ...(opts.log ? { log: opts.log } : {}),
       })
       coherence.start()

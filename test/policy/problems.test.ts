@@ -34,7 +34,27 @@ const schemaCases: Case[] = [
   {
     name: 'store.redis: a URL that is not redis, never echoed (it may hold a password)',
     files: { 'gateway.yaml': 'store: { redis: { url: "http://:hunter2@cache:6379" } }\n' },
-    problems: ['gateway.yaml: store.redis.url: must be a redis: or rediss: URL'],
+    problems: ['gateway.yaml: store.redis.url: must be a redis:, rediss: or redis+sentinel: URL'],
+  },
+  {
+    name: 'store.redis: one way to reach Redis, addresses that parse, one source per secret (SPEC 15, 16)',
+    files: {
+      'gateway.yaml':
+        'store: { redis: { url: "redis+sentinel://:hunter2@s1:26379,s2/mymaster", sentinels: ["s1:26379", "s2"], cluster: ["c1:7000"], passwordEnv: UNSET_REDIS_PW, passwordFile: pw } }\n',
+    },
+    problems: [
+      'gateway.yaml: store.redis.url: each sentinel must be host:port',
+      'gateway.yaml: store.redis.sentinels: cannot be used with url: name one way to reach Redis',
+      'gateway.yaml: store.redis.sentinels[1]: must be host:port',
+      'gateway.yaml: store.redis.passwordFile: cannot be used with passwordEnv: name one source for the secret',
+      'gateway.yaml: store.redis.passwordEnv: environment variable UNSET_REDIS_PW is not set (or is empty)',
+      'gateway.yaml: store.redis.passwordFile: cannot read "pw" (ENOENT)',
+    ],
+  },
+  {
+    name: 'store.redis: a keyPrefix with braces would break the hash tags',
+    files: { 'gateway.yaml': 'store: { redis: { keyPrefix: "{gw}:" } }\n' },
+    problems: ['gateway.yaml: store.redis.keyPrefix: must match the pattern ^[A-Za-z0-9._:-]+$'],
   },
   {
     name: 'store.redis: bad prefix, timeouts and lease out of range, unknown key',
@@ -43,8 +63,8 @@ const schemaCases: Case[] = [
         'store: { redis: { keyPrefix: "has space", timeoutMs: 0, leaseMs: 50, shareMaxBytes: -1, db: 2 } }\n',
     },
     problems: [
-      'gateway.yaml: store.redis.db: unknown key (known keys: url, keyPrefix, timeoutMs, shareMaxBytes, leaseMs, directAcks)',
-      'gateway.yaml: store.redis.keyPrefix: must match the pattern ^[A-Za-z0-9._:{}-]+$',
+      'gateway.yaml: store.redis.db: unknown key (known keys: url, sentinels, name, cluster, passwordEnv, passwordFile, sentinelPasswordEnv, sentinelPasswordFile, tls, keyPrefix, timeoutMs, shareMaxBytes, leaseMs, directAcks)',
+      'gateway.yaml: store.redis.keyPrefix: must match the pattern ^[A-Za-z0-9._:-]+$',
       'gateway.yaml: store.redis.timeoutMs: must be >= 1',
       'gateway.yaml: store.redis.shareMaxBytes: must be >= 0',
       'gateway.yaml: store.redis.leaseMs: must be >= 200',

@@ -43,7 +43,8 @@ export async function startInstances(
   t: Test,
   opts: {
     n: number
-    redis: TestRedis
+    /** The store's URL; null with `redisOverrides` naming sentinels or a cluster. */
+    redis: Pick<TestRedis, 'url'> | { url: null }
     upstreamUrl: string
     spec?: PolicySpec
     redisOverrides?: Record<string, unknown>

@@ -9,8 +9,8 @@ import { createSocket } from 'node:dgram'
 import { subscribe, unsubscribe } from 'node:diagnostics_channel'
 import { Redis } from 'ioredis'
 import t, { type Test } from 'tap'
-import { RedisCoherence, SETTLED_CHANNEL } from '../../src/store/coherence.js'
-import { closeRedis, openRedis } from '../../src/store/redis-client.js'
+import { coherenceKeys, RedisCoherence, SETTLED_CHANNEL } from '../../src/store/coherence.js'
+import { closeRedis, openRedis, urlEndpoint } from '../../src/store/redis-client.js'
 import { StoreHealth } from '../../src/store/store-health.js'
 import { findRedisServer, REDIS_MISSING, startRedis, type TestRedis } from '../helpers/redis-server.js'
 
@@ -48,10 +48,14 @@ async function ready(r: Redis): Promise<void> {
 }
 
 /** Data that has been in Redis for long (an epoch made at time 0): no lease of a lost Redis to wait out. */
+const KEYS = coherenceKeys('t:')
+
 async function oldEpoch(t: Test, redis: TestRedis): Promise<Redis> {
   const admin = new Redis(redis.url)
   t.teardown(() => admin.disconnect())
-  await admin.set('t:epoch', 'settled:0', 'PX', 3_600_000)
+  // An epoch this server made long ago (`random:run id:ms`): no lease it does not list.
+  const runId = /run_id:(\w+)/.exec(await admin.info('server'))?.[1]
+  await admin.set(KEYS.epoch, `settled:${runId}:0`, 'PX', 3_600_000)
   return admin
 }
 
@@ -63,8 +67,8 @@ async function instance(
   now?: () => number,
   directAcks = false,
 ) {
-  const cmd = openRedis({ url: redis.url, timeoutMs: 200, name: `test-${id}` })
-  const sub = openRedis({ url: redis.url, timeoutMs: 200, name: `test-${id}-sub` })
+  const cmd = openRedis({ endpoint: urlEndpoint(redis.url), timeoutMs: 200, name: `test-${id}` }) as Redis
+  const sub = openRedis({ endpoint: urlEndpoint(redis.url), timeoutMs: 200, name: `test-${id}-sub` }) as Redis
   await ready(cmd)
   await ready(sub)
   const cache = fakeCache()
@@ -147,10 +151,10 @@ t.test('a gap longer than the event list drops the whole cache', async (t) => {
   const b = await instance(t, redis, 'b', 3000)
   await b.coherence.renew()
   await a.coherence.renew()
-  await admin.zrem('t:members', 'b') // so the writer does not wait for b
+  await admin.zrem(KEYS.members, 'b') // so the writer does not wait for b
   const allBefore = b.cache.all
   for (const ctx of ['x', 'y', 'z']) await a.coherence.invalidate(ctx)
-  await admin.ltrim('t:events', -1, -1) // the list lost the older two
+  await admin.ltrim(KEYS.events, -1, -1) // the list lost the older two
   await b.coherence.renew()
   t.equal(b.cache.all, allBefore + 1, 'everything dropped')
   t.same(b.cache.contexts, [], 'rather than the one event still listed')
@@ -177,6 +181,31 @@ t.test('after Redis lost its data, a writer waits out the leases the old data li
   await b.coherence.renew()
   t.ok(b.cache.all >= 2, 'b dropped everything')
 })
+
+t.test(
+  'an epoch another Redis server made (a replica promoted with the old data) is a new epoch: writers wait a lease, caches drop',
+  async (t) => {
+    const redis = await startRedis(t)
+    const admin = await oldEpoch(t, redis)
+    const a = await instance(t, redis, 'a', 800)
+    const b = await instance(t, redis, 'b', 800)
+    await a.coherence.renew()
+    await b.coherence.renew()
+    const before = { epoch: b.coherence.epoch, all: b.cache.all }
+    // What a promoted replica holds: the keys replicated from the old master, its epoch among them,
+    // but maybe not its last writes (asynchronous replication): this server may not list every lease.
+    await admin.set(KEYS.epoch, 'settled:0123456789abcdef0123456789abcdef01234567:0', 'PX', 3_600_000)
+    const started = performance.now()
+    await a.coherence.invalidate('sales')
+    const waited = performance.now() - started
+    t.ok(waited >= 600, `the write waited out the leases this server may not list (${Math.round(waited)} ms)`)
+    await b.coherence.renew()
+    t.not(b.coherence.epoch, before.epoch, 'the renewal made a new epoch, of this server')
+    const runId = /run_id:(\w+)/.exec(await admin.info('server'))?.[1] ?? 'none'
+    t.ok(b.coherence.epoch?.includes(`:${runId}:`), 'made by the server that answers')
+    t.ok(b.cache.all > before.all, 'and b dropped everything it cached')
+  },
+)
 
 t.test(
   'a write Redis could not take waits out every lease, then is announced when Redis is back',

@@ -6,14 +6,17 @@
  */
 import { Redis } from 'ioredis'
 import t from 'tap'
-import { redactRedisUrl, redisUrlProblem } from '../../src/policy/redis-url.js'
+import { parseSentinelUrl, redactRedisUrl, redisUrlProblem } from '../../src/policy/redis-url.js'
 import type { CounterState, CounterStore } from '../../src/store/counter-store.js'
 import { FailoverCounterStore } from '../../src/store/failover-counter-store.js'
 import {
   closeRedis,
+  describeEndpoint,
   openRedis,
+  redisEndpoint,
   redisOptions,
   StoreTimeoutError,
+  urlEndpoint,
   withinDeadline,
 } from '../../src/store/redis-client.js'
 import { RedisCounterStore } from '../../src/store/redis-counter-store.js'
@@ -24,7 +27,7 @@ import { findRedisServer, REDIS_MISSING, startRedis } from '../helpers/redis-ser
 if (!findRedisServer()) t.fail(REDIS_MISSING)
 
 async function connected(url: string): Promise<Redis> {
-  const r = openRedis({ url, timeoutMs: 500, name: 'test' })
+  const r = openRedis({ endpoint: urlEndpoint(url), timeoutMs: 500, name: 'test' }) as Redis
   const deadline = Date.now() + 5000
   while (r.status !== 'ready' && Date.now() < deadline) await new Promise((res) => setTimeout(res, 10))
   return r
@@ -153,6 +156,14 @@ t.test(
     t.equal(redisStorePolicy(null, undefined), null, 'no store unless asked')
     t.same(redisStorePolicy(null, 'redis://r:1'), {
       url: 'redis://r:1',
+      sentinels: null,
+      name: 'mymaster',
+      cluster: null,
+      passwordEnv: null,
+      passwordFile: null,
+      sentinelPasswordEnv: null,
+      sentinelPasswordFile: null,
+      tls: false,
       keyPrefix: 'ipdr-gateway:',
       timeoutMs: 100,
       shareMaxBytes: 67_108_864,
@@ -160,7 +171,9 @@ t.test(
       directAcks: true,
     })
     const fromPolicy = {
-      url: 'redis://a:1',
+      ...(redisStorePolicy(null, 'redis://r:1') as NonNullable<ReturnType<typeof redisStorePolicy>>),
+      url: null,
+      sentinels: ['s1:26379', 's2:26379'],
       keyPrefix: 'x:',
       timeoutMs: 50,
       shareMaxBytes: 0,
@@ -169,8 +182,8 @@ t.test(
     }
     t.same(
       redisStorePolicy(fromPolicy, 'redis://b:2'),
-      { ...fromPolicy, url: 'redis://b:2' },
-      'the flag wins',
+      { ...fromPolicy, url: 'redis://b:2', sentinels: null },
+      'the flag wins, and names the store whole',
     )
   },
 )
@@ -207,7 +220,7 @@ t.test('store connections do not hold a command for a batch in flight', async (t
   // instances (three processes on one core, 4,500 requests at once: the bench's row 10 (d)) rate
   // commands missed their deadline although Redis answered, and a budget of 1,500 admitted
   // 1,517-2,494. With the writes coalesced per turn and the deadline from the write: 1,500 in 12 of 12.
-  const opts = redisOptions({ url: 'redis://127.0.0.1:1', timeoutMs: 100, name: 'test' })
+  const opts = redisOptions({ timeoutMs: 100, name: 'test' })
   t.equal(opts.enableAutoPipelining, false)
   t.equal(opts.enableOfflineQueue, false, 'nor queue one while disconnected')
   t.equal(opts.maxRetriesPerRequest, 0, 'nor send one again after a reconnect')
@@ -254,3 +267,68 @@ t.test('withinDeadline: a busy loop extends a deadline a bounded number of times
   await t.rejects(never, StoreTimeoutError, 'a command that never answers still times out')
   t.ok(performance.now() - started < 1000, 'within the deadline and at most three extensions of it')
 })
+
+t.test(
+  'store endpoints: the sentinel URL form, the policy forms, never a password in the log line',
+  async (t) => {
+    const parsed = parseSentinelUrl('redis+sentinel://:s%40cret@10.0.0.7:26379,[::1]:26380/gw%20master/2')
+    t.same(parsed, {
+      sentinels: [
+        { host: '10.0.0.7', port: 26379 },
+        { host: '::1', port: 26380 },
+      ],
+      name: 'gw master',
+      db: 2,
+      password: 's@cret',
+      tls: false,
+    })
+    t.equal(redisUrlProblem('redis+sentinel://a:1,b/mymaster'), 'each sentinel must be host:port')
+    t.equal(
+      redisUrlProblem('redis+sentinel://a:1'),
+      'is not a sentinel URL (redis+sentinel://[:password@]host:port,host:port/name[/db])',
+    )
+    t.equal(redisUrlProblem('rediss+sentinel://a:1/m'), null)
+    t.equal(redactRedisUrl('redis+sentinel://:hunter2@a:1,b:2/m'), 'redis+sentinel://***@a:1,b:2/m')
+    const base = redisStorePolicy(null, 'redis://r:1') as NonNullable<ReturnType<typeof redisStorePolicy>>
+    const none = { password: null, sentinelPassword: null }
+    t.same(redisEndpoint({ ...base, url: null }, none), {
+      kind: 'single',
+      url: 'redis://127.0.0.1:6379',
+      password: null,
+      tls: false,
+    })
+    const viaUrl = redisEndpoint(
+      { ...base, url: 'rediss+sentinel://:pw@s1:26379/m' },
+      { password: 'other', sentinelPassword: 'sp' },
+    )
+    t.match(
+      viaUrl,
+      { kind: 'sentinel', name: 'm', password: 'pw', sentinelPassword: 'sp', tls: true },
+      'the URL password wins',
+    )
+    const sentinel = redisEndpoint(
+      { ...base, url: null, sentinels: ['s1:26379', 's2:26379'], name: 'gw' },
+      { password: 'hunter2', sentinelPassword: 'hunter3' },
+    )
+    t.match(sentinel, {
+      kind: 'sentinel',
+      name: 'gw',
+      db: 0,
+      password: 'hunter2',
+      sentinelPassword: 'hunter3',
+    })
+    const cluster = redisEndpoint(
+      { ...base, url: null, cluster: ['c1:7000'] },
+      { password: 'hunter2', sentinelPassword: null },
+    )
+    t.match(cluster, { kind: 'cluster', nodes: [{ host: 'c1', port: 7000 }], password: 'hunter2' })
+    for (const e of [
+      viaUrl,
+      sentinel,
+      cluster,
+      redisEndpoint({ ...base, url: 'redis://:hunter2@h:1' }, none),
+    ]) {
+      t.notMatch(describeEndpoint(e), /hunter|pw|sp@/, `described without a secret: ${describeEndpoint(e)}`)
+    }
+  },
+)

@@ -9,6 +9,7 @@
  */
 import { Redis } from 'ioredis'
 import t, { type Test } from 'tap'
+import { coherenceKeys } from '../../src/store/coherence.js'
 import type { TestGateway } from '../helpers/gateway.js'
 import { findRedisServer, REDIS_MISSING, startRedis, type TestRedis } from '../helpers/redis-server.js'
 import { ALICE, call, startInstances, startTestEmulator, untilShared } from './cluster.js'
@@ -188,7 +189,7 @@ t.test('a write waits for an instance that stopped answering, at most until its 
   // A member that holds a lease but never acknowledges (paused by GC, or killed -9).
   const [sec, micro] = await a.time()
   const redisNow = Number(sec) * 1000 + Math.floor(Number(micro) / 1000)
-  await a.zadd('ipdr-gateway:members', redisNow + 700, 'paused-instance')
+  await a.zadd(coherenceKeys('ipdr-gateway:').members, redisNow + 700, 'paused-instance')
   const slow = await call(gws[0]!.url, 'POST', '/api/ipdrcustomers', ALICE, { UserID: 'P1', Name: 'Paused' })
   t.equal(slow.status, 200)
   t.ok(slow.ms >= 500, `waited for the silent lease (${Math.round(slow.ms)} ms)`)
