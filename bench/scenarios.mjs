@@ -22,7 +22,7 @@ import { decoded, expect, expectJson, probe, sha256 } from './lib/probe.mjs'
 import { LOAD_CPU, SERVER_CPU } from './lib/processes.mjs'
 import { median, percentile } from './lib/stats.mjs'
 
-export const ROW_IDS = ['1', '1b', '2', '3', '4', '5', '6', '7', '8', '9', '10', '11', '12', '13', '14']
+export const ROW_IDS = ['1', '1b', '2', '3', '4', '5', '6', '7', '8', '9', '10', '11', '12', '13', '14', '15']
 
 const LIST = '/api/ipdrcustomers'
 const json = (v) => JSON.stringify(v)
@@ -505,12 +505,13 @@ async function emulated(ctx) {
  * any of its rows is wanted.
  */
 /** Resolves once `url` answers a cached HIT (the instance holds its lease and its grace is over). */
-async function untilHit(url, headers) {
+async function untilHit(url, headers, what = url) {
   const deadline = Date.now() + 15_000
   for (;;) {
     const res = await probe(url, { headers })
     if (res.status === 200 && res.headers['x-cache'] === 'HIT') return
-    if (Date.now() > deadline) throw new Error(`${url}: no cached HIT within 15 s`)
+    if (Date.now() > deadline)
+      throw new Error(`${what}: no cached HIT within 15 s (last: ${res.status} ${res.headers['x-cache']})`)
     await new Promise((r) => setTimeout(r, 100))
   }
 }
@@ -716,6 +717,122 @@ async function sharedStore(ctx) {
     pass: admitted === 1500 && (spent[429] ?? 0) === 3000,
     measured: { statuses: spent },
   })
+  return out
+}
+
+/**
+ * Row 15, SPEC 15 (issue 37): a store without a single point of failure. (a) A master, a replica and
+ * three sentinels, two gateways naming them, a mixed load (a create in ten, listing GETs) through
+ * both while the master is killed: every request answered, p99 added inside the promotion window
+ * (kill → the sentinels name the replica; goal ≤ 2 s) and outside it (goal ≤ timeoutMs + 20 ms);
+ * (b) a budget of L per window over both instances, spent before, during and after the switch:
+ * over-admission at most one window's budget per instance; (c) cached-hit throughput on a
+ * three-master Cluster vs one Redis (goal ≥ 0.95).
+ */
+async function storeFailover(ctx) {
+  const out = []
+  const headers = gatewayHeaders()
+  const c = ctx.cfg.connections
+  const up = await ctx.start('servers/upstream.mjs', { n: 1000 }, LOAD_CPU)
+
+  // (a) and (b): one sentinel set, two gateways, the master killed under load.
+  const ha = await ctx.start('servers/redis-ha.mjs', { kind: 'sentinel' }, LOAD_CPU)
+  const L = 200
+  const budgetHeaders = gatewayHeaders('bench-failover-budget')
+  const metered = { username: 'bench-failover-budget', rateLimit: { max: L, timeWindow: '1 hour' } }
+  const gws = []
+  for (let i = 0; i < 2; i++) {
+    gws.push(
+      await ctx.start(
+        'servers/gateway.mjs',
+        { upstreamUrl: up.info.url, redisUrl: ha.info.url, metered },
+        SERVER_CPU,
+      ),
+    )
+  }
+  const client = await ctx.start('clients/shared-store.mjs', {}, LOAD_CPU)
+  const origins = gws.map((g) => g.info.url)
+  for (const g of gws) await untilHit(g.info.url + LIST, headers, 'a gateway over Sentinel')
+  const spend = async () =>
+    (await client.call('budget', { origins, headers: budgetHeaders, count: L }))[200] ?? 0
+  let admitted = await spend()
+  const loadPromise = client.call('mixed', { origins, headers, ms: 10_000, concurrency: 8, prefix: 'FO' })
+  await new Promise((r) => setTimeout(r, 2000))
+  const killedAt = await ha.call('kill-master')
+  const during = spend()
+  const promotedAt = await ha.call('promoted')
+  admitted += await during
+  const load = await loadPromise
+  admitted += await spend()
+  const lat = (list) =>
+    percentile(
+      list.map((x) => x.ms),
+      99,
+    )
+  const before = load.filter((x) => x.at < killedAt)
+  const inside = load.filter((x) => x.at >= killedAt && x.at < promotedAt)
+  const after = load.filter((x) => x.at >= promotedAt)
+  const unanswered = load.filter((x) => x.status !== 200).length
+  const p99Before = lat(before)
+  out.push({
+    row: '15',
+    scenario: `Sentinel failover (master killed) under load through 2 instances, ${fmt.int(load.length)} requests (a create in ten): p99 added inside the promotion window (${fmt.ms(promotedAt - killedAt)}: ${fmt.ms(lat(inside))} vs ${fmt.ms(p99Before)} before) and after it (${fmt.ms(lat(after))})`,
+    aText: `${fmt.ms(lat(inside) - p99Before)} / ${fmt.ms(lat(after) - p99Before)} added`,
+    bText: `${unanswered} not 200`,
+    ratioText: '',
+    target: '≤ 2 s / ≤ 120 ms, all 200',
+    pass: unanswered === 0 && lat(inside) - p99Before <= 2000 && lat(after) - p99Before <= 120,
+    measured: {
+      promotionWindowMs: promotedAt - killedAt,
+      p99Before,
+      p99Inside: lat(inside),
+      p99After: lat(after),
+      requests: { before: before.length, inside: inside.length, after: after.length },
+    },
+  })
+  out.push({
+    row: '15',
+    scenario: `budget of ${L} per window over 2 instances, ${L} requests before, during and after the switch (${3 * L} in all)`,
+    aText: `${fmt.int(admitted)} admitted`,
+    bText: `${fmt.int(admitted - L)} over`,
+    ratioText: '',
+    target: `≤ ${3 * L} (${L} + one window per instance)`,
+    pass: admitted <= 3 * L,
+    measured: { admitted, budget: L },
+  })
+  for (const g of gws) await g.stop()
+  await ha.stop()
+
+  // (c) cached hits on a Cluster vs one Redis.
+  const cluster = await ctx.start('servers/redis-ha.mjs', { kind: 'cluster' }, LOAD_CPU)
+  const single = await ctx.start('servers/redis.mjs', {}, LOAD_CPU)
+  const onCluster = await ctx.start(
+    'servers/gateway.mjs',
+    { upstreamUrl: up.info.url, redisCluster: cluster.info.nodes },
+    SERVER_CPU,
+  )
+  const onSingle = await ctx.start(
+    'servers/gateway.mjs',
+    { upstreamUrl: up.info.url, redisUrl: single.info.url },
+    SERVER_CPU,
+  )
+  await untilHit(onCluster.info.url + LIST, headers, 'the gateway over a Cluster')
+  await untilHit(onSingle.info.url + LIST, headers, 'the gateway over one Redis')
+  const r = await comparePair(ctx.cfg, {
+    label: 'row 15 cluster vs single',
+    a: { url: onCluster.info.url + LIST, headers, connections: c },
+    b: { url: onSingle.info.url + LIST, headers, connections: c },
+    servers: { a: onCluster, b: onSingle },
+  })
+  out.push(
+    throughputRow(
+      '15',
+      'cached listing N = 1,000: store on a 3-master Redis Cluster vs one Redis',
+      r,
+      '≥ 0.95',
+      r.ratio >= 0.95,
+    ),
+  )
   return out
 }
 
@@ -1267,6 +1384,7 @@ export const GROUPS = [
   { rows: ['12'], run: (ctx) => syncJobs(ctx) },
   { rows: ['13'], run: (ctx) => nginxPeer(ctx) },
   { rows: ['14'], run: (ctx) => hostileClients(ctx) },
+  { rows: ['15'], run: (ctx) => storeFailover(ctx) },
 ]
 
 /**

@@ -11,6 +11,9 @@
  *   reports each request's start time (relative) and latency;
  * - `budget`: fires `count` GETs at once, spread over `origins`; reports the
  *   statuses;
+ * - `mixed`: for `ms`, `concurrency` loops over `origins` in turn, each tenth
+ *   request a create (`prefix` + a counter), the others listing GETs; reports
+ *   each request's start (`hostNow`), latency, status and kind (row 15);
  * - `observe` / `observed`: the same observation as `writes` makes, around
  *   announcements someone else sends (the floor of row 10 (b)).
  */
@@ -119,6 +122,35 @@ async function budget({ origins, headers, count }) {
   return statuses
 }
 
+async function mixed({ origins, headers, ms, concurrency = 8, prefix }) {
+  const end = performance.now() + ms
+  const out = []
+  let n = 0
+  await Promise.all(
+    Array.from({ length: concurrency }, async (_, w) => {
+      for (let i = 0; performance.now() < end && out.length < 200_000; i++) {
+        const origin = origins[(w + i) % origins.length]
+        const write = i % 10 === 0
+        const at = hostNow()
+        const t0 = performance.now()
+        let r
+        try {
+          r = write
+            ? await call(origin, 'POST', '/api/ipdrcustomers', headers, {
+                UserID: `${prefix}${n++}`,
+                Name: 'Failover',
+              })
+            : await call(origin, 'GET', '/api/ipdrcustomers', headers)
+        } catch {
+          r = { status: 0, ms: performance.now() - t0 }
+        }
+        out.push({ at, ms: r.ms, status: r.status, write })
+      }
+    }),
+  )
+  return out
+}
+
 /** `observe`: starts watching the coherence channels under `keyPrefix`; `observed` stops and reports. */
 let watching = null
 
@@ -140,6 +172,7 @@ serveAsChild(async () => ({
     if (type === 'writes') return writes(args)
     if (type === 'latency') return latency(args)
     if (type === 'budget') return budget(args)
+    if (type === 'mixed') return mixed(args)
     throw new Error(`unknown ${type}`)
   },
   async close() {

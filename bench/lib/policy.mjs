@@ -16,13 +16,15 @@ export const BENCH_RATE_LIMIT = Object.freeze({ max: 100_000_000, timeWindow: '1
 
 /**
  * `redactedUsername`: also a consumer `redacted` for that upstream username, with both phones redacted.
- * @param {{ upstreamUrl: string, ttlSeconds?: number, redisUrl?: string, keyPrefix?: string, rateLimit?: object, leaseMs?: number, cacheMaxBytes?: number, audit?: { file: string, fsync?: boolean }, sync?: object, redactedUsername?: string }} opts
+ * `metered`: also a consumer `metered` for that upstream username, with its own rate limit.
+ * @param {{ upstreamUrl: string, ttlSeconds?: number, redisUrl?: string, redisCluster?: string[], keyPrefix?: string, rateLimit?: object, leaseMs?: number, cacheMaxBytes?: number, audit?: { file: string, fsync?: boolean }, sync?: object, redactedUsername?: string, metered?: { username: string, rateLimit: object } }} opts
  * @returns {string} the directory
  */
 export function writeBenchPolicy({
   upstreamUrl,
   ttlSeconds = 3600,
   redisUrl,
+  redisCluster,
   keyPrefix,
   rateLimit,
   leaseMs,
@@ -30,6 +32,7 @@ export function writeBenchPolicy({
   audit,
   sync,
   redactedUsername,
+  metered,
 }) {
   const dir = mkdtempSync(join(tmpdir(), 'ipdr-gw-bench-policy-'))
   mkdirSync(join(dir, 'consumers'))
@@ -37,10 +40,14 @@ export function writeBenchPolicy({
     upstream: { url: upstreamUrl, dialect: 'v2', defaultContext: 'default', timeoutMs: 60_000 },
     cache: { ttlSeconds, staleIfErrorSeconds: 0, maxBytes: cacheMaxBytes },
     rateLimit: rateLimit ?? BENCH_RATE_LIMIT,
-    ...(redisUrl
+    ...(redisUrl || redisCluster
       ? {
           store: {
-            redis: { url: redisUrl, ...(keyPrefix ? { keyPrefix } : {}), ...(leaseMs ? { leaseMs } : {}) },
+            redis: {
+              ...(redisCluster ? { cluster: redisCluster } : { url: redisUrl }),
+              ...(keyPrefix ? { keyPrefix } : {}),
+              ...(leaseMs ? { leaseMs } : {}),
+            },
           },
         }
       : {}),
@@ -50,6 +57,10 @@ export function writeBenchPolicy({
   const consumer = { operations: { customers: [...ALL, 'sync'], mappings: ALL }, rateLimit: null }
   writeFileSync(join(dir, 'gateway.json'), JSON.stringify(gateway))
   writeFileSync(join(dir, 'consumers', 'default.json'), JSON.stringify(consumer))
+  if (metered) {
+    const doc = { ...consumer, usernames: [metered.username], rateLimit: metered.rateLimit }
+    writeFileSync(join(dir, 'consumers', 'metered.json'), JSON.stringify(doc))
+  }
   if (redactedUsername) {
     const redacted = { ...consumer, usernames: [redactedUsername], redact: ['PhoneNumber', 'AltPhoneNumber'] }
     writeFileSync(join(dir, 'consumers', 'redacted.json'), JSON.stringify(redacted))

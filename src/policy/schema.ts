@@ -174,7 +174,7 @@ export function redisStoreSchema(): Schema {
         type: 'integer',
         minimum: 200,
         maximum: 60_000,
-        default: 2000,
+        default: 1500,
         description:
           'How long an instance may serve cached listings after its last contact with Redis. A write waits at most this long for an instance that stopped answering (paused, cut off, killed).',
       },

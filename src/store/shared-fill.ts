@@ -165,6 +165,15 @@ export class RedisFills implements FillCoordinator {
     if (state === 'ready' && raw) tx.set(`${base}:body`, raw, 'PX', ttl)
     tx.set(`${base}:state`, state, 'PX', ttl)
     tx.del(`${base}:lock`)
-    tx.exec().catch((err: unknown) => this.#health.noted('fill', err))
+    tx.exec().catch((err: unknown) => {
+      this.#health.noted('fill', err)
+      // The bulk connection did not take it (not connected yet, a Cluster still finding its slots):
+      // waiters must not wait out the lock (the upstream timeout). Tell them to fetch for themselves,
+      // on the command connection, which small writes reach.
+      this.#redis
+        .set(`${base}:state`, 'failed', 'PX', 1000)
+        .then(() => this.#redis.del(`${base}:lock`))
+        .catch((again: unknown) => this.#health.noted('fill', again))
+    })
   }
 }

@@ -167,7 +167,7 @@ t.test(
       keyPrefix: 'ipdr-gateway:',
       timeoutMs: 100,
       shareMaxBytes: 67_108_864,
-      leaseMs: 2000,
+      leaseMs: 1500,
       directAcks: true,
     })
     const fromPolicy = {
