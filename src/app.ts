@@ -155,7 +155,7 @@ export async function buildApp(options: AppOptions): Promise<FastifyInstance> {
   })
   if (options.listingFastPath !== false) {
     // After the CORS and failed-authentication hooks, which apply to it as to every request.
-    app.addHook('onRequest', makeListingFastPath({ cache, rateLimiter, isKnownGood }))
+    app.addHook('onRequest', makeListingFastPath({ cache, rateLimiter, isKnownGood, audit }))
     let closing = false
     app.addHook('preClose', async () => {
       closing = true
@@ -171,6 +171,7 @@ export async function buildApp(options: AppOptions): Promise<FastifyInstance> {
         log: app.log,
         requestId: requestIdOf,
         closing: () => closing,
+        audit,
       }),
     )
   }

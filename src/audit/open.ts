@@ -43,6 +43,8 @@ export async function openWriteAudit(
   log.info({ file: trail.file, seq: trail.head.seq }, 'audit trail')
   return new WriteAudit(trail, {
     required: policy.required,
+    reads: policy.reads,
+    readUserIds: policy.readUserIds,
     onRecord: (result) => metrics.auditRecords.inc({ result }),
     onError: (phase, err) =>
       log.error(

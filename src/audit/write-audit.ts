@@ -9,11 +9,9 @@
  * cannot be written is counted and logged but does not change the answer: the
  * write has happened upstream, and a client told it failed would retry it.
  */
-import { createHash } from 'node:crypto'
-import { loopTurns, runStepsYielding } from '../cache/steps.js'
 import { GatewayError } from '../errors.js'
 import { CREDENTIAL_FIELDS } from '../resources.js'
-import { sortSteps } from './sort-steps.js'
+import { DEFAULT_READ_USER_IDS, type Disclosed } from './disclosure.js'
 import type { AuditTrail } from './writer.js'
 
 /** A write about to be forwarded. */
@@ -23,6 +21,10 @@ export interface WriteIntent {
   readonly consumer: string
   /** The client's address. */
   readonly client: string
+  /** The Trisul username the write acts as (SPEC 14). */
+  readonly trisulUser: string
+  /** The Trisul context it writes in. */
+  readonly context: string
   readonly resource: string
   readonly operation: string
   readonly userId: string | null
@@ -45,7 +47,6 @@ export interface WriteOutcome {
   readonly query?: Readonly<Record<string, unknown>>
 }
 
-/** Handed from `intent` to `outcome`. */
 /** An answer that disclosed subscriber data (SPEC 14's `access` line). */
 export interface AccessRecord {
   readonly requestId: string
@@ -60,18 +61,13 @@ export interface AccessRecord {
   /** The filter, paging, lookup or job as sent. */
   readonly query: Readonly<Record<string, unknown>>
   readonly status: number
-  /** The UserIDs disclosed. */
-  readonly userIds: readonly string[]
+  /** The records disclosed (`src/audit/disclosure.ts`), worked out after the answer is sent. */
+  readonly disclosed: Disclosed | Promise<Disclosed>
   /** The fields hidden by the consumer's `redact`. */
   readonly redacted: readonly string[]
 }
 
-/** Access lines name at most this many UserIDs; past it, their count and a digest (SPEC 14's `audit.readUserIds`). */
-export const ACCESS_USER_IDS = 100
-
-/** Up to this many UserIDs are sorted at once (a few ms); more in steps. */
-const SORT_INLINE = 20_000
-
+/** Handed from `intent` to `outcome`. */
 export interface IntentMark {
   readonly seq: number
   readonly write: WriteIntent
@@ -83,6 +79,10 @@ export type AuditResult = 'ok' | 'failed'
 export interface WriteAuditOptions {
   /** Refuse a write whose intent cannot be written. Default true. */
   readonly required?: boolean
+  /** Write `access` lines (`audit.reads`). Default true. */
+  readonly reads?: boolean
+  /** How many ids an access line names before it digests them (`audit.readUserIds`). Default 100. */
+  readonly readUserIds?: number
   /** Each line written or not (`ipdr_gateway_audit_records_total{result}`). */
   readonly onRecord?: (result: AuditResult) => void
   /** A line that could not be written (the error has no credential: it is about the file). */
@@ -104,6 +104,8 @@ function describe(write: WriteIntent): Record<string, unknown> {
     requestId: write.requestId,
     consumer: write.consumer,
     client: write.client,
+    trisulUser: write.trisulUser,
+    context: write.context,
     resource: write.resource,
     operation: write.operation,
     UserID: write.userId,
@@ -119,18 +121,28 @@ function syncJobOf(write: WriteIntent): { syncJob?: string } {
 export class WriteAudit {
   readonly #trail: AuditTrail | null
   readonly #required: boolean
+  readonly #reads: boolean
+  /** `audit.readUserIds`. */
+  readonly readUserIds: number
   readonly #onRecord: WriteAuditOptions['onRecord']
   readonly #onError: WriteAuditOptions['onError']
 
   constructor(trail: AuditTrail | null, opts: WriteAuditOptions = {}) {
     this.#trail = trail
     this.#required = opts.required !== false
+    this.#reads = opts.reads !== false
+    this.readUserIds = opts.readUserIds ?? DEFAULT_READ_USER_IDS
     this.#onRecord = opts.onRecord
     this.#onError = opts.onError
   }
 
   get enabled(): boolean {
     return this.#trail !== null
+  }
+
+  /** Whether answers that disclose subscriber data get an `access` line: a trail, and `audit.reads`. */
+  get recordsReads(): boolean {
+    return this.#trail !== null && this.#reads
   }
 
   /** Records the intent; throws `IPDR_GW_AUDIT_UNAVAILABLE` when it cannot and the audit is required. */
@@ -156,15 +168,9 @@ export class WriteAudit {
    */
   async access(read: AccessRecord): Promise<void> {
     const trail = this.#trail
-    if (!trail) return
-    // A sync plan of a million records: sorted in steps, the loop served between them.
-    const sorted =
-      read.userIds.length > SORT_INLINE
-        ? await runStepsYielding(sortSteps(read.userIds))
-        : [...read.userIds].sort()
-    const ids =
-      sorted.length <= ACCESS_USER_IDS ? { userIds: sorted } : { userIdsDigest: await digestOf(sorted) }
+    if (!trail || !this.#reads) return
     try {
+      const disclosed = await read.disclosed
       await trail.append({
         phase: 'access',
         requestId: read.requestId,
@@ -176,8 +182,10 @@ export class WriteAudit {
         operation: read.operation,
         query: read.query,
         status: read.status,
-        count: sorted.length,
-        ...ids,
+        count: disclosed.count,
+        ...(disclosed.ids !== null
+          ? { [disclosed.field]: disclosed.ids }
+          : { [`${disclosed.field}Digest`]: disclosed.digest }),
         redacted: [...read.redacted],
       })
       this.#onRecord?.('ok')
@@ -218,16 +226,3 @@ export class WriteAudit {
 
 /** No trail: every write goes through unrecorded. */
 export const NO_AUDIT = new WriteAudit(null)
-
-/** SHA-256 hex of `sorted` joined by `\n` (SPEC 14's `userIdsDigest`), hashed a slice at a time between loop turns. */
-async function digestOf(sorted: readonly string[]): Promise<string> {
-  const hash = createHash('sha256')
-  const turn = loopTurns()
-  for (let at = 0; at < sorted.length; at += DIGEST_SLICE) {
-    hash.update(`${at > 0 ? '\n' : ''}${sorted.slice(at, at + DIGEST_SLICE).join('\n')}`)
-    await turn()
-  }
-  return hash.digest('hex')
-}
-
-const DIGEST_SLICE = 16_384

@@ -470,6 +470,12 @@ export class ListingIndex {
     this.bytes = bytes
   }
 
+  /** The canonical key of the record at `pos` (its UserID, or a mapping's ipdr_customer_id). */
+  keyAt(pos: number): string {
+    const { keyStarts } = this.#parts
+    return this.#keyBytes.toString('utf8', keyStarts[pos] as number, keyStarts[pos + 1] as number)
+  }
+
   /** Positions of the records whose key field is `key` (already canonical: see `canonicalInteger`). */
   positionsForKey(key: string): number[] {
     const { keyTable, keyNext, keyStarts } = this.#parts

@@ -608,6 +608,20 @@ function gatewaySchema(): Schema {
             description:
               'Rotate past this size: the file is renamed FILE.<seq of its last line, 12 digits> and the hash chain continues in a new FILE.',
           },
+          reads: {
+            type: 'boolean',
+            default: true,
+            description:
+              'An access line for every answer that discloses subscriber data (SPEC 14): listings, filters, single reads, mapping lookups, query results, sync plans; cache hits included, 304s not. false: writes only.',
+          },
+          readUserIds: {
+            type: 'integer',
+            minimum: 0,
+            maximum: 100_000,
+            default: 100,
+            description:
+              'An access line names up to this many UserIDs (customerIds for a mapping listing); past it only their count and the SHA-256 of the sorted list (userIdsDigest).',
+          },
         },
       },
       trustProxy: stringList(

@@ -163,6 +163,10 @@ export interface AuditPolicy {
   readonly fsync: boolean
   /** Rotate past this size, the chain continuing in the next file. Default 104857600. */
   readonly maxBytes: number
+  /** Access lines for answers that disclose subscriber data (SPEC 14). Default true. */
+  readonly reads: boolean
+  /** UserIDs named in an access line before only a count and digest. Default 100. */
+  readonly readUserIds: number
 }
 
 /** The secrets of `store.redis`, read at load. */

@@ -5,6 +5,7 @@
  * thrown. What a plan discloses is bounded by what the consumer could read (SPEC 13): absent
  * customers are named only to a consumer that may list, and every plan is an access line.
  */
+import { disclosedIds } from '../audit/disclosure.js'
 import type { WriteAudit } from '../audit/write-audit.js'
 import type { ListingEntry } from '../cache/listing-entry.js'
 import type { ListingSource } from '../cache/listing-source.js'
@@ -129,7 +130,7 @@ export async function runJob(job: SyncJob, deps: JobRunnerDeps, ctx: JobContext)
       operation: job.mode === 'apply' ? 'sync-apply' : 'sync-plan',
       query: { mode: job.mode, delete: job.deleteAbsent, syncJob: job.id },
       status: 200,
-      userIds: disclosedUserIds(planner, plan, ctx.mayList),
+      disclosed: disclosedIds(disclosedUserIds(planner, plan, ctx.mayList), deps.audit.readUserIds),
       redacted: ctx.redact,
     })
     if (job.mode === 'apply' && !job.cancelRequested) {

@@ -65,6 +65,8 @@ export async function forwardWrite(deps: WriteForwarderDeps, w: ForwardedWrite):
         requestId: w.requestId,
         consumer: w.consumer,
         client: w.client,
+        trisulUser: auth.username,
+        context: auth.context,
         resource: facts.name,
         operation: w.operation,
         userId,

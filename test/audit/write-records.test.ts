@@ -14,6 +14,8 @@ const WRITE = {
   requestId: 'r-1',
   consumer: 'crm',
   client: '10.0.0.9',
+  trisulUser: 'crm',
+  context: 'default',
   resource: 'customers',
   operation: 'update',
   userId: 'U1',

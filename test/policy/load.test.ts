@@ -67,7 +67,7 @@ const SPEC_DEFAULTS = {
     maxRecords: 2000000,
     maxJobs: 2,
   },
-  audit: { file: null, required: true, fsync: false, maxBytes: 104857600 },
+  audit: { file: null, required: true, fsync: false, maxBytes: 104857600, reads: true, readUserIds: 100 },
 }
 
 t.test('an empty gateway.yaml means every default of SPEC 4', async (t) => {

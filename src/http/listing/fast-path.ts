@@ -15,14 +15,16 @@
  * carried over (`request.gw.admitted`), so the route's admission step
  * (src/http/admission/admission.ts) neither resolves nor counts it a second time.
  */
+
 import type { FastifyReply, FastifyRequest } from 'fastify'
+import type { WriteAudit } from '../../audit/write-audit.js'
 import type { ListingCache } from '../../cache/listing-cache.js'
 import { RESOURCE_BY_NAME, type ResourceName } from '../../resources.js'
 import { applyAuthorization, authorize } from '../admission/authenticate.js'
 import { hasBody } from '../admission/get-body.js'
 import type { RateLimiter } from '../admission/rate-limit.js'
 import { takeCarriedCharge } from './hit-handler.js'
-import { readyHit, sendHit } from './replies.js'
+import { readerOf, readyHit, recordListingAccess, sendHit } from './replies.js'
 import '../request-context.js'
 
 export interface ListingFastPathDeps {
@@ -30,6 +32,8 @@ export interface ListingFastPathDeps {
   readonly rateLimiter: RateLimiter
   /** Whether Trisul accepted a username and token lately (proven credentials). Default: never. */
   readonly isKnownGood?: (username: string, tokenHash: string) => boolean
+  /** Where a hit's access line goes (SPEC 14). Default: none. */
+  readonly audit?: WriteAudit
 }
 
 /** The requests the fast path may answer: a plain listing GET, no query string, no body. */
@@ -78,7 +82,9 @@ export function makeListingFastPath(deps: ListingFastPathDeps) {
     // A redacted view or a coding not made yet is the route's to make, across loop turns.
     const hit = readyHit(deps.cache, facts, decided, request.headers['accept-encoding'])
     if (hit === undefined) return
-    sendHit(request, reply, hit)
+    const sent = sendHit(request, reply, hit)
     deps.cache.countHit(facts.name)
+    const reader = sent && deps.audit ? readerOf(request) : null
+    if (reader && deps.audit) recordListingAccess(deps.audit, reader, hit.entry)
   }
 }

@@ -21,8 +21,10 @@
  * (test/http/listing/hit-handler.test.ts) holds the bytes on the wire to the
  * route's.
  */
+
 import type { IncomingMessage, ServerResponse } from 'node:http'
 import type { FastifyBaseLogger } from 'fastify'
+import type { WriteAudit } from '../../audit/write-audit.js'
 import type { ListingCache } from '../../cache/listing-cache.js'
 import type { GatewayMetrics } from '../../metrics.js'
 import type { Policy } from '../../policy/types.js'
@@ -31,7 +33,7 @@ import { recordAnswer } from '../access-log.js'
 import { authorize } from '../admission/authenticate.js'
 import { hasBody } from '../admission/get-body.js'
 import type { Charged, RateLimiter } from '../admission/rate-limit.js'
-import { HIT_VARY, hitHeaderBlock, type ReadyHit, readyHit } from './replies.js'
+import { HIT_VARY, hitHeaderBlock, type ReadyHit, readyHit, recordListingAccess } from './replies.js'
 
 /** A charge made here for a request that went on to Fastify; the `onRequest` fast path applies it. */
 export const CARRIED_CHARGE = Symbol('ipdr-gateway.carriedCharge')
@@ -64,6 +66,8 @@ export interface ListingHitHandlerDeps {
   readonly requestId: (req: IncomingMessage) => string
   /** True once the gateway is closing: Fastify answers those (503). */
   readonly closing: () => boolean
+  /** Where a hit's access line goes (SPEC 14). */
+  readonly audit: WriteAudit
 }
 
 /**
@@ -134,6 +138,16 @@ export function makeListingHitHandler(deps: ListingHitHandlerDeps) {
     ])
     res.end(hit.body)
     deps.cache.countHit(facts.name)
+    if (deps.audit.recordsReads) {
+      const reader = {
+        requestId: id,
+        consumerName: decided.consumerName,
+        client: req.socket.remoteAddress ?? '',
+        auth: decided.auth,
+        redact: decided.consumer?.redact ?? [],
+      }
+      recordListingAccess(deps.audit, reader, hit.entry)
+    }
     recordAnswer(deps.log, deps.metrics, {
       reqId: id,
       method: 'GET',

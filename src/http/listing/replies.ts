@@ -6,10 +6,13 @@
  * `If-None-Match` gets `304`.
  */
 import type { FastifyReply, FastifyRequest } from 'fastify'
+import { type Disclosed, disclosedAt, disclosedIds, disclosedListing } from '../../audit/disclosure.js'
+import { auditedFields, type WriteAudit } from '../../audit/write-audit.js'
 import { type ContentEncoding, ifNoneMatchMatches, negotiateEncoding } from '../../cache/encoding.js'
 import { deriveEtag, strongEtag } from '../../cache/etag.js'
 import type { ListingRepresentation } from '../../cache/listing-body.js'
 import type { ListingCache, LookupStatus } from '../../cache/listing-cache.js'
+import type { ListingEntry } from '../../cache/listing-entry.js'
 import { applyListingQueryYielding, parseListingQuery } from '../../cache/listing-query.js'
 import { type Listing, type ListingSource, listingKey } from '../../cache/listing-source.js'
 import { redactRecord } from '../../cache/redaction.js'
@@ -77,6 +80,64 @@ export function hitHeaderBlock(
   return block
 }
 
+/** Who an answer disclosed records to (an access line's `requestId`, `consumer`, `client`, `trisulUser`, `context`). */
+export interface Reader {
+  readonly requestId: string
+  readonly consumerName: string
+  readonly client: string
+  readonly auth: UpstreamAuth
+  readonly redact: readonly string[]
+}
+
+/**
+ * The access line of an answer that disclosed records (SPEC 14): one function every path that
+ * answers from a listing calls — the hit handler below Fastify, the `onRequest` fast path and the
+ * routes — after the answer is sent. Not awaited: the line is written with the trail's next group,
+ * and working out which records a plain listing holds is done once per entry, off the answer.
+ */
+export function recordAccess(
+  audit: WriteAudit,
+  reader: Reader,
+  resource: string,
+  operation: string,
+  query: Readonly<Record<string, unknown>>,
+  disclosed: Disclosed | Promise<Disclosed>,
+): void {
+  if (!audit.recordsReads) return
+  void audit.access({
+    requestId: reader.requestId,
+    consumer: reader.consumerName,
+    client: reader.client,
+    trisulUser: reader.auth.username,
+    context: reader.auth.context,
+    resource,
+    operation,
+    query,
+    status: 200,
+    disclosed,
+    redacted: reader.redact,
+  })
+}
+
+/** The access line of a plain listing answered whole (every record of `entry`). */
+export function recordListingAccess(audit: WriteAudit, reader: Reader, entry: ListingEntry): void {
+  if (!audit.recordsReads) return
+  recordAccess(audit, reader, entry.resource, 'list', {}, disclosedListing(entry, audit.readUserIds))
+}
+
+/** The reader of a request that went through the route's admission. */
+export function readerOf(request: FastifyRequest): Reader | null {
+  const auth = request.upstreamAuth
+  if (!auth) return null
+  return {
+    requestId: String(request.id),
+    consumerName: request.gw.consumerName,
+    client: request.ip,
+    auth,
+    redact: request.gw.consumer?.redact ?? [],
+  }
+}
+
 function notModified(request: FastifyRequest, reply: FastifyReply, etag: string): boolean {
   reply.header('etag', etag)
   if (!ifNoneMatchMatches(request.headers['if-none-match'], etag)) return false
@@ -84,19 +145,21 @@ function notModified(request: FastifyRequest, reply: FastifyReply, etag: string)
   return true
 }
 
+/** Sends `rep`; false when the answer was a `304` (no record disclosed). */
 async function sendRepresentation(
   request: FastifyRequest,
   reply: FastifyReply,
   rep: ListingRepresentation,
   status: LookupStatus,
-): Promise<void> {
+): Promise<boolean> {
   const encoding = negotiateEncoding(request.headers['accept-encoding'])
   const body = rep.peekEncoded(encoding) ?? (await rep.encoded(encoding))
-  sendEncoded(request, reply, rep, status, encoding, body)
+  return sendEncoded(request, reply, rep, status, encoding, body)
 }
 
-/** A cached plain listing that can be sent at once: its representation, the coding, the bytes. */
+/** A cached plain listing that can be sent at once: its entry, its representation, the coding, the bytes. */
 export interface ReadyHit {
+  readonly entry: ListingEntry
   readonly rep: ListingRepresentation
   readonly encoding: ContentEncoding
   readonly body: Buffer
@@ -115,16 +178,17 @@ export function readyHit(
   decided: { readonly auth: UpstreamAuth; readonly consumer: ConsumerPolicy | null },
   acceptEncoding: string | undefined,
 ): ReadyHit | undefined {
-  const rep = cache.peekFresh(listingKey(facts, decided.auth))?.peekRedacted(decided.consumer?.redact ?? [])
-  if (rep === undefined) return undefined
+  const entry = cache.peekFresh(listingKey(facts, decided.auth))
+  const rep = entry?.peekRedacted(decided.consumer?.redact ?? [])
+  if (entry === undefined || rep === undefined) return undefined
   const encoding = negotiateEncoding(acceptEncoding)
   const body = rep.peekEncoded(encoding)
-  return body === undefined ? undefined : { rep, encoding, body }
+  return body === undefined ? undefined : { entry, rep, encoding, body }
 }
 
-/** Sends a {@link ReadyHit} as `sendListing` would have sent it. */
-export function sendHit(request: FastifyRequest, reply: FastifyReply, hit: ReadyHit): void {
-  sendEncoded(request, reply, hit.rep, 'hit', hit.encoding, hit.body)
+/** Sends a {@link ReadyHit} as `sendListing` would have sent it; false when it was a `304`. */
+export function sendHit(request: FastifyRequest, reply: FastifyReply, hit: ReadyHit): boolean {
+  return sendEncoded(request, reply, hit.rep, 'hit', hit.encoding, hit.body)
 }
 
 function sendEncoded(
@@ -134,16 +198,24 @@ function sendEncoded(
   status: LookupStatus,
   encoding: ContentEncoding,
   body: Buffer,
-): void {
+): boolean {
   cacheHeaders(reply, status)
-  if (notModified(request, reply, rep.etagFor(encoding))) return
+  if (notModified(request, reply, rep.etagFor(encoding))) return false
   if (encoding !== 'identity') reply.header('content-encoding', encoding)
   reply.type(JSON_TYPE).send(body)
+  return true
 }
 
-function sendJson(request: FastifyRequest, reply: FastifyReply, body: Buffer, etag = strongEtag(body)): void {
-  if (notModified(request, reply, etag)) return
+/** Sends `body`; false when the answer was a `304`. */
+function sendJson(
+  request: FastifyRequest,
+  reply: FastifyReply,
+  body: Buffer,
+  etag = strongEtag(body),
+): boolean {
+  if (notModified(request, reply, etag)) return false
   reply.type(JSON_TYPE).send(body)
+  return true
 }
 
 function redactFields(request: FastifyRequest): readonly string[] {
@@ -155,6 +227,7 @@ export async function sendListing(
   reply: FastifyReply,
   facts: ResourceFacts,
   listings: ListingSource,
+  audit: WriteAudit,
 ): Promise<void> {
   const raw = request.query as Record<string, unknown>
   // Check the query before touching the upstream: a bad one costs nothing.
@@ -162,8 +235,10 @@ export async function sendListing(
   if (!parsed.ok) throw new GatewayError('IPDR_GW_INVALID_QUERY', parsed.message)
   const { entry, status } = await listingOf(listings, request, facts)
   const redact = redactFields(request)
+  const reader = readerOf(request)
   if (parsed.query.plain) {
-    await sendRepresentation(request, reply, await entry.redactedInTurns(redact), status)
+    const sent = await sendRepresentation(request, reply, await entry.redactedInTurns(redact), status)
+    if (sent && reader) recordListingAccess(audit, reader, entry)
     return
   }
   cacheHeaders(reply, status)
@@ -175,6 +250,12 @@ export async function sendListing(
   const etag = deriveEtag(entry.etag, [parsed.query.canonical, ...redact])
   if (notModified(request, reply, etag)) return
   reply.type(JSON_TYPE).send(result.body(redact))
+  if (reader && audit.recordsReads) {
+    // An IP-at-time lookup (`?ip=&at=`) is a read of who had the address; filters and pages are lists.
+    const operation = raw.ip !== undefined ? 'read' : 'list'
+    const disclosed = disclosedAt(entry, result.positions, audit.readUserIds)
+    recordAccess(audit, reader, facts.name, operation, auditedFields(raw), disclosed)
+  }
 }
 
 export async function sendRead(
@@ -182,9 +263,17 @@ export async function sendRead(
   reply: FastifyReply,
   facts: ResourceFacts,
   listings: ListingSource,
+  audit: WriteAudit,
 ): Promise<void> {
   const userId = (request.params as { UserID: string }).UserID
   const redact = redactFields(request)
+  const reader = readerOf(request)
+  // A single read discloses one customer (and a mapping read, that customer's mappings): named by UserID.
+  const recordRead = (count: number) => {
+    if (!reader || !audit.recordsReads) return
+    const named = disclosedIds([userId], audit.readUserIds).then((d) => ({ ...d, count }))
+    recordAccess(audit, reader, facts.name, 'read', { UserID: userId }, named)
+  }
   if (facts.name === 'customers') {
     const { entry, status } = await listingOf(listings, request, facts)
     cacheHeaders(reply, status)
@@ -195,7 +284,7 @@ export async function sendRead(
       redact.length > 0
         ? Buffer.from(JSON.stringify(redactRecord(entry.record(pos), redact)))
         : entry.recordRaw(pos)
-    sendJson(request, reply, body)
+    if (sendJson(request, reply, body)) recordRead(1)
     return
   }
   // Mappings carry ipdr_customer_id, not UserID: resolve it through the
@@ -213,7 +302,7 @@ export async function sendRead(
     redact.length > 0
       ? Buffer.from(JSON.stringify(positions.map((p) => redactRecord(entry.record(p), redact))))
       : entry.recordsBody(positions)
-  sendJson(request, reply, body)
+  if (sendJson(request, reply, body)) recordRead(positions.length)
 }
 
 /** The listing a request reads, with its credentials and under its policy. */

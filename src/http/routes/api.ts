@@ -71,8 +71,8 @@ export function registerApiRoutes(app: FastifyInstance, deps: ApiRouteDeps): voi
         handler: isWrite
           ? (request, reply) => handleWrite(request, reply, facts, operation as WriteOperation, deps)
           : operation === 'list'
-            ? (request, reply) => sendListing(request, reply, facts, deps.listings)
-            : (request, reply) => sendRead(request, reply, facts, deps.listings),
+            ? (request, reply) => sendListing(request, reply, facts, deps.listings, deps.audit ?? NO_AUDIT)
+            : (request, reply) => sendRead(request, reply, facts, deps.listings, deps.audit ?? NO_AUDIT),
       }
       if (isWrite) {
         // Documentation only: the admission step checks the body with the rules of the request's policy.

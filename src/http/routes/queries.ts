@@ -11,7 +11,8 @@
  */
 import { setTimeout as sleep } from 'node:timers/promises'
 import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify'
-import { NO_AUDIT, type WriteAudit } from '../../audit/write-audit.js'
+import { disclosedIds } from '../../audit/disclosure.js'
+import { auditedFields, NO_AUDIT, type WriteAudit } from '../../audit/write-audit.js'
 import type { UpstreamAuth } from '../../credentials.js'
 import { answerStatus, GatewayError, toGatewayError } from '../../errors.js'
 import type { Policy } from '../../policy/types.js'
@@ -29,6 +30,7 @@ import { upstreamBody } from '../../upstream/body.js'
 import type { UpstreamClient, UpstreamResponse } from '../../upstream/client.js'
 import { failureOf, interpretResponse, outcomeOf } from '../../upstream/interpret.js'
 import { type AdmissionDeps, makeAdmission } from '../admission/admission.js'
+import { readerOf, recordAccess } from '../listing/replies.js'
 
 /** Polls of a waiting result read are at least this far apart (SPEC 12: at most once a second). */
 export const STATUS_POLL_MS = 1000
@@ -243,6 +245,8 @@ async function handleQuery(
           requestId: c.requestId,
           consumer: request.gw.consumerName,
           client: request.ip,
+          trisulUser: auth.username,
+          context: auth.context,
           resource: 'queries',
           operation: route.audited,
           userId: null,
@@ -261,6 +265,7 @@ async function handleQuery(
       })
       reply.header('x-cache', hit ? 'HIT' : 'MISS')
       const redact = new Set(request.gw.consumer?.redact ?? [])
+      recordQueryAccess(request, audit, route, input.upstreamFields, result.rows)
       if (csv) {
         reply
           .type('text/csv; charset=utf-8')
@@ -283,6 +288,7 @@ async function handleQuery(
     })
     // The upstream's own bytes (already checked to be a JSON object): nothing re-serialized.
     reply.type('application/json; charset=utf-8').send(res.body)
+    if (route.path === '/status') recordQueryAccess(request, audit, route, input.upstreamFields, [])
   } catch (err) {
     const ge = c.signal.aborted ? null : toGatewayError(err)
     await audit.outcome(intent, {
@@ -293,4 +299,23 @@ async function handleQuery(
     })
     throw ge ?? err
   }
+}
+
+/**
+ * The access line of a query's status or result (SPEC 14): the result names who had the address
+ * (its rows' UserIDs); a status discloses the query, no record.
+ */
+function recordQueryAccess(
+  request: FastifyRequest,
+  audit: WriteAudit,
+  route: QueryRouteFact,
+  fields: Readonly<Record<string, unknown>>,
+  rows: readonly Readonly<Record<string, unknown>>[],
+): void {
+  const reader = audit.recordsReads ? readerOf(request) : null
+  if (!reader) return
+  const userIds = new Set<string>()
+  for (const row of rows) if (typeof row.UserID === 'string' && row.UserID !== '') userIds.add(row.UserID)
+  const disclosed = disclosedIds([...userIds], audit.readUserIds).then((d) => ({ ...d, count: rows.length }))
+  recordAccess(audit, reader, 'queries', route.path.slice(1), auditedFields(fields), disclosed)
 }
