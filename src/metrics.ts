@@ -31,6 +31,8 @@ export const RECORD_RESOURCES: readonly ResourceName[] = ['customers', 'mappings
 export const UPSTREAM_METHODS = ['GET', 'POST', 'PUT', 'PATCH', 'DELETE'] as const
 export const POLICY_RELOAD_RESULTS = ['ok', 'invalid'] as const
 export const AUDIT_RESULTS = ['ok', 'failed'] as const
+/** The lines counted by `ipdr_gateway_audit_records_total{phase}` (SPEC 14). */
+export const AUDIT_PHASES = ['intent', 'outcome', 'access'] as const
 export const SYNC_OPERATIONS = ['create', 'update', 'delete'] as const
 export const SYNC_OUTCOMES = ['ok', 'rejected', 'failed'] as const
 export type SyncOutcome = (typeof SYNC_OUTCOMES)[number]
@@ -268,7 +270,7 @@ export interface GatewayMetrics {
   /** `ipdr_gateway_sync_writes_total`: writes of sync jobs by resource, operation and outcome. */
   readonly syncWrites: Counter<'resource' | 'operation' | 'outcome'>
   /** `ipdr_gateway_audit_records_total`: audit lines written (`ok`) or not (`failed`). */
-  readonly auditRecords: Counter<'result'>
+  readonly auditRecords: Counter<'result' | 'phase'>
   // Gauges ipdr_gateway_cache_entries{resource}, ipdr_gateway_cache_bytes{resource} and
   // ipdr_gateway_upstream_up are computed in collect() from MetricsSources.
   /** Replace the sources (the app sets them once its cache and upstream client exist). */
@@ -321,7 +323,7 @@ export const METRIC_FAMILIES = {
   ipdr_gateway_store_errors_total: { type: 'counter', labels: ['operation'] },
   ipdr_gateway_store_failovers_total: { type: 'counter', labels: [] },
   ipdr_gateway_sync_writes_total: { type: 'counter', labels: ['resource', 'operation', 'outcome'] },
-  ipdr_gateway_audit_records_total: { type: 'counter', labels: ['result'] },
+  ipdr_gateway_audit_records_total: { type: 'counter', labels: ['result', 'phase'] },
 } as const satisfies Record<string, { type: 'counter' | 'gauge' | 'histogram'; labels: readonly string[] }>
 
 /**
@@ -422,8 +424,8 @@ export function createMetrics(options: CreateMetricsOptions = {}): GatewayMetric
   })
   const auditRecords = new Counter({
     name: 'ipdr_gateway_audit_records_total',
-    help: 'Audit trail lines (intent and outcome of each forwarded write), by result: ok written, failed not.',
-    labelNames: ['result'] as const,
+    help: 'Audit trail lines by result (ok written, failed not) and phase (intent and outcome of each forwarded write, access of each answer that disclosed records).',
+    labelNames: ['result', 'phase'] as const,
     registers,
   })
 
@@ -464,7 +466,7 @@ export function createMetrics(options: CreateMetricsOptions = {}): GatewayMetric
     }
   }
   for (const result of POLICY_RELOAD_RESULTS) policyReloads.inc({ result }, 0)
-  for (const result of AUDIT_RESULTS) auditRecords.inc({ result }, 0)
+  for (const result of AUDIT_RESULTS) for (const phase of AUDIT_PHASES) auditRecords.inc({ result, phase }, 0)
   for (const resource of RECORD_RESOURCES) {
     for (const operation of SYNC_OPERATIONS) {
       for (const outcome of SYNC_OUTCOMES) syncWrites.inc({ resource, operation, outcome }, 0)

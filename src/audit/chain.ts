@@ -10,7 +10,8 @@
  * with a `repair` line whose `prev` is the fragment's hash, so the chain never
  * needs history rewritten (src/audit/writer.ts).
  */
-import { createHash } from 'node:crypto'
+import { createHash, type KeyObject, verify as verifySignature } from 'node:crypto'
+import { basename } from 'node:path'
 
 /** `prev` of the first line of a trail. */
 export const GENESIS = '0'.repeat(64)
@@ -92,15 +93,30 @@ export class ChainVerifier {
   #problem: ChainProblem | null = null
   #lines = 0
   readonly #partial: boolean
+  readonly #publicKey: KeyObject | null
+  #checkpoints = 0
+  /** Lines after the last checkpoint (not covered by a signature). */
+  #sinceCheckpoint = 0
 
   /**
    * `partial`: the first line given may continue an earlier part of the trail
    * (rotated files archived elsewhere); by default it must be the trail's first.
    */
-  constructor(options: { partial?: boolean } = {}) {
+  constructor(options: { partial?: boolean; publicKey?: KeyObject | null } = {}) {
     this.#prev = GENESIS
     this.#seq = 0
     this.#partial = options.partial === true
+    this.#publicKey = options.publicKey ?? null
+  }
+
+  /** Checkpoint lines checked (their signatures too, with a public key). */
+  get checkpoints(): number {
+    return this.#checkpoints
+  }
+
+  /** Lines after the last checkpoint: not covered by a signature. */
+  get sinceCheckpoint(): number {
+    return this.#sinceCheckpoint
   }
 
   get problem(): ChainProblem | null {
@@ -153,7 +169,9 @@ export class ChainVerifier {
       this.#torn = { bytes, line: this.#lineNo, hash: lineHash(bytes) }
       return
     }
-    if (this.#partial && this.#lines === 1) {
+    // The first line given may continue earlier files: with --partial, or when it is a checkpoint
+    // (the first line of every rotated-to file, so what retention keeps verifies on its own).
+    if (this.#lines === 1 && (this.#partial || parsed.phase === 'checkpoint')) {
       this.#prev = parsed.prev
       this.#seq = parsed.seq - 1
     }
@@ -185,11 +203,72 @@ export class ChainVerifier {
   }
 
   #accept(parsed: ParsedLine, bytes: Buffer): void {
+    if (parsed.phase === 'checkpoint' || parsed.phase === 'gap') {
+      const problem = this.#signedLineProblem(parsed)
+      if (problem) {
+        this.#fail(this.#lineNo, problem)
+        return
+      }
+    }
+    if (parsed.phase === 'gap') {
+      const known = parsed.record.known as { seq?: unknown; hash?: unknown } | undefined
+      this.#fail(
+        this.#lineNo,
+        `gap: at a start the trail was found shorter than its last checkpoint (seq ${String(known?.seq)}, sha256 ${String(known?.hash)}): lines were deleted or the file replaced`,
+      )
+      return
+    }
+    if (parsed.phase === 'checkpoint') {
+      this.#checkpoints += 1
+      this.#sinceCheckpoint = 0
+    } else {
+      this.#sinceCheckpoint += 1
+    }
     this.#seq = parsed.seq
     this.#prev = lineHash(bytes)
+  }
+
+  /** A checkpoint or gap line's `head` and, with a public key, its signature; null when both hold. */
+  #signedLineProblem(parsed: ParsedLine): string | null {
+    const { head, time, instance, signature } = parsed.record
+    if (head !== parsed.prev) return `${String(parsed.phase)}: head is not the hash of the line before`
+    if (!this.#publicKey) return null
+    if (typeof signature !== 'string' || typeof time !== 'string' || typeof instance !== 'string') {
+      return `${String(parsed.phase)}: not signed`
+    }
+    const payload = checkpointPayload(instance, trailName(basename(this.#file)), parsed.seq, head, time)
+    let ok = false
+    try {
+      ok = verifySignature(null, payload, this.#publicKey, Buffer.from(signature, 'base64'))
+    } catch {
+      ok = false
+    }
+    return ok
+      ? null
+      : `${String(parsed.phase)}: the signature does not verify with this public key (a line before it was changed and the chain recomputed, or another key signed it)`
   }
 
   #fail(line: number, message: string, tornTail = false): void {
     this.#problem = { file: this.#file, line, message, tornTail }
   }
+}
+
+/**
+ * The bytes a checkpoint's (or a gap line's) Ed25519 signature covers (SPEC 14): the instance, the
+ * trail's base name (the configured file's, which rotated files keep before their suffix), the
+ * line's seq, the head (the SHA-256 of the line before it, its `prev`) and its time.
+ */
+export function checkpointPayload(
+  instance: string,
+  trail: string,
+  seq: number,
+  head: string,
+  time: string,
+): Buffer {
+  return Buffer.from(JSON.stringify([instance, trail, seq, head, time]))
+}
+
+/** The trail's base name of a file: `audit.jsonl` for `audit.jsonl` and its rotated `audit.jsonl.000000001234`. */
+export function trailName(fileBase: string): string {
+  return fileBase.replace(/\.\d{12}$/, '')
 }

@@ -9,12 +9,14 @@
  * the gateway's next start closes it with a repair line), 2 bad usage or an
  * unreadable file.
  */
+import { createPublicKey, type KeyObject } from 'node:crypto'
+import { readFile } from 'node:fs/promises'
 import { resolve } from 'node:path'
 import { type ParseArgsConfig, parseArgs } from 'node:util'
 import { SHIPPED_POLICIES_DIR } from '../config.js'
 import { loadPolicy } from '../policy/load.js'
 import { trailFiles } from './files.js'
-import { searchTrail, verifyTrail } from './verify.js'
+import { SEARCH_CSV_COLUMNS, type SearchQuery, searchCsvRow, searchTrail, verifyTrail } from './verify.js'
 
 export interface AuditIo {
   stdout: (s: string) => void
@@ -22,17 +24,24 @@ export interface AuditIo {
   env: Readonly<Record<string, string | undefined>>
 }
 
-export const AUDIT_USAGE = `Usage: ipdr-gateway audit verify [--partial] FILE…
-       ipdr-gateway audit search --user-id ID [--since ISO-8601] [FILE…]
+export const AUDIT_USAGE = `Usage: ipdr-gateway audit verify [--partial] [--public-key FILE] FILE…
+       ipdr-gateway audit search [--user-id ID] [--consumer NAME] [--phase P]
+                                 [--since ISO] [--until ISO] [--format json|csv] [FILE…]
 
-verify checks the hash chain of the audit files (any order: rotated files are
-put in chain order). Exit status: 0 intact; 1 broken, naming the first broken
-line; 3 intact up to an incomplete last line (a crash while writing it; the
-gateway's next start closes it); 2 bad usage or unreadable file. --partial: the
-first line may continue earlier files that are not given.
+verify checks the hash chain of the audit files, each instance's on its own
+(any order: rotated files are put in chain order). Exit status: 0 intact; 1
+broken, naming the first broken line, or a gap (the trail was found shorter
+than its last checkpoint); 3 intact up to an incomplete last line (a crash while
+writing it; the gateway's next start closes it); 2 bad usage or unreadable
+file. --partial: the first line may continue earlier files that are not given
+(a file that begins with a checkpoint needs no --partial). --public-key FILE
+(Ed25519, PEM): every checkpoint's signature is checked, so a line changed
+before the last checkpoint fails even with the chain recomputed.
 
-search prints the audit lines about one UserID (JSON lines, oldest first): who
-touched this customer, when, from where, with what. Without FILE it reads the
+search prints the audit lines that match (JSON lines or CSV), from every file
+given (several instances' and rotated ones) merged by time: who saw or changed
+a customer (--user-id matches a write's UserID and an access line's userIds),
+when, from where, with what. --phase access|intent|outcome|checkpoint|gap. Without FILE it reads the
 trail of --audit-file / AUDIT_FILE, else of the policy's audit.file
 (--policies DIR / POLICIES_DIR, else the shipped policy).
 `
@@ -71,49 +80,101 @@ function parse(args: readonly string[], options: NonNullable<ParseArgsConfig['op
 }
 
 async function verify(args: readonly string[], io: AuditIo): Promise<number> {
-  const { values, positionals } = parse(args, { partial: { type: 'boolean' } })
+  const { values, positionals } = parse(args, {
+    partial: { type: 'boolean' },
+    'public-key': { type: 'string' },
+  })
   if (positionals.length === 0) throw new UsageError('missing FILE')
-  const report = await verifyTrail(positionals, { partial: values.partial === true })
-  const { problem, head } = report
-  if (problem === null) {
-    io.stdout(
-      `audit trail intact: ${report.lines} lines in ${report.files.length} ${report.files.length === 1 ? 'file' : 'files'}; head seq ${head.seq} sha256 ${head.hash}\n`,
-    )
-    return 0
+  let publicKey: KeyObject | null = null
+  if (typeof values['public-key'] === 'string') {
+    try {
+      // A private key file gives its public half too.
+      publicKey = createPublicKey(await readFile(values['public-key']))
+    } catch (err) {
+      throw new UsageError(`--public-key: not an Ed25519 key in PEM (${(err as Error).message})`)
+    }
+    if (publicKey.asymmetricKeyType !== 'ed25519') throw new UsageError('--public-key: not an Ed25519 key')
   }
-  io.stderr(`${problem.file}:${problem.line}: ${problem.message}\n`)
-  if (problem.tornTail) {
-    io.stdout(`audit trail intact up to the torn last line; head seq ${head.seq} sha256 ${head.hash}\n`)
-    return 3
+  const report = await verifyTrail(positionals, { partial: values.partial === true, publicKey })
+  let status = 0
+  for (const chain of report.chains) {
+    const who = report.chains.length > 1 && chain.instance !== '' ? `${chain.instance}: ` : ''
+    const { problem, head } = chain
+    const files = `${chain.files.length} ${chain.files.length === 1 ? 'file' : 'files'}`
+    if (problem === null) {
+      const signed =
+        publicKey === null
+          ? ''
+          : chain.checkpoints === 0
+            ? '; no signed checkpoint'
+            : `; ${chain.checkpoints} signed checkpoints verified, ${chain.sinceCheckpoint} lines after the last`
+      if (publicKey !== null && chain.checkpoints === 0) {
+        io.stdout(`${who}no signed checkpoint: nothing proves these ${chain.lines} lines (${files})\n`)
+        status = Math.max(status, 1)
+        continue
+      }
+      io.stdout(
+        `${who}audit trail intact: ${chain.lines} lines in ${files}; head seq ${head.seq} sha256 ${head.hash}${signed}\n`,
+      )
+      continue
+    }
+    io.stderr(`${problem.file}:${problem.line}: ${problem.message}\n`)
+    if (problem.tornTail) {
+      io.stdout(
+        `${who}audit trail intact up to the torn last line; head seq ${head.seq} sha256 ${head.hash}\n`,
+      )
+      status = status === 1 ? 1 : 3
+      continue
+    }
+    io.stdout(`${who}audit trail broken at ${problem.file}:${problem.line} (intact up to seq ${head.seq})\n`)
+    status = 1
   }
-  io.stdout(`audit trail broken at ${problem.file}:${problem.line} (intact up to seq ${head.seq})\n`)
-  return 1
+  return status
 }
 
 async function search(args: readonly string[], io: AuditIo): Promise<number> {
   const { values, positionals } = parse(args, {
     'user-id': { type: 'string' },
+    consumer: { type: 'string' },
+    phase: { type: 'string' },
     since: { type: 'string' },
+    until: { type: 'string' },
+    format: { type: 'string' },
     policies: { type: 'string' },
     'audit-file': { type: 'string' },
   })
-  const userId = values['user-id']
-  if (typeof userId !== 'string' || userId === '') throw new UsageError('missing --user-id')
-  let since: number | undefined
-  if (typeof values.since === 'string') {
-    since = Date.parse(values.since)
-    if (!Number.isFinite(since))
-      throw new UsageError(`--since: not an ISO 8601 time: ${JSON.stringify(values.since)}`)
+  const time = (name: 'since' | 'until'): number | undefined => {
+    const value = values[name]
+    if (typeof value !== 'string') return undefined
+    const ms = Date.parse(value)
+    if (!Number.isFinite(ms))
+      throw new UsageError(`--${name}: not an ISO 8601 time: ${JSON.stringify(value)}`)
+    return ms
   }
+  const format = values.format ?? 'json'
+  if (format !== 'json' && format !== 'csv') throw new UsageError('--format: json or csv')
+  const query: SearchQuery = {
+    ...(typeof values['user-id'] === 'string' && values['user-id'] !== ''
+      ? { userId: values['user-id'] }
+      : {}),
+    ...(typeof values.consumer === 'string' ? { consumer: values.consumer } : {}),
+    ...(typeof values.phase === 'string' ? { phase: values.phase } : {}),
+    ...(time('since') === undefined ? {} : { since: time('since') as number }),
+    ...(time('until') === undefined ? {} : { until: time('until') as number }),
+  }
+  if (Object.keys(query).length === 0)
+    throw new UsageError('name at least one of --user-id, --consumer, --phase, --since, --until')
   const files = positionals.length > 0 ? positionals : await configuredFiles(values, io)
   if (files === null) return 2
+  if (format === 'csv') io.stdout(`${SEARCH_CSV_COLUMNS.join(',')}\n`)
   let n = 0
-  for await (const record of searchTrail(files, { userId, ...(since === undefined ? {} : { since }) })) {
-    io.stdout(`${JSON.stringify(record)}\n`)
+  for await (const record of searchTrail(files, query)) {
+    io.stdout(format === 'csv' ? `${searchCsvRow(record)}\n` : `${JSON.stringify(record)}\n`)
     n += 1
   }
+  const about = query.userId === undefined ? '' : ` about UserID ${query.userId}`
   io.stderr(
-    `${n} ${n === 1 ? 'line' : 'lines'} about UserID ${userId} in ${files.length} ${files.length === 1 ? 'file' : 'files'}\n`,
+    `${n} ${n === 1 ? 'line' : 'lines'}${about} in ${files.length} ${files.length === 1 ? 'file' : 'files'}\n`,
   )
   return 0
 }

@@ -2,6 +2,8 @@
  * Opens the audit trail a gateway writes (SPEC 11): the file of the policy's `audit.file` or of
  * `--audit-file`, its group-commit writer, and the write and access records made through it.
  */
+import { createPrivateKey, type KeyObject } from 'node:crypto'
+import { readFile } from 'node:fs/promises'
 import type { FastifyBaseLogger } from 'fastify'
 import type { GatewayMetrics } from '../metrics.js'
 import type { AuditPolicy } from '../policy/types.js'
@@ -22,10 +24,18 @@ export async function openWriteAudit(
   if (file === null) return NO_AUDIT
   let trail: AuditTrail
   try {
+    const signingKey = policy.signingKeyFile === null ? null : await signingKeyOf(policy.signingKeyFile)
     trail = await AuditTrail.open({
       file,
       fsync: policy.fsync,
       maxBytes: policy.maxBytes,
+      signingKey,
+      checkpointMs: policy.checkpointSeconds * 1000,
+      onGap: ({ known, found }) =>
+        log.error(
+          { file, knownSeq: known.seq, foundSeq: found.seq },
+          'audit trail: the file is shorter than its last checkpoint (lines deleted, or the file replaced); a gap line records it',
+        ),
       ...(options.instanceName ? { instance: options.instanceName } : {}),
       ...(options.now ? { now: options.now } : {}),
       onRepair: (info) =>
@@ -45,11 +55,29 @@ export async function openWriteAudit(
     required: policy.required,
     reads: policy.reads,
     readUserIds: policy.readUserIds,
-    onRecord: (result) => metrics.auditRecords.inc({ result }),
+    onRecord: (result, phase) => metrics.auditRecords.inc({ result, phase }),
     onError: (phase, err) =>
       log.error(
         { phase, file: trail.file, error: (err as Error)?.message },
         'audit trail: a line could not be written',
       ),
   })
+}
+
+/** The Ed25519 private key of `audit.signingKeyFile`; anything else is refused at start. */
+async function signingKeyOf(file: string): Promise<KeyObject> {
+  let key: KeyObject
+  try {
+    key = createPrivateKey(await readFile(file))
+  } catch (err) {
+    throw new Error(
+      `audit.signingKeyFile ${file}: not a private key in PEM (${(err as NodeJS.ErrnoException).code ?? 'unreadable'})`,
+    )
+  }
+  if (key.asymmetricKeyType !== 'ed25519') {
+    throw new Error(
+      `audit.signingKeyFile ${file}: an Ed25519 key is needed (openssl genpkey -algorithm ed25519), not ${key.asymmetricKeyType}`,
+    )
+  }
+  return key
 }

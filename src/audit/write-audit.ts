@@ -84,7 +84,7 @@ export interface WriteAuditOptions {
   /** How many ids an access line names before it digests them (`audit.readUserIds`). Default 100. */
   readonly readUserIds?: number
   /** Each line written or not (`ipdr_gateway_audit_records_total{result}`). */
-  readonly onRecord?: (result: AuditResult) => void
+  readonly onRecord?: (result: AuditResult, phase: 'intent' | 'outcome' | 'access') => void
   /** A line that could not be written (the error has no credential: it is about the file). */
   readonly onError?: (phase: 'intent' | 'outcome' | 'access', err: unknown) => void
 }
@@ -152,10 +152,10 @@ export class WriteAudit {
     const started = performance.now()
     try {
       const seq = await trail.append({ phase: 'intent', ...describe(write), ...syncJobOf(write) })
-      this.#onRecord?.('ok')
+      this.#onRecord?.('ok', 'intent')
       return { seq, write, started }
     } catch (err) {
-      this.#onRecord?.('failed')
+      this.#onRecord?.('failed', 'intent')
       this.#onError?.('intent', err)
       if (this.#required) throw new GatewayError('IPDR_GW_AUDIT_UNAVAILABLE', undefined, { cause: err })
       return null
@@ -188,9 +188,9 @@ export class WriteAudit {
           : { [`${disclosed.field}Digest`]: disclosed.digest }),
         redacted: [...read.redacted],
       })
-      this.#onRecord?.('ok')
+      this.#onRecord?.('ok', 'access')
     } catch (err) {
-      this.#onRecord?.('failed')
+      this.#onRecord?.('failed', 'access')
       this.#onError?.('access', err)
     }
   }
@@ -212,9 +212,9 @@ export class WriteAudit {
         ms: Math.round((performance.now() - mark.started) * 1000) / 1000,
         ...syncJobOf(write),
       })
-      this.#onRecord?.('ok')
+      this.#onRecord?.('ok', 'outcome')
     } catch (err) {
-      this.#onRecord?.('failed')
+      this.#onRecord?.('failed', 'outcome')
       this.#onError?.('outcome', err)
     }
   }

@@ -17,10 +17,11 @@
  * refuses a second writer, in this process or another live one.
  */
 
+import { type KeyObject, sign } from 'node:crypto'
 import { type FileHandle, mkdir, open, readFile, rename, unlink, writeFile } from 'node:fs/promises'
 import { hostname } from 'node:os'
 import { basename, dirname, join, resolve } from 'node:path'
-import { type AuditFields, formatLine, GENESIS, lineHash, parseLine } from './chain.js'
+import { type AuditFields, checkpointPayload, formatLine, GENESIS, lineHash, parseLine } from './chain.js'
 import { readTail, rotatedName } from './files.js'
 
 export interface AuditTrailOptions {
@@ -36,6 +37,26 @@ export interface AuditTrailOptions {
   readonly now?: () => number
   /** Called when opening found and closed a torn last line. */
   readonly onRepair?: (info: { file: string; seq: number; bytes: number }) => void
+  /**
+   * An Ed25519 private key (`audit.signingKeyFile`): signed `checkpoint` lines at least every
+   * `checkpointMs` while lines are written, first in each rotated-to file, and at a clean stop.
+   * Default none: no checkpoint lines (the head is still kept beside the file).
+   */
+  readonly signingKey?: KeyObject | null
+  /** `audit.checkpointSeconds` × 1000. Default 60000. */
+  readonly checkpointMs?: number
+  /** Called when opening found the trail missing or shorter than the head kept beside it (a `gap` line follows). */
+  readonly onGap?: (info: { file: string; known: HeadRecord; found: { seq: number; hash: string } }) => void
+}
+
+/** The head of the trail as last checkpointed, kept beside the file (`.NAME.head`): a trail found shorter is a gap. */
+export interface HeadRecord {
+  readonly seq: number
+  readonly hash: string
+  readonly time: string
+  readonly instance: string
+  /** The checkpoint line's signature, when there is a signing key. */
+  readonly signature?: string
 }
 
 /** The audit file cannot be used: locked by another writer, or its end is not an audit record. */
@@ -70,6 +91,12 @@ export class AuditTrail {
   #queue: Pending[] = []
   #flushing: Promise<void> | null = null
   #closed = false
+  readonly #signingKey: KeyObject | null
+  readonly #checkpointMs: number
+  readonly #onGap: AuditTrailOptions['onGap']
+  /** When the head was last kept (ms on `now`), and lines written since. */
+  #checkpointedAt = 0
+  #sinceCheckpoint = 0
 
   private constructor(opts: AuditTrailOptions) {
     this.file = resolve(opts.file)
@@ -78,6 +105,9 @@ export class AuditTrail {
     this.#maxBytes = opts.maxBytes ?? DEFAULT_AUDIT_MAX_BYTES
     this.#now = opts.now ?? Date.now
     this.#onRepair = opts.onRepair
+    this.#signingKey = opts.signingKey ?? null
+    this.#checkpointMs = opts.checkpointMs ?? 60_000
+    this.#onGap = opts.onGap
   }
 
   /** Locks the file, reads its end and repairs a torn last line. Throws when the file cannot be used. */
@@ -86,6 +116,8 @@ export class AuditTrail {
     await trail.#lock()
     try {
       await trail.#recover()
+      await trail.#checkGap()
+      trail.#checkpointedAt = trail.#now()
     } catch (err) {
       // Closed here, not left to the garbage collector (Node 26 makes that an error).
       await trail.#fh?.close().catch(() => {})
@@ -110,11 +142,12 @@ export class AuditTrail {
     })
   }
 
-  /** Writes what is queued, then releases the file and its lock. */
+  /** Writes what is queued and a last checkpoint, then releases the file and its lock. */
   async close(): Promise<void> {
     if (this.#closed) return
     this.#closed = true
     await this.#flushing
+    if (this.#sinceCheckpoint > 0 && !this.#broken) await this.#checkpoint().catch(() => {})
     await this.#fh?.close().catch(() => {})
     this.#fh = null
     await this.#unlock()
@@ -128,6 +161,8 @@ export class AuditTrail {
         if (this.#broken) await this.#recover()
         const seqs = await this.#write(batch.map((p) => p.fields))
         for (const [i, p] of batch.entries()) p.resolve(seqs[i] as number)
+        this.#sinceCheckpoint += batch.length
+        if (this.#now() - this.#checkpointedAt >= this.#checkpointMs) await this.#checkpoint()
       } catch (err) {
         // What reached the disk is unknown: the next batch re-reads the file's end first.
         this.#broken = true
@@ -163,6 +198,12 @@ export class AuditTrail {
       if (this.#size + chunkBytes > 0 && this.#size + chunkBytes + bytes.length > this.#maxBytes) {
         await flush()
         await this.#rotate()
+        // The new file begins with a signed checkpoint of everything before it, so the oldest file
+        // kept after retention verifies on its own (SPEC 14).
+        if (this.#signingKey) await this.#checkpoint()
+        seq = this.#seq
+        prev = this.#prev
+        return seqs.concat(await this.#write(list.slice(seqs.length)))
       }
       seq += 1
       prev = lineHash(bytes.subarray(0, bytes.length - 1))
@@ -237,6 +278,77 @@ export class AuditTrail {
       this.#onRepair?.({ file: this.file, seq: seq + 1, bytes: tail.fragment.length })
     }
     this.#broken = false
+  }
+
+  get #headFile(): string {
+    return join(dirname(this.file), `.${basename(this.file)}.head`)
+  }
+
+  /**
+   * Keeps the head beside the file and, with a signing key, appends a signed `checkpoint` line
+   * (SPEC 14). Best effort for the head file: a trail that cannot keep it still writes.
+   */
+  async #checkpoint(): Promise<void> {
+    this.#checkpointedAt = this.#now()
+    this.#sinceCheckpoint = 0
+    let signature: string | undefined
+    if (this.#signingKey) {
+      const time = new Date(this.#now()).toISOString()
+      const seq = this.#seq + 1
+      const head = this.#prev
+      signature = this.#sign(seq, head, time)
+      await this.#write([{ time, phase: 'checkpoint', head, signature }])
+    }
+    const record: HeadRecord = {
+      seq: this.#seq,
+      hash: this.#prev,
+      time: new Date(this.#now()).toISOString(),
+      instance: this.instance,
+      ...(signature === undefined ? {} : { signature }),
+    }
+    const tmp = `${this.#headFile}.tmp`
+    await writeFile(tmp, `${JSON.stringify(record)}\n`, { mode: 0o640 })
+      .then(() => rename(tmp, this.#headFile))
+      .catch(() => {})
+  }
+
+  #sign(seq: number, head: string, time: string): string {
+    const payload = checkpointPayload(this.instance, basename(this.file), seq, head, time)
+    return sign(null, payload, this.#signingKey as KeyObject).toString('base64')
+  }
+
+  /**
+   * At open: a trail shorter than the head kept beside it (lines deleted, the file emptied or
+   * replaced) gets a `gap` line naming the last head it knew, signed with a key: never a silent
+   * new chain (SPEC 14).
+   */
+  async #checkGap(): Promise<void> {
+    const text = await readFile(this.#headFile, 'utf8').catch(() => null)
+    if (text === null) return
+    let known: HeadRecord
+    try {
+      known = JSON.parse(text) as HeadRecord
+    } catch {
+      return
+    }
+    if (typeof known.seq !== 'number' || typeof known.hash !== 'string') return
+    if (this.#seq >= known.seq) return
+    const found = { seq: this.#seq, hash: this.#prev }
+    const time = new Date(this.#now()).toISOString()
+    const head = this.#prev
+    const signature = this.#signingKey ? this.#sign(this.#seq + 1, head, time) : undefined
+    await this.#write([
+      {
+        time,
+        phase: 'gap',
+        head,
+        known: { seq: known.seq, hash: known.hash, time: known.time },
+        found,
+        ...(signature === undefined ? {} : { signature }),
+      },
+    ])
+    this.#onGap?.({ file: this.file, known, found })
+    await this.#checkpoint()
   }
 
   get #lockFile(): string {

@@ -228,6 +228,10 @@ function buildGateway(dir: string, raw: RawGateway, urlFromPolicy: boolean): Gat
               ciphers: tls.ciphers ?? null,
             },
     },
+    audit: {
+      ...raw.audit,
+      signingKeyFile: raw.audit.signingKeyFile === null ? null : inDir(raw.audit.signingKeyFile),
+    },
     upstream: {
       ...raw.upstream,
       urlFromPolicy,
@@ -348,6 +352,7 @@ export async function loadPolicy(dir: string, env: Env): Promise<LoadResult> {
         upstream?: { caFile?: unknown }
         server?: { tls?: Record<string, unknown> | null }
         store?: { redis?: Record<string, unknown> | null }
+        audit?: { signingKeyFile?: unknown }
       }
     | undefined
   const readable: [string, unknown][] = [
@@ -356,6 +361,7 @@ export async function loadPolicy(dir: string, env: Env): Promise<LoadResult> {
     ['server.tls.keyFile', data?.server?.tls?.keyFile],
     ['server.tls.clientCaFile', data?.server?.tls?.clientCaFile],
     ['store.redis.passwordFile', data?.store?.redis?.passwordFile],
+    ['audit.signingKeyFile', data?.audit?.signingKeyFile],
     ['store.redis.sentinelPasswordFile', data?.store?.redis?.sentinelPasswordFile],
   ]
   for (const [key, file] of readable) {

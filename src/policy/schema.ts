@@ -614,6 +614,18 @@ function gatewaySchema(): Schema {
             description:
               'An access line for every answer that discloses subscriber data (SPEC 14): listings, filters, single reads, mapping lookups, query results, sync plans; cache hits included, 304s not. false: writes only.',
           },
+          signingKeyFile: {
+            type: ['string', 'null'],
+            minLength: 1,
+            default: null,
+            description:
+              'An Ed25519 private key (PEM; openssl genpkey -algorithm ed25519) that signs checkpoint lines (SPEC 14), relative to the policy directory. null: no checkpoint lines.',
+          },
+          checkpointSeconds: positiveInt(
+            'A signed checkpoint line at least this often while lines are written (also first in each rotated-to file and at a clean stop); the head kept beside the file as often.',
+            60,
+            86_400,
+          ),
           readUserIds: {
             type: 'integer',
             minimum: 0,

@@ -167,6 +167,10 @@ export interface AuditPolicy {
   readonly reads: boolean
   /** UserIDs named in an access line before only a count and digest. Default 100. */
   readonly readUserIds: number
+  /** Ed25519 private key (PEM) signing checkpoints, resolved against the policy directory. Default null. */
+  readonly signingKeyFile: string | null
+  /** Seconds between checkpoints while lines are written. Default 60. */
+  readonly checkpointSeconds: number
 }
 
 /** The secrets of `store.redis`, read at load. */

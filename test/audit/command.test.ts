@@ -126,3 +126,82 @@ t.test('search without files reads the trail of the policy or of --audit-file', 
   const bad = writePolicyDir(tempDir(t), { gateway: { audit: { bogus: 1 } } })
   t.equal((await run(['search', '--user-id', 'U7', '--policies', bad])).code, 2)
 })
+
+t.test('search: several instances merged by time, reads included, filters, CSV', async (t) => {
+  const dir = tempDir(t)
+  const a = join(dir, 'audit-a.jsonl')
+  const b = join(dir, 'audit-b.jsonl')
+  let clock = Date.UTC(2026, 11, 1)
+  const wa = await AuditTrail.open({ file: a, instance: 'gw-a', now: () => clock })
+  const wb = await AuditTrail.open({ file: b, instance: 'gw-b', now: () => clock })
+  const tick = () => {
+    clock += 60_000
+  }
+  tick()
+  await wb.append({
+    phase: 'access',
+    consumer: 'noc',
+    resource: 'customers',
+    operation: 'list',
+    count: 2,
+    userIds: ['U7', 'U8'],
+  })
+  tick()
+  await wa.append({
+    phase: 'intent',
+    consumer: 'crm',
+    UserID: 'U7',
+    resource: 'customers',
+    operation: 'update',
+  })
+  tick()
+  await wb.append({
+    phase: 'access',
+    consumer: 'noc',
+    resource: 'customers',
+    operation: 'list',
+    count: 1,
+    userIds: ['U9'],
+  })
+  tick()
+  await wa.append({ phase: 'outcome', consumer: 'crm', UserID: 'U7', status: 200 })
+  await wa.close()
+  await wb.close()
+
+  const who = await run(['search', '--user-id', 'U7', a, b])
+  t.equal(who.code, 0, who.stderr)
+  const found = who.stdout
+    .trim()
+    .split('\n')
+    .map((l) => JSON.parse(l) as Record<string, unknown>)
+  t.same(
+    found.map((r) => `${r.instance} ${r.phase}`),
+    ['gw-b access', 'gw-a intent', 'gw-a outcome'],
+    'who saw and who changed U7, in time order across instances',
+  )
+  const reads = await run([
+    'search',
+    '--phase',
+    'access',
+    '--since',
+    '2026-12-01T00:02:00Z',
+    '--format',
+    'csv',
+    a,
+    b,
+  ])
+  const rows = reads.stdout.trim().split('\n')
+  t.equal(
+    rows[0],
+    'time,instance,seq,phase,consumer,client,trisulUser,context,resource,operation,UserID,count,status,requestId',
+  )
+  t.equal(rows.length, 2, 'one read after 00:02')
+  t.match(rows[1], /^2026-12-01T00:03:00.000Z,gw-b,2,access,noc,,,,customers,list,,1,,$/)
+  t.equal(
+    (await run(['search', '--consumer', 'crm', '--until', '2026-12-01T00:03:00Z', a, b])).stdout
+      .trim()
+      .split('\n').length,
+    1,
+  )
+  t.equal((await run(['search', a])).code, 2, 'a filter is needed')
+})

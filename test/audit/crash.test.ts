@@ -71,8 +71,8 @@ t.test(
     t.ok(all.length >= 2, 'the burst rotated the file at least once')
     const report = await verifyTrail(all)
     t.ok(
-      report.ok || report.problem?.tornTail === true,
-      `intact, or torn at the very end: ${report.problem?.message ?? 'intact'}`,
+      report.ok || report.chains[0]?.problem?.tornTail === true,
+      `intact, or torn at the very end: ${report.chains[0]?.problem?.message ?? 'intact'}`,
     )
 
     const lines = all.flatMap((f) =>
@@ -102,6 +102,6 @@ t.test(
     await reopened.append({ phase: 'intent', note: 'after the restart' })
     await reopened.close()
     const after = await verifyTrail(await trailFiles(file))
-    t.equal(after.ok, true, after.problem?.message ?? 'the chain verifies after the restart')
+    t.equal(after.ok, true, after.chains[0]?.problem?.message ?? 'the chain verifies after the restart')
   },
 )

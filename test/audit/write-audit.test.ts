@@ -128,7 +128,8 @@ t.test('each write kind on both resources, success and envelope failure, against
   const metrics = await gw.app.gatewayMetrics.registry.getSingleMetricAsString(
     'ipdr_gateway_audit_records_total',
   )
-  t.match(metrics, new RegExp(`result="ok"} ${writes.length * 2}\\b`))
+  t.match(metrics, new RegExp(`result="ok",phase="intent"} ${writes.length}\\b`))
+  t.match(metrics, new RegExp(`result="ok",phase="outcome"} ${writes.length}\\b`))
 })
 
 t.test('before: the cached record a write changes, or null when the cache has none', async (t) => {
@@ -243,7 +244,7 @@ t.test(
     const metrics = await required.gw.app.gatewayMetrics.registry.getSingleMetricAsString(
       'ipdr_gateway_audit_records_total',
     )
-    t.match(metrics, /result="failed"} 1\b/)
+    t.match(metrics, /result="failed",phase="intent"} 1\b/)
     const listing = await required.call('GET', '/api/ipdrcustomers')
     t.equal(
       listing.status,

@@ -47,7 +47,7 @@ t.test('concurrent appends are written in call order, chained, and verify', asyn
   t.match(records[0], { seq: 1, prev: '0'.repeat(64), time: '2026-12-01T00:00:00.000Z', instance: 'gw-1' })
   const report = await verifyTrail([file])
   t.equal(report.ok, true)
-  t.equal(report.head.seq, 50)
+  t.equal(report.chains[0]?.head.seq, 50)
 })
 
 t.test('a reopened trail continues the chain where the file ends', async (t) => {
@@ -72,12 +72,17 @@ t.test('rotation renames the full file and continues the chain in a new one', as
   const files = await trailFiles(file)
   t.ok(files.length >= 3, `${files.length} files`)
   for (const f of files) t.ok(readFileSync(f).length <= 65_536, 'each within maxBytes')
-  t.match(readdirSync(dir).sort()[1], /^audit\.jsonl\.\d{12}$/)
+  t.match(
+    readdirSync(dir)
+      .filter((n) => !n.startsWith('.'))
+      .sort()[1],
+    /^audit\.jsonl\.\d{12}$/,
+  )
   t.equal((await verifyTrail([...files].reverse())).ok, true, 'any order: put in chain order')
-  t.equal((await verifyTrail(files)).head.seq, 100)
+  t.equal((await verifyTrail(files)).chains[0]?.head.seq, 100)
   const missing = await verifyTrail(files.filter((_, i) => i !== 1))
   t.equal(missing.ok, false, 'a missing rotated file breaks the chain')
-  t.match(missing.problem?.message, /prev is not the hash/)
+  t.match(missing.chains[0]?.problem?.message, /prev is not the hash/)
 })
 
 t.test('a torn last line is closed at open by a repair line: appended, nothing rewritten', async (t) => {
@@ -88,7 +93,7 @@ t.test('a torn last line is closed at open by a repair line: appended, nothing r
   const whole = readFileSync(file)
   truncateSync(file, whole.length - 20)
   const torn = await verifyTrail([file])
-  t.match(torn.problem, { line: 3, tornTail: true })
+  t.match(torn.chains[0]?.problem, { line: 3, tornTail: true })
   const repairs: unknown[] = []
   const b = await AuditTrail.open({ file, onRepair: (info) => repairs.push(info) })
   const fragment = whole.length - 20 - (whole.indexOf(Buffer.from('{"seq":3')) as number)
@@ -106,7 +111,7 @@ t.test('a torn last line is closed at open by a repair line: appended, nothing r
   )
   const report = await verifyTrail([file])
   t.equal(report.ok, true, 'the chain verifies through the repair')
-  t.equal(report.head.seq, 4)
+  t.equal(report.chains[0]?.head.seq, 4)
   const text = after.toString('utf8').split('\n')
   t.match(JSON.parse(text[3] as string), { seq: 3, phase: 'repair', torn: { bytes: fragment } })
 })
@@ -161,8 +166,10 @@ t.test(
     await trail.close()
     const written = readFileSync(file)
 
-    // The same path on a full disk (the writer reopens its file after each failure).
+    // The same path on a full disk (the writer reopens its file after each failure). The head kept
+    // beside the file goes too: this is a full disk, not a trail found emptied (that is a gap).
     rmSync(file)
+    rmSync(join(dir, '.audit.jsonl.head'))
     symlinkSync('/dev/full', file)
     const full = await AuditTrail.open({ file })
     await t.rejects(full.append({ phase: 'intent', n: 3 }), { code: 'ENOSPC' })

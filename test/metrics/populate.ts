@@ -47,7 +47,7 @@ export function populateAll(metrics: GatewayMetrics): void {
   store.errors.inc({ operation: 'rate_limit' })
   store.failovers.inc()
   metrics.cacheFillDuration.observe({ resource: 'customers' }, 0.02)
-  metrics.auditRecords.inc({ result: 'ok' }, 2)
+  metrics.auditRecords.inc({ result: 'ok', phase: 'intent' }, 2)
   metrics.syncWrites.inc({ resource: 'customers', operation: 'create', outcome: 'ok' }, 3)
 }
 

@@ -67,7 +67,16 @@ const SPEC_DEFAULTS = {
     maxRecords: 2000000,
     maxJobs: 2,
   },
-  audit: { file: null, required: true, fsync: false, maxBytes: 104857600, reads: true, readUserIds: 100 },
+  audit: {
+    file: null,
+    required: true,
+    fsync: false,
+    maxBytes: 104857600,
+    reads: true,
+    readUserIds: 100,
+    signingKeyFile: null,
+    checkpointSeconds: 60,
+  },
 }
 
 t.test('an empty gateway.yaml means every default of SPEC 4', async (t) => {
