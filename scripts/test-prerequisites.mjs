@@ -10,6 +10,7 @@ export const PREREQUISITES = Object.freeze([
   { command: 'chromium', pkg: 'chromium', for: 'the Swagger UI browser test' },
   { command: 'openssl', pkg: 'openssl', for: 'the TLS tests' },
   { command: 'redis-server', pkg: 'redis-server', for: 'the shared-store tests' },
+  { command: 'rsyslogd', pkg: 'rsyslog', for: "the audit trail's off-host copy test" },
 ])
 
 function onPath(command) {
@@ -51,7 +52,7 @@ export function ensureCommands(wanted, who, log = (line) => process.stderr.write
       run(['apt-get', 'update', '-qq'], env) &&
       run(['apt-get', 'install', '-y', '-qq', '--no-install-recommends', ...pkgs], env)
     // Debian's packages start their own servers; the tests start theirs on free ports.
-    for (const service of ['prometheus', 'redis-server', 'nginx']) {
+    for (const service of ['prometheus', 'redis-server', 'nginx', 'rsyslog']) {
       spawnSync('sh', ['-c', `systemctl stop ${service} >/dev/null 2>&1 || true`], { stdio: 'ignore' })
     }
     spawnSync('pkill', ['-x', 'prometheus'], { stdio: 'ignore' })

@@ -271,6 +271,10 @@ export interface GatewayMetrics {
   readonly syncWrites: Counter<'resource' | 'operation' | 'outcome'>
   /** `ipdr_gateway_audit_records_total`: audit lines written (`ok`) or not (`failed`). */
   readonly auditRecords: Counter<'result' | 'phase'>
+  /** `ipdr_gateway_audit_shipped_total{result}`: lines taken by the syslog receiver (`ok`) or dropped from a full queue. */
+  readonly auditShipped: Counter<'result'>
+  /** Where `ipdr_gateway_audit_ship_queue_bytes` is read at scrape time (the shipper's queue). */
+  setAuditShipQueue(read: () => number): void
   // Gauges ipdr_gateway_cache_entries{resource}, ipdr_gateway_cache_bytes{resource} and
   // ipdr_gateway_upstream_up are computed in collect() from MetricsSources.
   /** Replace the sources (the app sets them once its cache and upstream client exist). */
@@ -324,6 +328,8 @@ export const METRIC_FAMILIES = {
   ipdr_gateway_store_failovers_total: { type: 'counter', labels: [] },
   ipdr_gateway_sync_writes_total: { type: 'counter', labels: ['resource', 'operation', 'outcome'] },
   ipdr_gateway_audit_records_total: { type: 'counter', labels: ['result', 'phase'] },
+  ipdr_gateway_audit_shipped_total: { type: 'counter', labels: ['result'] },
+  ipdr_gateway_audit_ship_queue_bytes: { type: 'gauge', labels: [] },
 } as const satisfies Record<string, { type: 'counter' | 'gauge' | 'histogram'; labels: readonly string[] }>
 
 /**
@@ -422,6 +428,27 @@ export function createMetrics(options: CreateMetricsOptions = {}): GatewayMetric
     labelNames: ['resource', 'operation', 'outcome'] as const,
     registers,
   })
+  const auditShipped = new Counter({
+    name: 'ipdr_gateway_audit_shipped_total',
+    help: 'Audit lines sent to the syslog receiver (ok), or dropped from a full queue while it was away (dropped).',
+    labelNames: ['result'] as const,
+    registers,
+  })
+  let auditShipQueue: () => number = () => 0
+  new Gauge({
+    name: 'ipdr_gateway_audit_ship_queue_bytes',
+    help: 'Bytes of audit lines waiting for the syslog receiver (0 without audit.syslog).',
+    registers,
+    collect() {
+      let value = 0
+      try {
+        value = auditShipQueue()
+      } catch {
+        value = 0
+      }
+      this.set(value)
+    },
+  })
   const auditRecords = new Counter({
     name: 'ipdr_gateway_audit_records_total',
     help: 'Audit trail lines by result (ok written, failed not) and phase (intent and outcome of each forwarded write, access of each answer that disclosed records).',
@@ -467,6 +494,7 @@ export function createMetrics(options: CreateMetricsOptions = {}): GatewayMetric
   }
   for (const result of POLICY_RELOAD_RESULTS) policyReloads.inc({ result }, 0)
   for (const result of AUDIT_RESULTS) for (const phase of AUDIT_PHASES) auditRecords.inc({ result, phase }, 0)
+  for (const result of ['ok', 'dropped'] as const) auditShipped.inc({ result }, 0)
   for (const resource of RECORD_RESOURCES) {
     for (const operation of SYNC_OPERATIONS) {
       for (const outcome of SYNC_OUTCOMES) syncWrites.inc({ resource, operation, outcome }, 0)
@@ -527,6 +555,10 @@ export function createMetrics(options: CreateMetricsOptions = {}): GatewayMetric
     cacheFillDuration,
     syncWrites,
     auditRecords,
+    auditShipped,
+    setAuditShipQueue(read) {
+      auditShipQueue = read
+    },
     setSources(next: MetricsSources) {
       sources = next ?? {}
     },

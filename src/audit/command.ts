@@ -16,7 +16,14 @@ import { type ParseArgsConfig, parseArgs } from 'node:util'
 import { SHIPPED_POLICIES_DIR } from '../config.js'
 import { loadPolicy } from '../policy/load.js'
 import { trailFiles } from './files.js'
-import { SEARCH_CSV_COLUMNS, type SearchQuery, searchCsvRow, searchTrail, verifyTrail } from './verify.js'
+import {
+  readShippedCopy,
+  SEARCH_CSV_COLUMNS,
+  type SearchQuery,
+  searchCsvRow,
+  searchTrail,
+  verifyTrail,
+} from './verify.js'
 
 export interface AuditIo {
   stdout: (s: string) => void
@@ -24,7 +31,7 @@ export interface AuditIo {
   env: Readonly<Record<string, string | undefined>>
 }
 
-export const AUDIT_USAGE = `Usage: ipdr-gateway audit verify [--partial] [--public-key FILE] FILE…
+export const AUDIT_USAGE = `Usage: ipdr-gateway audit verify [--partial] [--public-key FILE] [--shipped COPY] FILE…
        ipdr-gateway audit search [--user-id ID] [--consumer NAME] [--phase P]
                                  [--since ISO] [--until ISO] [--format json|csv] [FILE…]
 
@@ -36,7 +43,10 @@ writing it; the gateway's next start closes it); 2 bad usage or unreadable
 file. --partial: the first line may continue earlier files that are not given
 (a file that begins with a checkpoint needs no --partial). --public-key FILE
 (Ed25519, PEM): every checkpoint's signature is checked, so a line changed
-before the last checkpoint fails even with the chain recomputed.
+before the last checkpoint fails even with the chain recomputed. --shipped COPY
+(what the syslog receiver stored, one message per line): a line that differs
+from its shipped copy, and a trail that ends before the last line shipped or is
+empty, are reported (exit 1).
 
 search prints the audit lines that match (JSON lines or CSV), from every file
 given (several instances' and rotated ones) merged by time: who saw or changed
@@ -83,6 +93,7 @@ async function verify(args: readonly string[], io: AuditIo): Promise<number> {
   const { values, positionals } = parse(args, {
     partial: { type: 'boolean' },
     'public-key': { type: 'string' },
+    shipped: { type: 'string' },
   })
   if (positionals.length === 0) throw new UsageError('missing FILE')
   let publicKey: KeyObject | null = null
@@ -95,7 +106,8 @@ async function verify(args: readonly string[], io: AuditIo): Promise<number> {
     }
     if (publicKey.asymmetricKeyType !== 'ed25519') throw new UsageError('--public-key: not an Ed25519 key')
   }
-  const report = await verifyTrail(positionals, { partial: values.partial === true, publicKey })
+  const shipped = typeof values.shipped === 'string' ? await readShippedCopy(values.shipped) : null
+  const report = await verifyTrail(positionals, { partial: values.partial === true, publicKey, shipped })
   let status = 0
   for (const chain of report.chains) {
     const who = report.chains.length > 1 && chain.instance !== '' ? `${chain.instance}: ` : ''

@@ -7,6 +7,7 @@ import { readFile } from 'node:fs/promises'
 import type { FastifyBaseLogger } from 'fastify'
 import type { GatewayMetrics } from '../metrics.js'
 import type { AuditPolicy } from '../policy/types.js'
+import { SyslogShipper } from './syslog-shipper.js'
 import { NO_AUDIT, WriteAudit } from './write-audit.js'
 import { AuditTrail } from './writer.js'
 
@@ -22,6 +23,7 @@ export async function openWriteAudit(
 ): Promise<WriteAudit> {
   const file = options.auditFile ?? policy.file
   if (file === null) return NO_AUDIT
+  const shipper = policy.syslog === null ? null : await shipperOf(policy.syslog, metrics, log)
   let trail: AuditTrail
   try {
     const signingKey = policy.signingKeyFile === null ? null : await signingKeyOf(policy.signingKeyFile)
@@ -36,6 +38,7 @@ export async function openWriteAudit(
           { file, knownSeq: known.seq, foundSeq: found.seq },
           'audit trail: the file is shorter than its last checkpoint (lines deleted, or the file replaced); a gap line records it',
         ),
+      ...(shipper ? { onLines: (lines: readonly string[]) => shipper.ship(lines) } : {}),
       ...(options.instanceName ? { instance: options.instanceName } : {}),
       ...(options.now ? { now: options.now } : {}),
       onRepair: (info) =>
@@ -45,6 +48,7 @@ export async function openWriteAudit(
         ),
     })
   } catch (err) {
+    await shipper?.close(0)
     const message = `audit.file ${file}: ${(err as Error).message}`
     if (policy.required) throw new Error(message, { cause: err })
     log.error({ file }, `${message}; audit.required is false: serving without an audit trail`)
@@ -55,6 +59,7 @@ export async function openWriteAudit(
     required: policy.required,
     reads: policy.reads,
     readUserIds: policy.readUserIds,
+    ...(shipper ? { shipper } : {}),
     onRecord: (result, phase) => metrics.auditRecords.inc({ result, phase }),
     onError: (phase, err) =>
       log.error(
@@ -80,4 +85,30 @@ async function signingKeyOf(file: string): Promise<KeyObject> {
     )
   }
   return key
+}
+
+/** The off-host copy of `audit.syslog`: connecting in the background (an absent receiver never stops the start). */
+async function shipperOf(
+  syslog: NonNullable<AuditPolicy['syslog']>,
+  metrics: GatewayMetrics,
+  log: FastifyBaseLogger,
+): Promise<SyslogShipper> {
+  const ca = syslog.caFile === null ? null : await readFile(syslog.caFile)
+  const shipper = new SyslogShipper({
+    host: syslog.host,
+    port: syslog.port,
+    tls: syslog.tls,
+    ca,
+    queueBytes: syslog.queueBytes,
+    onShipped: (result, n) => metrics.auditShipped.inc({ result }, n),
+    onState: (connected, err) =>
+      connected
+        ? log.info({ host: syslog.host, port: syslog.port }, 'audit trail: shipping to the syslog receiver')
+        : log.warn(
+            { host: syslog.host, port: syslog.port, error: err?.message },
+            'audit trail: the syslog receiver is away; lines wait in order',
+          ),
+  })
+  metrics.setAuditShipQueue(() => shipper.queueBytes)
+  return shipper
 }

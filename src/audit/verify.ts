@@ -7,7 +7,7 @@
 import type { KeyObject } from 'node:crypto'
 import { readFile } from 'node:fs/promises'
 import { basename, dirname, join } from 'node:path'
-import { type ChainProblem, ChainVerifier, parseLine, trailName } from './chain.js'
+import { type ChainProblem, ChainVerifier, lineHash, parseLine, trailName } from './chain.js'
 import { fileLines } from './files.js'
 
 export interface ChainReport {
@@ -54,9 +54,78 @@ export async function inChainOrder(files: readonly string[]): Promise<string[]> 
   return (await firstLines(files)).sort((a, b) => a.seq - b.seq).map((f) => f.file)
 }
 
+/** What the off-host copy holds: per instance, each shipped line's hash by seq, and the last seq. */
+export interface ShippedCopy {
+  readonly byInstance: ReadonlyMap<
+    string,
+    { readonly hashes: ReadonlyMap<number, string>; readonly last: number }
+  >
+}
+
+/**
+ * Reads a syslog receiver's copy (`audit verify --shipped`): one received message per line, as RFC
+ * 5424 text the way rsyslog stores it or the bare line; the audit line is what starts at `{"seq":`.
+ */
+export async function readShippedCopy(path: string): Promise<ShippedCopy> {
+  const byInstance = new Map<string, { hashes: Map<number, string>; last: number }>()
+  const marker = Buffer.from('{"seq":')
+  for await (const { bytes } of fileLines(path)) {
+    const at = bytes.indexOf(marker)
+    if (at < 0) continue
+    const line = bytes.subarray(at)
+    const parsed = parseLine(line)
+    if (!parsed) continue
+    const instance = typeof parsed.record.instance === 'string' ? parsed.record.instance : ''
+    let of = byInstance.get(instance)
+    if (!of) {
+      of = { hashes: new Map(), last: 0 }
+      byInstance.set(instance, of)
+    }
+    of.hashes.set(parsed.seq, lineHash(line))
+    of.last = Math.max(of.last, parsed.seq)
+  }
+  return { byInstance }
+}
+
+/** The first way the local files of `instance` disagree with the copy: a line that differs, or a trail that ends before it. */
+async function againstCopy(
+  ordered: readonly string[],
+  instance: string,
+  copy: ShippedCopy,
+): Promise<ChainProblem | null> {
+  const shipped = copy.byInstance.get(instance)
+  if (!shipped) return null
+  let last = 0
+  for (const file of ordered) {
+    let lineNo = 0
+    for await (const { bytes } of fileLines(file)) {
+      lineNo += 1
+      const parsed = parseLine(bytes)
+      if (!parsed) continue
+      last = Math.max(last, parsed.seq)
+      const hash = shipped.hashes.get(parsed.seq)
+      if (hash !== undefined && hash !== lineHash(bytes)) {
+        return {
+          file,
+          line: lineNo,
+          message: `seq ${parsed.seq} differs from the off-host copy (the line was changed after it was shipped)`,
+          tornTail: false,
+        }
+      }
+    }
+  }
+  if (last >= shipped.last) return null
+  return {
+    file: ordered[ordered.length - 1] ?? '',
+    line: 0,
+    message: `truncated: the trail ends at seq ${last}, the off-host copy holds lines up to seq ${shipped.last}`,
+    tornTail: false,
+  }
+}
+
 export async function verifyTrail(
   files: readonly string[],
-  options: { partial?: boolean; publicKey?: KeyObject | null } = {},
+  options: { partial?: boolean; publicKey?: KeyObject | null; shipped?: ShippedCopy | null } = {},
 ): Promise<VerifyReport> {
   const firsts = await firstLines(files)
   const byInstance = new Map<string, { file: string; seq: number }[]>()
@@ -75,7 +144,10 @@ export async function verifyTrail(
       }
       if (verifier.problem) break
     }
-    const problem = verifier.finish() ?? (await truncation(ordered, verifier.head.seq))
+    const problem =
+      verifier.finish() ??
+      (options.shipped ? await againstCopy(ordered, instance, options.shipped) : null) ??
+      (await truncation(ordered, verifier.head.seq))
     chains.push({
       instance,
       ok: problem === null,
@@ -85,6 +157,26 @@ export async function verifyTrail(
       head: verifier.head,
       checkpoints: verifier.checkpoints,
       sinceCheckpoint: verifier.sinceCheckpoint,
+    })
+  }
+  // An instance the copy holds lines of, and no file given does: its trail is gone or emptied.
+  for (const [instance, shipped] of options.shipped?.byInstance ?? []) {
+    if (chains.some((c) => c.instance === instance)) continue
+    const empty = firsts.filter((f) => f.instance === '').map((f) => f.file)
+    chains.push({
+      instance,
+      ok: false,
+      problem: {
+        file: empty[0] ?? '(no file)',
+        line: 0,
+        message: `truncated: the off-host copy holds ${instance}'s lines up to seq ${shipped.last}; the files given hold none${empty.length > 0 ? ' (empty)' : ''}`,
+        tornTail: false,
+      },
+      lines: 0,
+      files: empty,
+      head: { seq: 0, hash: '' },
+      checkpoints: 0,
+      sinceCheckpoint: 0,
     })
   }
   return { ok: chains.every((c) => c.ok), chains }

@@ -83,6 +83,8 @@ export interface WriteAuditOptions {
   readonly reads?: boolean
   /** How many ids an access line names before it digests them (`audit.readUserIds`). Default 100. */
   readonly readUserIds?: number
+  /** The off-host copy, closed after the trail (its last checkpoint shipped too). */
+  readonly shipper?: { close(): Promise<void> }
   /** Each line written or not (`ipdr_gateway_audit_records_total{result}`). */
   readonly onRecord?: (result: AuditResult, phase: 'intent' | 'outcome' | 'access') => void
   /** A line that could not be written (the error has no credential: it is about the file). */
@@ -122,6 +124,7 @@ export class WriteAudit {
   readonly #trail: AuditTrail | null
   readonly #required: boolean
   readonly #reads: boolean
+  readonly #shipper: WriteAuditOptions['shipper']
   /** `audit.readUserIds`. */
   readonly readUserIds: number
   readonly #onRecord: WriteAuditOptions['onRecord']
@@ -131,6 +134,7 @@ export class WriteAudit {
     this.#trail = trail
     this.#required = opts.required !== false
     this.#reads = opts.reads !== false
+    this.#shipper = opts.shipper
     this.readUserIds = opts.readUserIds ?? DEFAULT_READ_USER_IDS
     this.#onRecord = opts.onRecord
     this.#onError = opts.onError
@@ -219,8 +223,9 @@ export class WriteAudit {
     }
   }
 
-  close(): Promise<void> {
-    return this.#trail?.close() ?? Promise.resolve()
+  async close(): Promise<void> {
+    await this.#trail?.close()
+    await this.#shipper?.close()
   }
 }
 

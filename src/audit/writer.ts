@@ -45,6 +45,8 @@ export interface AuditTrailOptions {
   readonly signingKey?: KeyObject | null
   /** `audit.checkpointSeconds` × 1000. Default 60000. */
   readonly checkpointMs?: number
+  /** Called with each group of lines once written (the off-host copy), in order; never awaited. */
+  readonly onLines?: (lines: readonly string[]) => void
   /** Called when opening found the trail missing or shorter than the head kept beside it (a `gap` line follows). */
   readonly onGap?: (info: { file: string; known: HeadRecord; found: { seq: number; hash: string } }) => void
 }
@@ -94,6 +96,7 @@ export class AuditTrail {
   readonly #signingKey: KeyObject | null
   readonly #checkpointMs: number
   readonly #onGap: AuditTrailOptions['onGap']
+  readonly #onLines: AuditTrailOptions['onLines']
   /** When the head was last kept (ms on `now`), and lines written since. */
   #checkpointedAt = 0
   #sinceCheckpoint = 0
@@ -108,6 +111,7 @@ export class AuditTrail {
     this.#signingKey = opts.signingKey ?? null
     this.#checkpointMs = opts.checkpointMs ?? 60_000
     this.#onGap = opts.onGap
+    this.#onLines = opts.onLines
   }
 
   /** Locks the file, reads its end and repairs a torn last line. Throws when the file cannot be used. */
@@ -176,6 +180,7 @@ export class AuditTrail {
   async #write(list: readonly AuditFields[]): Promise<number[]> {
     const seqs: number[] = []
     let chunk: Buffer[] = []
+    let texts: string[] = []
     let chunkBytes = 0
     let seq = this.#seq
     let prev = this.#prev
@@ -185,7 +190,13 @@ export class AuditTrail {
       this.#size += chunkBytes
       this.#seq = seq
       this.#prev = prev
+      try {
+        this.#onLines?.(texts)
+      } catch {
+        // The copy's trouble (counted there), never the trail's.
+      }
       chunk = []
+      texts = []
       chunkBytes = 0
     }
     for (const fields of list) {
@@ -208,6 +219,7 @@ export class AuditTrail {
       seq += 1
       prev = lineHash(bytes.subarray(0, bytes.length - 1))
       chunk.push(bytes)
+      texts.push(text)
       chunkBytes += bytes.length
       seqs.push(seq)
     }

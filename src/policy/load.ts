@@ -231,6 +231,13 @@ function buildGateway(dir: string, raw: RawGateway, urlFromPolicy: boolean): Gat
     audit: {
       ...raw.audit,
       signingKeyFile: raw.audit.signingKeyFile === null ? null : inDir(raw.audit.signingKeyFile),
+      syslog:
+        raw.audit.syslog === null
+          ? null
+          : {
+              ...raw.audit.syslog,
+              caFile: raw.audit.syslog.caFile === null ? null : inDir(raw.audit.syslog.caFile),
+            },
     },
     upstream: {
       ...raw.upstream,
@@ -352,7 +359,7 @@ export async function loadPolicy(dir: string, env: Env): Promise<LoadResult> {
         upstream?: { caFile?: unknown }
         server?: { tls?: Record<string, unknown> | null }
         store?: { redis?: Record<string, unknown> | null }
-        audit?: { signingKeyFile?: unknown }
+        audit?: { signingKeyFile?: unknown; syslog?: unknown }
       }
     | undefined
   const readable: [string, unknown][] = [
@@ -362,6 +369,7 @@ export async function loadPolicy(dir: string, env: Env): Promise<LoadResult> {
     ['server.tls.clientCaFile', data?.server?.tls?.clientCaFile],
     ['store.redis.passwordFile', data?.store?.redis?.passwordFile],
     ['audit.signingKeyFile', data?.audit?.signingKeyFile],
+    ['audit.syslog.caFile', (data?.audit?.syslog as { caFile?: unknown } | null | undefined)?.caFile],
     ['store.redis.sentinelPasswordFile', data?.store?.redis?.sentinelPasswordFile],
   ]
   for (const [key, file] of readable) {

@@ -614,6 +614,43 @@ function gatewaySchema(): Schema {
             description:
               'An access line for every answer that discloses subscriber data (SPEC 14): listings, filters, single reads, mapping lookups, query results, sync plans; cache hits included, 304s not. false: writes only.',
           },
+          syslog: {
+            type: ['object', 'null'],
+            additionalProperties: false,
+            required: ['host', 'port'],
+            default: null,
+            description:
+              'The off-host copy (SPEC 14): every line, as it is written, to a syslog receiver (RFC 5424 over TCP, octet-counted framing). null: none.',
+            properties: {
+              host: {
+                type: 'string',
+                minLength: 1,
+                maxLength: 255,
+                description: 'The receiver (rsyslog imtcp, syslog-ng network()).',
+              },
+              port: { type: 'integer', minimum: 1, maximum: 65_535, description: 'Its TCP port.' },
+              tls: {
+                type: 'boolean',
+                default: false,
+                description: 'TLS to the receiver, verified against caFile or the system CAs.',
+              },
+              caFile: {
+                type: ['string', 'null'],
+                minLength: 1,
+                default: null,
+                description:
+                  'PEM CA of the receiver, relative to the policy directory. null: the system CAs.',
+              },
+              queueBytes: {
+                type: 'integer',
+                minimum: 65_536,
+                maximum: 1_073_741_824,
+                default: 16_777_216,
+                description:
+                  'Lines wait in order while the receiver is away, up to this many bytes; past it the oldest are dropped (counted in ipdr_gateway_audit_shipped_total{result="dropped"}).',
+              },
+            },
+          },
           signingKeyFile: {
             type: ['string', 'null'],
             minLength: 1,

@@ -171,6 +171,17 @@ export interface AuditPolicy {
   readonly signingKeyFile: string | null
   /** Seconds between checkpoints while lines are written. Default 60. */
   readonly checkpointSeconds: number
+  /** The off-host copy: a syslog receiver. Default null. */
+  readonly syslog: {
+    readonly host: string
+    readonly port: number
+    /** Default false. */
+    readonly tls: boolean
+    /** Resolved against the policy directory. Default null: the system CAs. */
+    readonly caFile: string | null
+    /** Default 16777216. */
+    readonly queueBytes: number
+  } | null
 }
 
 /** The secrets of `store.redis`, read at load. */

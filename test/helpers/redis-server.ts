@@ -22,7 +22,8 @@ export function findRedisServer(): string | null {
   }
 }
 
-async function freePort(): Promise<number> {
+/** A free TCP port on loopback (for the servers the tests start). */
+export async function freePort(): Promise<number> {
   return new Promise((resolve, reject) => {
     const srv = createServer()
     srv.unref()

@@ -21,6 +21,7 @@ const REQUIRED = [
   'IpdrGatewayPolicyReloadFailed',
   'IpdrGatewayStoreDown',
   'IpdrGatewayStoreFailover',
+  'IpdrGatewayAuditShippingStalled',
   'IpdrGatewayAuditFailing',
 ]
 const DOCS = fileURLToPath(new URL('../../docs/operations.md', import.meta.url))
@@ -71,7 +72,7 @@ t.test('promtool check rules', async (t) => {
   if (!promtool) return t.fail(PROMTOOL_MISSING)
   const result = await runPromtool(promtool, ['check', 'rules', RULES])
   t.equal(result.code, 0, `${result.stdout}${result.stderr}`)
-  t.match(result.stdout, /SUCCESS: 8 rules found/)
+  t.match(result.stdout, /SUCCESS: 9 rules found/)
 })
 
 t.test('promtool test rules', async (t) => {

@@ -37,6 +37,8 @@ const SPEC: Record<string, { type: string; labels: string[] }> = {
   ipdr_gateway_store_errors_total: { type: 'counter', labels: ['operation'] },
   ipdr_gateway_sync_writes_total: { type: 'counter', labels: ['resource', 'operation', 'outcome'] },
   ipdr_gateway_audit_records_total: { type: 'counter', labels: ['result', 'phase'] },
+  ipdr_gateway_audit_shipped_total: { type: 'counter', labels: ['result'] },
+  ipdr_gateway_audit_ship_queue_bytes: { type: 'gauge', labels: [] },
   // SPEC 15.
   ipdr_gateway_store_failovers_total: { type: 'counter', labels: [] },
 }

@@ -48,6 +48,8 @@ export function populateAll(metrics: GatewayMetrics): void {
   store.failovers.inc()
   metrics.cacheFillDuration.observe({ resource: 'customers' }, 0.02)
   metrics.auditRecords.inc({ result: 'ok', phase: 'intent' }, 2)
+  metrics.auditShipped.inc({ result: 'ok' }, 2)
+  metrics.setAuditShipQueue(() => 512)
   metrics.syncWrites.inc({ resource: 'customers', operation: 'create', outcome: 'ok' }, 3)
 }
 

@@ -76,6 +76,7 @@ const SPEC_DEFAULTS = {
     readUserIds: 100,
     signingKeyFile: null,
     checkpointSeconds: 60,
+    syslog: null,
   },
 }
 
