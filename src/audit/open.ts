@@ -33,6 +33,9 @@ export async function openWriteAudit(
       maxBytes: policy.maxBytes,
       signingKey,
       checkpointMs: policy.checkpointSeconds * 1000,
+      retainDays: policy.legalHold ? null : policy.retainDays,
+      onRetention: (deleted) =>
+        log.info({ file: deleted }, 'audit trail: a rotated file past audit.retainDays deleted'),
       onGap: ({ known, found }) =>
         log.error(
           { file, knownSeq: known.seq, foundSeq: found.seq },

@@ -22,7 +22,7 @@ import { type FileHandle, mkdir, open, readFile, rename, unlink, writeFile } fro
 import { hostname } from 'node:os'
 import { basename, dirname, join, resolve } from 'node:path'
 import { type AuditFields, checkpointPayload, formatLine, GENESIS, lineHash, parseLine } from './chain.js'
-import { readTail, rotatedName } from './files.js'
+import { readTail, rotatedName, trailFiles } from './files.js'
 
 export interface AuditTrailOptions {
   /** The file; created with its directory when missing. */
@@ -45,6 +45,13 @@ export interface AuditTrailOptions {
   readonly signingKey?: KeyObject | null
   /** `audit.checkpointSeconds` × 1000. Default 60000. */
   readonly checkpointMs?: number
+  /**
+   * `audit.retainDays`: rotated files whose newest line is older are deleted (at open and after each
+   * rotation), never the current one. Default null: kept for ever. `audit.legalHold` passes null.
+   */
+  readonly retainDays?: number | null
+  /** Called with each rotated file deleted by retention. */
+  readonly onRetention?: (file: string) => void
   /** Called with each group of lines once written (the off-host copy), in order; never awaited. */
   readonly onLines?: (lines: readonly string[]) => void
   /** Called when opening found the trail missing or shorter than the head kept beside it (a `gap` line follows). */
@@ -97,6 +104,8 @@ export class AuditTrail {
   readonly #checkpointMs: number
   readonly #onGap: AuditTrailOptions['onGap']
   readonly #onLines: AuditTrailOptions['onLines']
+  readonly #retainDays: number | null
+  readonly #onRetention: AuditTrailOptions['onRetention']
   /** When the head was last kept (ms on `now`), and lines written since. */
   #checkpointedAt = 0
   #sinceCheckpoint = 0
@@ -112,6 +121,8 @@ export class AuditTrail {
     this.#checkpointMs = opts.checkpointMs ?? 60_000
     this.#onGap = opts.onGap
     this.#onLines = opts.onLines
+    this.#retainDays = opts.retainDays ?? null
+    this.#onRetention = opts.onRetention
   }
 
   /** Locks the file, reads its end and repairs a torn last line. Throws when the file cannot be used. */
@@ -122,6 +133,7 @@ export class AuditTrail {
       await trail.#recover()
       await trail.#checkGap()
       trail.#checkpointedAt = trail.#now()
+      await trail.#retain()
     } catch (err) {
       // Closed here, not left to the garbage collector (Node 26 makes that an error).
       await trail.#fh?.close().catch(() => {})
@@ -248,6 +260,29 @@ export class AuditTrail {
     await rename(this.file, rotatedName(this.file, this.#seq))
     this.#fh = await open(this.file, 'a+', 0o640)
     this.#size = 0
+    await this.#retain()
+  }
+
+  /**
+   * Deletes the rotated files whose newest line is older than `retainDays` (SPEC 14), oldest first,
+   * stopping at the first one still within it: the trail stays one piece, and the oldest file kept
+   * begins with a checkpoint (with a key), so what remains verifies. Best effort: a file it cannot
+   * read or delete is kept.
+   */
+  async #retain(): Promise<void> {
+    if (this.#retainDays === null) return
+    const cutoff = this.#now() - this.#retainDays * 86_400_000
+    const rotated = (await trailFiles(this.file)).filter((f) => f !== this.file)
+    for (const file of rotated) {
+      const newest = await newestTime(file)
+      if (newest === null || newest >= cutoff) return
+      try {
+        await unlink(file)
+        this.#onRetention?.(file)
+      } catch {
+        return
+      }
+    }
   }
 
   /** (Re)opens the file and takes the chain's state from its end; a torn last line gets its repair line. */
@@ -405,5 +440,22 @@ function alive(pid: number): boolean {
     return true
   } catch (err) {
     return (err as NodeJS.ErrnoException).code === 'EPERM'
+  }
+}
+
+/** The `time` of a file's last complete line, in ms; null when it has none or cannot be read. */
+async function newestTime(file: string): Promise<number | null> {
+  let fh: FileHandle | null = null
+  try {
+    fh = await open(file, 'r')
+    const { size } = await fh.stat()
+    const tail = await readTail(fh, size)
+    const last = tail.lastLine === null ? null : parseLine(tail.lastLine)
+    const time = last ? Date.parse(String(last.record.time)) : Number.NaN
+    return Number.isFinite(time) ? time : null
+  } catch {
+    return null
+  } finally {
+    await fh?.close().catch(() => {})
   }
 }

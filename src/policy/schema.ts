@@ -651,6 +651,16 @@ function gatewaySchema(): Schema {
               },
             },
           },
+          retainDays: positiveInt(
+            'Rotated files whose newest line is older than this many days are deleted (at start and after each rotation), never the current file (SPEC 14; DoT asks two years of IPDR records).',
+            730,
+            36_500,
+          ),
+          legalHold: {
+            type: 'boolean',
+            default: false,
+            description: 'true: retention deletes nothing (an investigation, a court order).',
+          },
           signingKeyFile: {
             type: ['string', 'null'],
             minLength: 1,

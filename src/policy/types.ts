@@ -167,6 +167,10 @@ export interface AuditPolicy {
   readonly reads: boolean
   /** UserIDs named in an access line before only a count and digest. Default 100. */
   readonly readUserIds: number
+  /** Rotated files older than this many days are deleted. Default 730. */
+  readonly retainDays: number
+  /** Retention deletes nothing. Default false. */
+  readonly legalHold: boolean
   /** Ed25519 private key (PEM) signing checkpoints, resolved against the policy directory. Default null. */
   readonly signingKeyFile: string | null
   /** Seconds between checkpoints while lines are written. Default 60. */

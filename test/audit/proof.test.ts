@@ -180,3 +180,48 @@ t.test('three instances: each chain verified on its own, an edit named in its in
   t.match(broken.stdout, /^gw2: audit trail broken/m)
   t.match(broken.stdout, /^gw1: audit trail intact/m)
 })
+
+t.test(
+  'retention deletes only rotated files past retainDays, never the current one nor under legal hold',
+  async (t) => {
+    const dir = tempDir(t)
+    const { privateKey, pub } = keys(dir)
+    const file = join(dir, 'audit.jsonl')
+    const day = 86_400_000
+    let clock = Date.UTC(2024, 0, 1)
+    const write = async (retainDays: number | null, n: number) => {
+      const w = await AuditTrail.open({
+        file,
+        signingKey: privateKey,
+        maxBytes: 65_536,
+        now: () => clock,
+        retainDays,
+      })
+      for (let i = 0; i < n; i++) {
+        clock += 30 * day
+        await w.append({ phase: 'intent', pad: 'p'.repeat(20_000) })
+      }
+      await w.close()
+    }
+    // Two years of lines, a file every ~three lines (a month apart), kept under legal hold.
+    await write(null, 24)
+    const all = await trailFiles(file)
+    t.ok(all.length >= 8, `${all.length} files`)
+    await write(null, 0)
+    t.same(await trailFiles(file), all, 'legal hold: nothing deleted')
+    // A year's retention: the files whose newest line is older than a year go; the rest verifies.
+    await write(365, 0)
+    const kept = await trailFiles(file)
+    t.ok(
+      kept.length < all.length && kept.length > 1,
+      `${all.length - kept.length} deleted, ${kept.length} kept`,
+    )
+    t.ok(kept.includes(file), 'the current file is kept')
+    const oldestKept = readLines(kept[0] as string)
+    const newest = (l: string[]) =>
+      Date.parse((JSON.parse(l[l.length - 1] as string) as { time: string }).time)
+    t.ok(newest(oldestKept) >= clock - 365 * day, 'the oldest kept is within the year')
+    const r = await run(['verify', '--public-key', pub, ...kept])
+    t.equal(r.code, 0, `what remains verifies: ${r.stderr}`)
+  },
+)

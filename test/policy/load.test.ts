@@ -74,6 +74,8 @@ const SPEC_DEFAULTS = {
     maxBytes: 104857600,
     reads: true,
     readUserIds: 100,
+    retainDays: 730,
+    legalHold: false,
     signingKeyFile: null,
     checkpointSeconds: 60,
     syslog: null,
