@@ -6,7 +6,8 @@
  * result rows: `{ row, scenario, aText, bText, ratioText, target, pass, ... }`
  * (`pass` null: reported, no target; `error`: the row could not be measured).
  */
-import { mkdtempSync, readFileSync, rmSync } from 'node:fs'
+import { generateKeyPairSync } from 'node:crypto'
+import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { comparePair } from './lib/compare.mjs'
@@ -22,7 +23,25 @@ import { decoded, expect, expectJson, probe, sha256 } from './lib/probe.mjs'
 import { LOAD_CPU, SERVER_CPU } from './lib/processes.mjs'
 import { median, percentile } from './lib/stats.mjs'
 
-export const ROW_IDS = ['1', '1b', '2', '3', '4', '5', '6', '7', '8', '9', '10', '11', '12', '13', '14', '15']
+export const ROW_IDS = [
+  '1',
+  '1b',
+  '2',
+  '3',
+  '4',
+  '5',
+  '6',
+  '7',
+  '8',
+  '9',
+  '10',
+  '11',
+  '12',
+  '13',
+  '14',
+  '15',
+  '16',
+]
 
 const LIST = '/api/ipdrcustomers'
 const json = (v) => JSON.stringify(v)
@@ -837,6 +856,123 @@ async function storeFailover(ctx) {
 }
 
 /**
+ * Row 16, SPEC 14 (issue 36): an audit trail that proves itself. (a) Cached listing hits with access
+ * lines on vs off (`audit.reads`), the same trail otherwise, at N = 1,000 and N = 10 (goal ≥ 0.85);
+ * (b) PATCH with signed checkpoints and shipping to a syslog receiver vs the plain trail (goal
+ * ≥ 0.90); (c) `audit verify --public-key` of a 1 GiB trail: time and peak RSS (reported).
+ */
+async function provenAudit(ctx) {
+  const out = []
+  const dir = mkdtempSync(join(tmpdir(), 'ipdr-gw-bench-proof-'))
+  try {
+    const headers = gatewayHeaders()
+    for (const n of [1000, 10]) {
+      const up = await ctx.start('servers/upstream.mjs', { n }, LOAD_CPU)
+      const on = await ctx.start(
+        'servers/gateway.mjs',
+        { upstreamUrl: up.info.url, audit: { file: join(dir, `reads-on-${n}.jsonl`) } },
+        SERVER_CPU,
+      )
+      const off = await ctx.start(
+        'servers/gateway.mjs',
+        { upstreamUrl: up.info.url, audit: { file: join(dir, `reads-off-${n}.jsonl`), reads: false } },
+        SERVER_CPU,
+      )
+      await untilHit(on.info.url + LIST, headers)
+      await untilHit(off.info.url + LIST, headers)
+      const r = await comparePair(ctx.cfg, {
+        label: `row 16 access lines N=${n}`,
+        a: { url: on.info.url + LIST, headers, connections: ctx.cfg.connections },
+        b: { url: off.info.url + LIST, headers, connections: ctx.cfg.connections },
+        servers: { a: on, b: off },
+      })
+      const lines = readFileSync(join(dir, `reads-on-${n}.jsonl`), 'utf8')
+        .split('\n')
+        .filter(Boolean).length
+      out.push(
+        throughputRow(
+          '16',
+          `cached listing N = ${n.toLocaleString('en')}: access lines on vs off (${fmt.int(lines)} lines written)`,
+          r,
+          '≥ 0.85',
+          r.ratio >= 0.85,
+        ),
+      )
+      await on.stop()
+      await off.stop()
+      await up.stop()
+    }
+
+    const up = await ctx.start('servers/upstream.mjs', { n: 10 }, LOAD_CPU)
+    const sink = await ctx.start('servers/syslog-sink.mjs', {}, LOAD_CPU)
+    const { privateKey } = generateKeyPairSync('ed25519')
+    const keyFile = join(dir, 'audit-key.pem')
+    writeFileSync(keyFile, privateKey.export({ type: 'pkcs8', format: 'pem' }))
+    const proven = await ctx.start(
+      'servers/gateway.mjs',
+      {
+        upstreamUrl: up.info.url,
+        audit: {
+          file: join(dir, 'proven.jsonl'),
+          signingKeyFile: keyFile,
+          checkpointSeconds: 1,
+          syslog: { host: '127.0.0.1', port: sink.info.port },
+        },
+      },
+      SERVER_CPU,
+    )
+    const plain = await ctx.start(
+      'servers/gateway.mjs',
+      { upstreamUrl: up.info.url, audit: { file: join(dir, 'plain.jsonl') } },
+      SERVER_CPU,
+    )
+    const path = `${LIST}/${seedUserId(1)}`
+    const request = (gw) => ({
+      url: gw.info.url + path,
+      method: 'PATCH',
+      headers,
+      body: json(UPDATE_FIELDS),
+      connections: ctx.cfg.connections,
+    })
+    const w = await comparePair(ctx.cfg, {
+      label: 'row 16 checkpoints and shipping',
+      a: request(proven),
+      b: request(plain),
+      servers: { a: proven, b: plain },
+    })
+    const shipped = await sink.call('bytes')
+    out.push(
+      throughputRow(
+        '16',
+        `PATCH with signed checkpoints (every second) and shipping to a syslog receiver vs the plain trail (${fmt.int(Math.round(shipped / 1048576))} MiB shipped)`,
+        w,
+        '≥ 0.90',
+        w.ratio >= 0.9,
+      ),
+    )
+    await proven.stop()
+    await plain.stop()
+
+    const gib = ctx.cfg.quick ? 64 * 1048576 : 1 << 30
+    const child = await ctx.start('inproc/verify-trail.mjs', {}, SERVER_CPU)
+    const v = await child.call('run', { bytes: gib, dir })
+    out.push({
+      row: '16',
+      scenario: `audit verify --public-key of a ${fmt.int(Math.round(v.bytes / 1048576))} MiB trail (${fmt.int(v.lines)} lines, ${v.files} files, ${fmt.int(v.checkpoints)} checkpoints)`,
+      aText: fmt.ms(v.verifyMs),
+      bText: `RSS ${Math.round(v.rssBeforeMb)} → ${Math.round(v.rssPeakMb)} MiB`,
+      ratioText: '',
+      target: 'reported',
+      pass: v.ok ? null : false,
+      measured: v,
+    })
+  } finally {
+    rmSync(dir, { recursive: true, force: true })
+  }
+  return out
+}
+
+/**
  * Row 11 (issue 16): the write path with the audit trail on vs off, the same PATCH through two
  * gateways in front of one upstream; without fsync (goal ≥ 0.90) and with it (reported).
  */
@@ -1385,6 +1521,7 @@ export const GROUPS = [
   { rows: ['13'], run: (ctx) => nginxPeer(ctx) },
   { rows: ['14'], run: (ctx) => hostileClients(ctx) },
   { rows: ['15'], run: (ctx) => storeFailover(ctx) },
+  { rows: ['16'], run: (ctx) => provenAudit(ctx) },
 ]
 
 /**

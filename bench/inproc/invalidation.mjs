@@ -10,7 +10,7 @@
  *   npm run build && node bench/inproc/invalidation.mjs [writes]
  */
 import { RedisCoherence } from '../../dist/store/coherence.js'
-import { closeRedis, openRedis } from '../../dist/store/redis-client.js'
+import { closeRedis, openRedis, urlEndpoint } from '../../dist/store/redis-client.js'
 import { StoreHealth } from '../../dist/store/store-health.js'
 import { killAll, LOAD_CPU, startChild } from '../lib/processes.mjs'
 import { percentile } from '../lib/stats.mjs'
@@ -21,8 +21,8 @@ const cache = { invalidateContext: () => 0, invalidateAll: () => 0 }
 for (const directAcks of [false, true]) {
   const instances = []
   for (let i = 0; i < 3; i++) {
-    const cmd = openRedis({ url: redis.info.url, timeoutMs: 100, name: `bench-${i}` })
-    const sub = openRedis({ url: redis.info.url, timeoutMs: 100, name: `bench-${i}-sub` })
+    const cmd = openRedis({ endpoint: urlEndpoint(redis.info.url), timeoutMs: 100, name: `bench-${i}` })
+    const sub = openRedis({ endpoint: urlEndpoint(redis.info.url), timeoutMs: 100, name: `bench-${i}-sub` })
     const health = new StoreHealth()
     const c = new RedisCoherence({
       redis: cmd,

@@ -17,7 +17,7 @@ export const BENCH_RATE_LIMIT = Object.freeze({ max: 100_000_000, timeWindow: '1
 /**
  * `redactedUsername`: also a consumer `redacted` for that upstream username, with both phones redacted.
  * `metered`: also a consumer `metered` for that upstream username, with its own rate limit.
- * @param {{ upstreamUrl: string, ttlSeconds?: number, redisUrl?: string, redisCluster?: string[], keyPrefix?: string, rateLimit?: object, leaseMs?: number, cacheMaxBytes?: number, audit?: { file: string, fsync?: boolean }, sync?: object, redactedUsername?: string, metered?: { username: string, rateLimit: object } }} opts
+ * @param {{ upstreamUrl: string, ttlSeconds?: number, redisUrl?: string, redisCluster?: string[], keyPrefix?: string, rateLimit?: object, leaseMs?: number, cacheMaxBytes?: number, audit?: { file: string, fsync?: boolean, reads?: boolean, signingKeyFile?: string, syslog?: object }, sync?: object, redactedUsername?: string, metered?: { username: string, rateLimit: object } }} opts
  * @returns {string} the directory
  */
 export function writeBenchPolicy({
@@ -51,7 +51,7 @@ export function writeBenchPolicy({
           },
         }
       : {}),
-    ...(audit ? { audit: { file: audit.file, fsync: audit.fsync === true } } : {}),
+    ...(audit ? { audit: { ...audit, fsync: audit.fsync === true } } : {}),
     ...(sync ? { sync } : {}),
   }
   const consumer = { operations: { customers: [...ALL, 'sync'], mappings: ALL }, rateLimit: null }

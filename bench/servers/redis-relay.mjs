@@ -14,12 +14,12 @@
  * Options: `{ redisUrl, keyPrefix, name, direct }` (`direct`: ask for datagrams).
  */
 import { createSocket } from 'node:dgram'
-import { closeRedis, openRedis } from '../../dist/store/redis-client.js'
+import { closeRedis, openRedis, urlEndpoint } from '../../dist/store/redis-client.js'
 import { hostNow, serveAsChild } from '../lib/child.mjs'
 
 serveAsChild(async ({ redisUrl, keyPrefix, name, direct = false }) => {
-  const cmd = openRedis({ url: redisUrl, timeoutMs: 100, name: `${name}:cmd` })
-  const sub = openRedis({ url: redisUrl, timeoutMs: 100, name: `${name}:sub` })
+  const cmd = openRedis({ endpoint: urlEndpoint(redisUrl), timeoutMs: 100, name: `${name}:cmd` })
+  const sub = openRedis({ endpoint: urlEndpoint(redisUrl), timeoutMs: 100, name: `${name}:sub` })
   const udp = createSocket('udp4')
   await new Promise((r) => udp.bind(0, '127.0.0.1', r))
   const invalidations = `${keyPrefix}invalidations`
