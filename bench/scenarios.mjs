@@ -7,7 +7,7 @@
  * (`pass` null: reported, no target; `error`: the row could not be measured).
  */
 import { generateKeyPairSync } from 'node:crypto'
-import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs'
+import { mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { comparePair } from './lib/compare.mjs'
@@ -886,9 +886,10 @@ async function provenAudit(ctx) {
         b: { url: off.info.url + LIST, headers, connections: ctx.cfg.connections },
         servers: { a: on, b: off },
       })
-      const lines = readFileSync(join(dir, `reads-on-${n}.jsonl`), 'utf8')
-        .split('\n')
-        .filter(Boolean).length
+      // Rotated at 100 MiB: every file of the trail.
+      const lines = readdirSync(dir)
+        .filter((f) => f.startsWith(`reads-on-${n}.jsonl`))
+        .reduce((sum, f) => sum + readFileSync(join(dir, f), 'utf8').split('\n').filter(Boolean).length, 0)
       out.push(
         throughputRow(
           '16',
