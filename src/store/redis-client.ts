@@ -124,9 +124,22 @@ export function openRedis(opts: RedisConnectionOptions): StoreClient {
   // Connection errors are reported through the callers' failures and `ipdr_gateway_store_up`;
   // without a listener ioredis would print each one.
   client.on('error', () => {})
+  // ioredis gives up on a connection for good ('end') when a sentinel announces a failover while it
+  // is reconnecting (its failover detector's disconnect lands on a connection still connecting: found
+  // by test/store/sentinel.test.ts under load, one instance stuck off the store until restarted).
+  // A connection this gateway did not close is connected again.
+  client.on('end', () => {
+    if (CLOSED.has(client)) return
+    setTimeout(() => {
+      if (!CLOSED.has(client) && client.status === 'end') client.connect().catch(() => {})
+    }, MAX_RECONNECT_DELAY_MS).unref()
+  })
   client.connect().catch(() => {})
   return client
 }
+
+/** Connections closed by `closeRedis`: not connected again when they end. */
+const CLOSED = new WeakSet<StoreClient>()
 
 function connect(opts: RedisConnectionOptions): StoreClient {
   const { endpoint } = opts
@@ -210,6 +223,7 @@ function coalesceWrites(redis: Redis): void {
 
 /** Closes a connection without waiting for a Redis that may be gone. */
 export function closeRedis(redis: StoreClient): void {
+  CLOSED.add(redis)
   redis.disconnect(false)
 }
 

@@ -332,3 +332,19 @@ t.test(
     }
   },
 )
+
+t.test(
+  'a connection ioredis gave up on is connected again; one closed by the gateway stays closed',
+  async (t) => {
+    const redis = await startRedis(t)
+    const r = await connected(redis.url)
+    // What ioredis' failover detector can do to a connection that is reconnecting: end it for good.
+    r.disconnect(false)
+    const deadline = Date.now() + 5000
+    while (r.status !== 'ready' && Date.now() < deadline) await new Promise((res) => setTimeout(res, 20))
+    t.equal(r.status, 'ready', 'connected again')
+    closeRedis(r)
+    await new Promise((res) => setTimeout(res, 600))
+    t.equal(r.status, 'end', 'closed by the gateway: stays closed')
+  },
+)
