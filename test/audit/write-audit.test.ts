@@ -289,8 +289,11 @@ t.test('an audit file that cannot be opened stops the start when required', asyn
   t.equal(res.statusCode, 200, 'not required: serves without a trail')
 })
 
-t.test('no credential of any form ever reaches the audit file', async (t) => {
-  const up = await startRecordingUpstream(() => ({ kind: 'json', body: { id: 1, UserID: 'C1', Name: 'C' } }))
+t.test('no credential of any form ever reaches the audit file, write or access lines', async (t) => {
+  const record = { id: 1, UserID: 'C1', Name: 'C' }
+  const up = await startRecordingUpstream((req) =>
+    req.method === 'GET' ? { kind: 'json', body: [record] } : { kind: 'json', body: record },
+  )
   t.teardown(() => up.close())
   const dir = tempDir(t)
   const file = join(dir, 'audit.jsonl')
@@ -299,11 +302,11 @@ t.test('no credential of any form ever reaches the audit file', async (t) => {
   const policy = await makePolicy(t, {
     gateway: { audit: { file } },
     consumers: {
-      default: { operations: { customers: ['create', 'update', 'delete'] } },
+      default: { operations: { customers: ['list', 'read', 'create', 'update', 'delete'] } },
       crm: {
         keys: [createHash('sha256').update(key).digest('hex')],
         upstream: { username: 'crm', tokenEnv: 'CRM_TOKEN' },
-        operations: { customers: ['create', 'update', 'delete'] },
+        operations: { customers: ['list', 'read', 'create', 'update', 'delete'] },
       },
     },
     env: { CRM_TOKEN: upstreamToken },
@@ -333,12 +336,27 @@ t.test('no credential of any form ever reaches the audit file', async (t) => {
         body: JSON.stringify(body),
       })
       await res.body.dump()
-      return res.statusCode === 200
+      // And reads with the same credentials (the body form has none on a GET: the header forms only).
+      let reads = 0
+      if (form !== 4) {
+        for (const path of ['/api/ipdrcustomers', '/api/ipdrcustomers/C1', '/api/ipdrcustomers?q=C']) {
+          const read = await request(`${gw.url}${path}`, {
+            headers: { ...headers, 'x-trisul-context': 'default' },
+          })
+          await read.body.dump()
+          if (read.statusCode === 200) reads++
+        }
+      }
+      return res.statusCode === 200 && reads === (form === 4 ? 0 : 3)
     }),
     { numRuns: 40 },
   )
+  // Access lines are written after their answers: let the last ones land.
+  await new Promise((r) => setTimeout(r, 200))
   const text = readFileSync(file, 'utf8')
-  t.equal(readLines(file).length, 80, 'every write recorded')
+  const phases = readLines(file).map((l) => l.phase)
+  t.equal(phases.filter((p) => p === 'intent' || p === 'outcome').length, 80, 'every write recorded')
+  t.ok(phases.filter((p) => p === 'access').length >= 60, 'and the reads')
   for (const s of seen) t.notOk(text.includes(s), 'no token, key or Basic credential in the file')
   t.notMatch(text, /api_token|authorization|"username"/i)
 })
