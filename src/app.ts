@@ -108,7 +108,12 @@ export async function buildApp(options: AppOptions): Promise<FastifyInstance> {
 
   const { readiness, upstream } = upstreamOf(initial, options, metrics)
   const shared = sharedStoreOf(initial, options, metrics, app.log)
-  const audit = await openWriteAudit(initial.gateway.audit, options, metrics, app.log)
+  const audit = await openWriteAudit(
+    initial.gateway.audit,
+    { ...options, headStore: shared?.auditHeads ?? null },
+    metrics,
+    app.log,
+  )
   const scanner = listingScannerPool()
   const { cache, coherence, sharedCoherence, listings } = listingsOf(source, options, metrics, app.log, {
     upstream,

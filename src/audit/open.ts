@@ -9,7 +9,7 @@ import type { GatewayMetrics } from '../metrics.js'
 import type { AuditPolicy } from '../policy/types.js'
 import { SyslogShipper } from './syslog-shipper.js'
 import { NO_AUDIT, WriteAudit } from './write-audit.js'
-import { AuditTrail } from './writer.js'
+import { type AuditHeadStore, AuditTrail } from './writer.js'
 
 /**
  * The audit trail of `audit.file` (or `--audit-file`), opened before the gateway serves: a file
@@ -17,7 +17,13 @@ import { AuditTrail } from './writer.js'
  */
 export async function openWriteAudit(
   policy: AuditPolicy,
-  options: { readonly auditFile?: string; readonly instanceName?: string; readonly now?: () => number },
+  options: {
+    readonly auditFile?: string
+    readonly instanceName?: string
+    readonly now?: () => number
+    /** The shared store's place for the head (SPEC 14). */
+    readonly headStore?: AuditHeadStore | null
+  },
   metrics: GatewayMetrics,
   log: FastifyBaseLogger,
 ): Promise<WriteAudit> {
@@ -34,6 +40,7 @@ export async function openWriteAudit(
       signingKey,
       checkpointMs: policy.checkpointSeconds * 1000,
       retainDays: policy.legalHold ? null : policy.retainDays,
+      headStore: options.headStore ?? null,
       onRetention: (deleted) =>
         log.info({ file: deleted }, 'audit trail: a rotated file past audit.retainDays deleted'),
       onGap: ({ known, found }) =>

@@ -50,12 +50,23 @@ export interface AuditTrailOptions {
    * rotation), never the current one. Default null: kept for ever. `audit.legalHold` passes null.
    */
   readonly retainDays?: number | null
+  /**
+   * Where the head is kept besides the file (SPEC 14: with a store, in Redis), so a trail whose file
+   * and `.head` were both removed still gets its gap line. Best effort both ways.
+   */
+  readonly headStore?: AuditHeadStore | null
   /** Called with each rotated file deleted by retention. */
   readonly onRetention?: (file: string) => void
   /** Called with each group of lines once written (the off-host copy), in order; never awaited. */
   readonly onLines?: (lines: readonly string[]) => void
   /** Called when opening found the trail missing or shorter than the head kept beside it (a `gap` line follows). */
   readonly onGap?: (info: { file: string; known: HeadRecord; found: { seq: number; hash: string } }) => void
+}
+
+/** A second place for the head (the shared store): read at open, written at each checkpoint. */
+export interface AuditHeadStore {
+  get(instance: string, trail: string): Promise<HeadRecord | null>
+  set(instance: string, trail: string, head: HeadRecord): Promise<void>
 }
 
 /** The head of the trail as last checkpointed, kept beside the file (`.NAME.head`): a trail found shorter is a gap. */
@@ -105,6 +116,7 @@ export class AuditTrail {
   readonly #onGap: AuditTrailOptions['onGap']
   readonly #onLines: AuditTrailOptions['onLines']
   readonly #retainDays: number | null
+  readonly #headStore: AuditHeadStore | null
   readonly #onRetention: AuditTrailOptions['onRetention']
   /** When the head was last kept (ms on `now`), and lines written since. */
   #checkpointedAt = 0
@@ -122,6 +134,7 @@ export class AuditTrail {
     this.#onGap = opts.onGap
     this.#onLines = opts.onLines
     this.#retainDays = opts.retainDays ?? null
+    this.#headStore = opts.headStore ?? null
     this.#onRetention = opts.onRetention
   }
 
@@ -357,6 +370,8 @@ export class AuditTrail {
     await writeFile(tmp, `${JSON.stringify(record)}\n`, { mode: 0o640 })
       .then(() => rename(tmp, this.#headFile))
       .catch(() => {})
+    // Not awaited: a store that is away must not hold the trail up.
+    this.#headStore?.set(this.instance, basename(this.file), record).catch(() => {})
   }
 
   #sign(seq: number, head: string, time: string): string {
@@ -371,14 +386,19 @@ export class AuditTrail {
    */
   async #checkGap(): Promise<void> {
     const text = await readFile(this.#headFile, 'utf8').catch(() => null)
-    if (text === null) return
-    let known: HeadRecord
+    let beside: HeadRecord | null = null
     try {
-      known = JSON.parse(text) as HeadRecord
+      beside = text === null ? null : (JSON.parse(text) as HeadRecord)
     } catch {
-      return
+      beside = null
     }
-    if (typeof known.seq !== 'number' || typeof known.hash !== 'string') return
+    const stored = await this.#headStore?.get(this.instance, basename(this.file)).catch(() => null)
+    // The further of the two: an attacker who rewrote or removed one did not reach the other.
+    const heads = [beside, stored ?? null].filter(
+      (h): h is HeadRecord => h !== null && typeof h.seq === 'number' && typeof h.hash === 'string',
+    )
+    if (heads.length === 0) return
+    const known = heads.reduce((a, b) => (b.seq > a.seq ? b : a))
     if (this.#seq >= known.seq) return
     const found = { seq: this.#seq, hash: this.#prev }
     const time = new Date(this.#now()).toISOString()

@@ -7,14 +7,19 @@
  * several instances' files verify each chain on its own.
  */
 import { createHash, generateKeyPairSync } from 'node:crypto'
-import { readFileSync, truncateSync, writeFileSync } from 'node:fs'
+import { readFileSync, rmSync, truncateSync, writeFileSync } from 'node:fs'
 import { join } from 'node:path'
+import { Redis } from 'ioredis'
 import t, { type Test } from 'tap'
 import { runAudit } from '../../src/audit/command.js'
 import { trailFiles } from '../../src/audit/files.js'
 import { AuditTrail } from '../../src/audit/writer.js'
+import type { RedisStorePolicy } from '../../src/policy/types.js'
+import { urlEndpoint } from '../../src/store/redis-client.js'
+import { openSharedStore, redisStorePolicy } from '../../src/store/shared-store.js'
 import { runCommand } from '../helpers/command-io.js'
 import { tempDir } from '../helpers/gateway.js'
+import { startRedis } from '../helpers/redis-server.js'
 
 const run = (argv: string[]) => runCommand(runAudit, argv, {})
 
@@ -223,5 +228,54 @@ t.test(
     t.ok(newest(oldestKept) >= clock - 365 * day, 'the oldest kept is within the year')
     const r = await run(['verify', '--public-key', pub, ...kept])
     t.equal(r.code, 0, `what remains verifies: ${r.stderr}`)
+  },
+)
+
+t.test(
+  'with a store, the head is kept in Redis too: the file and its .head both removed still give a gap',
+  async (t) => {
+    const redis = await startRedis(t)
+    const shared = openSharedStore({
+      redis: redisStorePolicy(null, redis.url) as RedisStorePolicy,
+      endpoint: urlEndpoint(redis.url),
+      upstreamTimeoutMs: 1000,
+      cacheTtlMs: 1000,
+    })
+    t.teardown(() => shared.close())
+    const dir = tempDir(t)
+    const file = join(dir, 'audit.jsonl')
+    const first = await AuditTrail.open({ file, instance: 'gw1', headStore: shared.auditHeads })
+    for (let i = 0; i < 5; i++) await first.append({ phase: 'intent', UserID: `U${i}` })
+    await first.close()
+    const deadline = Date.now() + 5000
+    while (
+      (await shared.auditHeads.get('gw1', 'audit.jsonl').catch(() => null))?.seq !== 5 &&
+      Date.now() < deadline
+    ) {
+      await new Promise((r) => setTimeout(r, 20))
+    }
+    t.match(await shared.auditHeads.get('gw1', 'audit.jsonl'), { seq: 5 }, 'the head is in the store')
+    const admin = new Redis(redis.url)
+    t.teardown(() => admin.disconnect())
+    const keys = await admin.keys('*audit*')
+    t.equal(keys.length, 1)
+    t.ok((await admin.pttl(keys[0] as string)) > 0, 'with a TTL')
+    t.ok(
+      keys.every((k) => !k.includes('gw1')),
+      'the key names no instance in clear',
+    )
+
+    rmSync(file)
+    rmSync(join(dir, '.audit.jsonl.head'))
+    const gaps: unknown[] = []
+    const again = await AuditTrail.open({
+      file,
+      instance: 'gw1',
+      headStore: shared.auditHeads,
+      onGap: (g) => gaps.push(g),
+    })
+    await again.close()
+    t.equal(gaps.length, 1, 'a gap, from the head the store kept')
+    t.match(JSON.parse(readLines(file)[0] as string), { phase: 'gap', known: { seq: 5 }, found: { seq: 0 } })
   },
 )
