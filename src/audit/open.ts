@@ -7,9 +7,10 @@ import { readFile } from 'node:fs/promises'
 import type { FastifyBaseLogger } from 'fastify'
 import type { GatewayMetrics } from '../metrics.js'
 import type { AuditPolicy } from '../policy/types.js'
+import type { AuditHeadStore } from '../store/audit-heads.js'
 import { SyslogShipper } from './syslog-shipper.js'
 import { NO_AUDIT, WriteAudit } from './write-audit.js'
-import { type AuditHeadStore, AuditTrail } from './writer.js'
+import { AuditTrail } from './writer.js'
 
 /**
  * The audit trail of `audit.file` (or `--audit-file`), opened before the gateway serves: a file

@@ -21,6 +21,7 @@ import { type KeyObject, sign } from 'node:crypto'
 import { type FileHandle, mkdir, open, readFile, rename, unlink, writeFile } from 'node:fs/promises'
 import { hostname } from 'node:os'
 import { basename, dirname, join, resolve } from 'node:path'
+import type { AuditHeadStore, HeadRecord } from '../store/audit-heads.js'
 import { type AuditFields, checkpointPayload, formatLine, GENESIS, lineHash, parseLine } from './chain.js'
 import { readTail, rotatedName, trailFiles } from './files.js'
 
@@ -61,22 +62,6 @@ export interface AuditTrailOptions {
   readonly onLines?: (lines: readonly string[]) => void
   /** Called when opening found the trail missing or shorter than the head kept beside it (a `gap` line follows). */
   readonly onGap?: (info: { file: string; known: HeadRecord; found: { seq: number; hash: string } }) => void
-}
-
-/** A second place for the head (the shared store): read at open, written at each checkpoint. */
-export interface AuditHeadStore {
-  get(instance: string, trail: string): Promise<HeadRecord | null>
-  set(instance: string, trail: string, head: HeadRecord): Promise<void>
-}
-
-/** The head of the trail as last checkpointed, kept beside the file (`.NAME.head`): a trail found shorter is a gap. */
-export interface HeadRecord {
-  readonly seq: number
-  readonly hash: string
-  readonly time: string
-  readonly instance: string
-  /** The checkpoint line's signature, when there is a signing key. */
-  readonly signature?: string
 }
 
 /** The audit file cannot be used: locked by another writer, or its end is not an audit record. */

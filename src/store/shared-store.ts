@@ -7,21 +7,14 @@
  * bulk transfers of listing bytes (a longer timeout).
  */
 
-import type { AuditHeadStore, HeadRecord } from '../audit/writer.js'
-import { sha256Hex } from '../credentials.js'
 import { applyDefaults } from '../policy/apply-defaults.js'
 import { redisStoreSchema } from '../policy/schema.js'
 import type { RedisStorePolicy } from '../policy/types.js'
+import { type AuditHeadStore, auditHeadsIn } from './audit-heads.js'
 import { type LocalInvalidation, RedisCoherence } from './coherence.js'
 import type { CounterStore } from './counter-store.js'
 import { FailoverCounterStore } from './failover-counter-store.js'
-import {
-  closeRedis,
-  openRedis,
-  type RedisEndpoint,
-  type StoreClient,
-  withinDeadline,
-} from './redis-client.js'
+import { closeRedis, openRedis, type RedisEndpoint } from './redis-client.js'
 import { RedisCounterStore } from './redis-counter-store.js'
 import { type FillCoordinator, RedisFills } from './shared-fill.js'
 import { SharedJobs } from './shared-jobs.js'
@@ -152,29 +145,4 @@ export function openSharedStore(opts: SharedStoreOptions): SharedStore {
 
 function cryptoId(): string {
   return globalThis.crypto.randomUUID().replaceAll('-', '').slice(0, 16)
-}
-
-/** How long an audit head stays in the store without a checkpoint: past DoT's two years. */
-const AUDIT_HEAD_TTL_MS = 800 * 86_400_000
-
-/**
- * The audit trail's head in the store (SPEC 14), one key per instance and trail (hashed names), with
- * a TTL. At open the trail is read once the connection is up (a start waits at most a second for it).
- */
-function auditHeadsIn(redis: StoreClient, prefix: string, timeoutMs: number): AuditHeadStore {
-  const key = (instance: string, trail: string) =>
-    `${prefix}audit:head:${sha256Hex(`${instance}\n${trail}`).slice(0, 40)}`
-  return {
-    async get(instance, trail) {
-      for (let i = 0; i < 50 && redis.status !== 'ready'; i++) await new Promise((r) => setTimeout(r, 20))
-      const text = await withinDeadline(redis.get(key(instance, trail)), Math.max(timeoutMs, 500))
-      return text === null ? null : (JSON.parse(text) as HeadRecord)
-    },
-    async set(instance, trail, head) {
-      await withinDeadline(
-        redis.set(key(instance, trail), JSON.stringify(head), 'PX', AUDIT_HEAD_TTL_MS),
-        timeoutMs,
-      )
-    },
-  }
 }
