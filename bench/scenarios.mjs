@@ -523,6 +523,18 @@ async function emulated(ctx) {
  * The groups in run order, each with the rows it produces. A group runs when
  * any of its rows is wanted.
  */
+/** Cached hits of the plain listing through gateways `a` and `b`, both warmed to a HIT first (rows 10, 15, 16). */
+async function compareCachedHits(ctx, label, a, b, headers) {
+  await untilHit(a.info.url + LIST, headers)
+  await untilHit(b.info.url + LIST, headers)
+  return comparePair(ctx.cfg, {
+    label,
+    a: { url: a.info.url + LIST, headers, connections: ctx.cfg.connections },
+    b: { url: b.info.url + LIST, headers, connections: ctx.cfg.connections },
+    servers: { a, b },
+  })
+}
+
 /** Resolves once `url` answers a cached HIT (the instance holds its lease and its grace is over). */
 async function untilHit(url, headers, what = url) {
   const deadline = Date.now() + 15_000
@@ -545,7 +557,6 @@ async function untilHit(url, headers, what = url) {
 async function sharedStore(ctx) {
   const out = []
   const headers = gatewayHeaders()
-  const c = ctx.cfg.connections
   const redis = await ctx.start('servers/redis.mjs', {}, LOAD_CPU)
   const redisUrl = redis.info.url
 
@@ -553,14 +564,7 @@ async function sharedStore(ctx) {
   const up = await ctx.start('servers/upstream.mjs', { n: 1000 }, LOAD_CPU)
   const shared = await ctx.start('servers/gateway.mjs', { upstreamUrl: up.info.url, redisUrl }, SERVER_CPU)
   const alone = await ctx.start('servers/gateway.mjs', { upstreamUrl: up.info.url }, SERVER_CPU)
-  await untilHit(shared.info.url + LIST, headers)
-  await untilHit(alone.info.url + LIST, headers)
-  const r = await comparePair(ctx.cfg, {
-    label: 'row 10 store vs none',
-    a: { url: shared.info.url + LIST, headers, connections: c },
-    b: { url: alone.info.url + LIST, headers, connections: c },
-    servers: { a: shared, b: alone },
-  })
+  const r = await compareCachedHits(ctx, 'row 10 store vs none', shared, alone, headers)
   out.push(
     throughputRow('10', 'cached listing N = 1,000: with store.redis vs without', r, '≥ 0.90', r.ratio >= 0.9),
   )
@@ -751,7 +755,6 @@ async function sharedStore(ctx) {
 async function storeFailover(ctx) {
   const out = []
   const headers = gatewayHeaders()
-  const c = ctx.cfg.connections
   const up = await ctx.start('servers/upstream.mjs', { n: 1000 }, LOAD_CPU)
 
   // (a) and (b): one sentinel set, two gateways, the master killed under load.
@@ -835,14 +838,7 @@ async function storeFailover(ctx) {
     { upstreamUrl: up.info.url, redisUrl: single.info.url },
     SERVER_CPU,
   )
-  await untilHit(onCluster.info.url + LIST, headers, 'the gateway over a Cluster')
-  await untilHit(onSingle.info.url + LIST, headers, 'the gateway over one Redis')
-  const r = await comparePair(ctx.cfg, {
-    label: 'row 15 cluster vs single',
-    a: { url: onCluster.info.url + LIST, headers, connections: c },
-    b: { url: onSingle.info.url + LIST, headers, connections: c },
-    servers: { a: onCluster, b: onSingle },
-  })
+  const r = await compareCachedHits(ctx, 'row 15 cluster vs single', onCluster, onSingle, headers)
   out.push(
     throughputRow(
       '15',
@@ -878,14 +874,7 @@ async function provenAudit(ctx) {
         { upstreamUrl: up.info.url, audit: { file: join(dir, `reads-off-${n}.jsonl`), reads: false } },
         SERVER_CPU,
       )
-      await untilHit(on.info.url + LIST, headers)
-      await untilHit(off.info.url + LIST, headers)
-      const r = await comparePair(ctx.cfg, {
-        label: `row 16 access lines N=${n}`,
-        a: { url: on.info.url + LIST, headers, connections: ctx.cfg.connections },
-        b: { url: off.info.url + LIST, headers, connections: ctx.cfg.connections },
-        servers: { a: on, b: off },
-      })
+      const r = await compareCachedHits(ctx, `row 16 access lines N=${n}`, on, off, headers)
       // Rotated at 100 MiB: every file of the trail.
       const lines = readdirSync(dir)
         .filter((f) => f.startsWith(`reads-on-${n}.jsonl`))

@@ -87,42 +87,6 @@ export async function readShippedCopy(path: string): Promise<ShippedCopy> {
   return { byInstance }
 }
 
-/** The first way the local files of `instance` disagree with the copy: a line that differs, or a trail that ends before it. */
-async function againstCopy(
-  ordered: readonly string[],
-  instance: string,
-  copy: ShippedCopy,
-): Promise<ChainProblem | null> {
-  const shipped = copy.byInstance.get(instance)
-  if (!shipped) return null
-  let last = 0
-  for (const file of ordered) {
-    let lineNo = 0
-    for await (const { bytes } of fileLines(file)) {
-      lineNo += 1
-      const parsed = parseLine(bytes)
-      if (!parsed) continue
-      last = Math.max(last, parsed.seq)
-      const hash = shipped.hashes.get(parsed.seq)
-      if (hash !== undefined && hash !== lineHash(bytes)) {
-        return {
-          file,
-          line: lineNo,
-          message: `seq ${parsed.seq} differs from the off-host copy (the line was changed after it was shipped)`,
-          tornTail: false,
-        }
-      }
-    }
-  }
-  if (last >= shipped.last) return null
-  return {
-    file: ordered[ordered.length - 1] ?? '',
-    line: 0,
-    message: `truncated: the trail ends at seq ${last}, the off-host copy holds lines up to seq ${shipped.last}`,
-    tornTail: false,
-  }
-}
-
 export async function verifyTrail(
   files: readonly string[],
   options: { partial?: boolean; publicKey?: KeyObject | null; shipped?: ShippedCopy | null } = {},
@@ -136,18 +100,43 @@ export async function verifyTrail(
   for (const [instance, group] of [...byInstance].sort(([a], [b]) => (a < b ? -1 : a > b ? 1 : 0))) {
     const ordered = group.sort((a, b) => a.seq - b.seq).map((f) => f.file)
     const verifier = new ChainVerifier(options)
+    const shipped = options.shipped?.byInstance.get(instance)
+    let differs: ChainProblem | null = null
     for (const file of ordered) {
       verifier.startFile(file)
+      let lineNo = 0
       for await (const { bytes, terminated } of fileLines(file)) {
+        lineNo += 1
         verifier.line(bytes, terminated)
         if (verifier.problem) break
+        // The head is the line just accepted: compared with its shipped copy in the same pass.
+        const { seq, hash } = verifier.head
+        const copy = shipped?.hashes.get(seq)
+        if (copy !== undefined && copy !== hash) {
+          differs = {
+            file,
+            line: lineNo,
+            message: `seq ${seq} differs from the off-host copy (the line was changed after it was shipped)`,
+            tornTail: false,
+          }
+          break
+        }
       }
-      if (verifier.problem) break
+      if (verifier.problem || differs) break
     }
+    const last = verifier.head.seq
     const problem =
       verifier.finish() ??
-      (options.shipped ? await againstCopy(ordered, instance, options.shipped) : null) ??
-      (await truncation(ordered, verifier.head.seq))
+      differs ??
+      (shipped && last < shipped.last
+        ? {
+            file: ordered[ordered.length - 1] ?? '',
+            line: 0,
+            message: `truncated: the trail ends at seq ${last}, the off-host copy holds lines up to seq ${shipped.last}`,
+            tornTail: false,
+          }
+        : null) ??
+      (await truncation(ordered, last))
     chains.push({
       instance,
       ok: problem === null,

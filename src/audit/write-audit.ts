@@ -190,7 +190,7 @@ export class WriteAudit {
         ...(disclosed.ids !== null
           ? { [disclosed.field]: disclosed.ids }
           : { [`${disclosed.field}Digest`]: disclosed.digest }),
-        redacted: [...read.redacted],
+        redacted: read.redacted,
       })
       this.#onRecord?.('ok', 'access')
     } catch (err) {

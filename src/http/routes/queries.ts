@@ -317,5 +317,6 @@ function recordQueryAccess(
   const userIds = new Set<string>()
   for (const row of rows) if (typeof row.UserID === 'string' && row.UserID !== '') userIds.add(row.UserID)
   const disclosed = disclosedIds([...userIds], audit.readUserIds).then((d) => ({ ...d, count: rows.length }))
-  recordAccess(audit, reader, 'queries', route.path.slice(1), auditedFields(fields), disclosed)
+  // The policy's name of the operation (SPEC 14), as for listings: both a status and a result are reads.
+  recordAccess(audit, reader, 'queries', route.operation, auditedFields(fields), disclosed)
 }
