@@ -181,6 +181,10 @@ export async function* csvRows(
   function* slices(): Generator<Buffer> {
     for (let at = 0; at < bytes.length; at += SLICE_BYTES) yield bytes.subarray(at, at + SLICE_BYTES)
   }
+  // The line the last whole record ended on: a malformed one begins after it. Taken as the parser
+  // makes each record, not as this loop takes it: a stream that fails drops the records it had
+  // parsed ahead, and the line named would then be too early (how far ahead depends on the load).
+  let lastLine = 0
   const parser = Readable.from(slices(), { objectMode: false }).pipe(
     parse({
       bom: true,
@@ -188,18 +192,19 @@ export async function* csvRows(
       skip_empty_lines: true,
       info: true,
       max_record_size: limits.maxRecordBytes,
+      on_record: (record, context) => {
+        lastLine = context.lines
+        return record
+      },
     }),
   )
   let first = true
   let records = 0
-  // The line the last whole record ended on: a malformed one begins after it.
-  let lastLine = 0
   try {
     for await (const { record, info } of parser as AsyncIterable<{
       record: string[]
       info: { lines: number }
     }>) {
-      lastLine = info.lines
       if (first && isHeader(record)) {
         first = false
         continue
