@@ -15,6 +15,7 @@ import {
   type FilterFact,
   type Operation,
   PAGING_PARAMS,
+  RESOURCE_BY_NAME,
   type ResourceFacts,
   type ResourceName,
 } from '../../resources.js'
@@ -92,6 +93,12 @@ const RECORD_SCHEMAS: Readonly<Record<ResourceName, Json>> = {
         description: 'Valid until (Unix seconds, exclusive); null: open.',
       },
       terminalid: str('Terminal identifier.'),
+      UserID: {
+        type: 'string',
+        nullable: true,
+        description:
+          "Added by the gateway to listings, lookups and reads (SPEC 17): the customer's UserID, from the customers listing; null when Trisul's customers listing lacks the customer.",
+      },
     },
     example: RECORD_EXAMPLES.mappings.record,
   },
@@ -183,9 +190,12 @@ const json = (schema: Json, examples?: Json): Json => ({
 export function documentFrame(version: string): Json {
   return {
     openapi: '3.0.3',
+    // The gateway that serves this document: relative, so the document is right behind any host or proxy.
+    servers: [{ url: '/', description: 'This gateway (the host that served this document).' }],
     info: {
       title: 'ipdr-gateway',
       version,
+      license: { name: 'MIT', url: 'https://opensource.org/licenses/MIT' },
       description: [
         "A gateway in front of Trisul's IPDR customers API: the same paths, standard `Authorization` headers",
         'instead of credentials in the body, real status codes, cached and filterable listings.',
@@ -394,7 +404,15 @@ function successResponses(facts: ResourceFacts, op: Operation): Json {
       200: {
         description: `The ${names.many.toLowerCase()} (or the requested page).`,
         headers: headers(...cached, 'X-Total-Count', 'Content-Encoding'),
-        content: json(many, { upstream: { summary: 'As Trisul returns it', value: examples.listing } }),
+        content: json(many, {
+          upstream: {
+            summary:
+              facts.name === 'mappings'
+                ? "As Trisul returns it, with each customer's UserID"
+                : 'As Trisul returns it',
+            value: examples.listing,
+          },
+        }),
       },
       304: notModified,
     }
@@ -590,8 +608,20 @@ const WAIT_PARAM: Json = {
   description: 'Hold the answer up to this many seconds, until the job ends.',
 }
 
+/**
+ * A record of a sync's JSON input: a create body (the policy's required fields, SPEC 17) that may
+ * also carry the listing's `id`, which the sync ignores (SPEC 10) — so a CRM can send a listing back.
+ */
+export function syncRecordSchema(rules: ValidationPolicy): Json {
+  const create = bodySchema(RESOURCE_BY_NAME.customers, 'create', rules) as Json
+  return {
+    ...create,
+    properties: { id: { description: 'Ignored: Trisul assigns it.' }, ...(create.properties as Json) },
+  }
+}
+
 /** The documentation schema of a sync route (src/http/routes/sync.ts); null for anything else. */
-export function syncRouteSchema(route: 'start' | 'job' | 'cancel'): Json {
+export function syncRouteSchema(route: 'start' | 'job' | 'cancel', rules: ValidationPolicy): Json {
   const ok = (status: number, description: string): Json => ({
     [status]: {
       description,
@@ -622,7 +652,7 @@ export function syncRouteSchema(route: 'start' | 'job' | 'cancel'): Json {
       },
       body: {
         content: {
-          'application/json': { schema: { type: 'array', items: { $ref: ref(NAMES.customers.schema) } } },
+          'application/json': { schema: { type: 'array', items: syncRecordSchema(rules) } },
           'text/csv': { schema: { type: 'string' } },
         },
       },

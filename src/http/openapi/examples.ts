@@ -31,7 +31,7 @@ const CUSTOMERS: readonly Json[] = [
   },
 ]
 
-/** A single address and a subnet, the two forms the mapping page shows. */
+/** A single address and a subnet, the two forms the mapping page shows; the gateway adds the customer's UserID (SPEC 17). */
 const MAPPINGS: readonly Json[] = [
   {
     id: 1,
@@ -40,6 +40,7 @@ const MAPPINGS: readonly Json[] = [
     starttime: 0,
     endtime: 1735669799,
     terminalid: 'T1001',
+    UserID: 'Ch4n07',
   },
   {
     id: 2,
@@ -48,6 +49,7 @@ const MAPPINGS: readonly Json[] = [
     starttime: 1704067200,
     endtime: null,
     terminalid: '',
+    UserID: 'Ch4n07',
   },
 ]
 

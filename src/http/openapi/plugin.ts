@@ -106,7 +106,7 @@ export function documentationSchema(
   const tag = apiRouteTag(route)
   if (tag) return apiRouteSchema(RESOURCE_BY_NAME[tag.resource], tag.operation, rules) as FastifySchema
   const sync = (route.config as { syncRoute?: 'start' | 'job' | 'cancel' } | undefined)?.syncRoute
-  if (sync) return syncRouteSchema(sync) as FastifySchema
+  if (sync) return syncRouteSchema(sync, rules) as FastifySchema
   const query = (route.config as { queryRoute?: string } | undefined)?.queryRoute
   if (query) return queryRouteSchema(query) as FastifySchema
   return (operationsRouteSchema(url) as FastifySchema | null) ?? own
