@@ -17,6 +17,8 @@ import { failureOf, interpretResponse, outcomeOf } from '../upstream/interpret.j
 import { type ListingCache, type ListingKey, type LookupStatus, listingCacheKey } from './listing-cache.js'
 import { buildListingEntryOffLoop, InvalidListingError, type ListingEntry } from './listing-entry.js'
 import { INLINE_SCANNER, type ListingScanner } from './listing-scanner.js'
+import { customerNames, namedMappings } from './mapping-names.js'
+import { runStepsYielding } from './steps.js'
 
 export interface Listing {
   readonly entry: ListingEntry
@@ -38,6 +40,9 @@ export interface ListingSource {
   /** The listing fetched now, past the cache (a sync job plans against it, SPEC 10); indexed. */
   fresh(facts: ResourceFacts, auth: UpstreamAuth, policy: Policy, requestId: string): Promise<ListingEntry>
 }
+
+/** Per customers entry, its `ipdr_customer_id` → UserID map, made once for every mapping fill it serves. */
+const NAMES = new WeakMap<ListingEntry, Map<string, string>>()
 
 /** Entries built from bytes another instance fetched (one fill for all): counted `coalesced`, not `miss`. */
 const adoptedEntries = new WeakSet<ListingEntry>()
@@ -89,7 +94,7 @@ export class CachedListings implements ListingSource {
       this.#fills.fill(
         listingCacheKey(key),
         key.context,
-        () => this.#fetch(facts, auth, policy, requestId),
+        () => this.#fetch(facts, auth, policy, requestId, true),
         async (raw) => {
           const built = await this.#build(raw, facts)
           adoptedEntries.add(built)
@@ -126,17 +131,37 @@ export class CachedListings implements ListingSource {
     policy: Policy,
     requestId: string,
   ): Promise<ListingEntry> {
-    const { value } = await this.#fetch(facts, auth, policy, requestId)
+    // A sync plans mappings by ipdr_customer_id: their UserIDs are not needed (nor another fetch).
+    const { value } = await this.#fetch(facts, auth, policy, requestId, false)
     await value.whenIndexed()
     return value
   }
 
-  /** The entry of `raw`, timed from its last byte to ready; `raw` is moved (use the entry's). */
-  async #build(raw: Buffer, facts: ResourceFacts): Promise<ListingEntry> {
-    const started = performance.now()
+  /** The entry of `raw`, timed from its last byte (or `started`) to ready; `raw` is moved (use the entry's). */
+  async #build(raw: Buffer, facts: ResourceFacts, started = performance.now()): Promise<ListingEntry> {
     const entry = await buildListingEntryOffLoop(this.#scanner, raw, facts)
     this.#onFilled?.(facts.name, (performance.now() - started) / 1000)
     return entry
+  }
+
+  /**
+   * A mapping listing with each record's customer UserID added (SPEC 17,
+   * src/cache/mapping-names.ts), from the customers listing of the same
+   * credentials (cached, or fetched once for both); its failure is the
+   * mapping listing's. Built from `raw`, the upstream bytes as checked.
+   */
+  async #named(raw: Buffer, auth: UpstreamAuth, policy: Policy, requestId: string): Promise<ListingEntry> {
+    const started = performance.now()
+    const facts = RESOURCE_BY_NAME.mappings
+    const upstream = await buildListingEntryOffLoop(this.#scanner, raw, facts)
+    const customers = (await this.get(RESOURCE_BY_NAME.customers, auth, policy, requestId)).entry
+    let names = NAMES.get(customers)
+    if (names === undefined) {
+      names = await runStepsYielding(customerNames(customers))
+      NAMES.set(customers, names)
+    }
+    const named = await runStepsYielding(namedMappings(upstream, names))
+    return this.#build(named, facts, started)
   }
 
   /** Fetches and checks the listing; the raw bytes go with the entry, for other instances to share. */
@@ -145,6 +170,8 @@ export class CachedListings implements ListingSource {
     auth: UpstreamAuth,
     policy: Policy,
     requestId: string,
+    /** Mappings: add each record's customer UserID (the cached listing's form, SPEC 17). */
+    named: boolean,
   ): Promise<{ raw: Buffer; value: ListingEntry }> {
     const res = await this.#upstream.request({
       method: 'GET',
@@ -157,15 +184,24 @@ export class CachedListings implements ListingSource {
     })
     const meaning = interpretResponse(res, 'array')
     if (meaning.kind === 'array') {
+      let entry: ListingEntry
       try {
-        const entry = await this.#build(meaning.raw, facts)
-        this.#upstream.report('GET', facts.name, 'ok', res.seconds)
-        return { raw: entry.raw, value: entry }
+        entry =
+          named && facts.name === 'mappings'
+            ? await this.#named(meaning.raw, auth, policy, requestId)
+            : await this.#build(meaning.raw, facts)
       } catch (err) {
+        if (!(err instanceof InvalidListingError) && err instanceof GatewayError) {
+          // The customers listing's own failure (only a mapping fill asks for it), reported where it happened.
+          this.#upstream.report('GET', facts.name, 'ok', res.seconds)
+          throw err
+        }
         this.#upstream.report('GET', facts.name, 'invalid_response', res.seconds)
         if (err instanceof InvalidListingError) throw err
         throw new GatewayError('IPDR_GW_UPSTREAM_BAD_RESPONSE', undefined, { cause: err })
       }
+      this.#upstream.report('GET', facts.name, 'ok', res.seconds)
+      return { raw: entry.raw, value: entry }
     }
     this.#upstream.report('GET', facts.name, outcomeOf(meaning), res.seconds)
     throw failureOf(meaning, res)

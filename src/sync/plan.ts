@@ -10,7 +10,8 @@
  *   its changed fields (PATCH); an equal one is unchanged. A field the input
  *   leaves out (JSON) is not compared; CSV rows carry every field.
  * - A customer in Trisul and not in the input is deleted only with `delete`;
- *   otherwise it is counted and listed as absent. A customer whose input record
+ *   otherwise it is counted and listed as absent. Under `expireMappings` its
+ *   mappings are retired as below, and it is kept (absent) when they hold history. A customer whose input record
  *   is invalid is never absent (it is in the CRM, just not usable).
  * - A UserID twice in the input makes every copy invalid: which one is right
  *   cannot be known, so neither is sent.
@@ -100,6 +101,12 @@ export interface CurrentState {
 export interface SyncRules {
   /** Delete customers absent from the input. */
   readonly delete: boolean
+  /**
+   * `mappings.delete: expire` (SPEC 17): with `delete`, an absent customer's open mappings are ended
+   * rather than deleted with it, and a customer whose mappings hold history is kept (listed in
+   * `absent`). Needs the mappings in `CurrentState`. Default false.
+   */
+  readonly expireMappings?: boolean
   /** Unix seconds: the `endtime` given to mappings the input no longer lists. */
   readonly now: number
   /**
@@ -250,6 +257,22 @@ export class SyncPlanner {
         absent.push(userId)
         continue
       }
+      if (this.#rules.expireMappings === true) {
+        // `mappings.delete: expire` (SPEC 17): the customer's mappings are ended, not dropped with it,
+        // and a customer whose mappings hold history is kept (Trisul would delete them with it).
+        this.#mappingsSeen = true
+        const customer = this.#current.customer(userId)
+        const have = customer === undefined ? [] : this.#current.mappingsOf(customer.id)
+        for (const w of retiredMappings(userId, have, this.#rules.now)) {
+          if (w.operation === 'delete') m.delete += 1
+          else m.end += 1
+          if (this.#rules.keepWrites !== false) phases[1]?.push(w)
+        }
+        if (have.some((r) => hasHistory(r, this.#rules.now))) {
+          absent.push(userId)
+          continue
+        }
+      }
       deletes += 1
       if (this.#rules.keepWrites === false) continue
       phases[3]?.push({
@@ -362,29 +385,7 @@ export class SyncPlanner {
             before: cur,
           })
       }
-      for (const [ipsubnet, cur] of bySubnet) {
-        const start = asTime(cur.starttime) ?? 0
-        const end = asTime(cur.endtime)
-        if (end !== null && end <= this.#rules.now) continue // history
-        if (start >= this.#rules.now) {
-          writes.push({
-            resource: 'mappings',
-            operation: 'delete',
-            UserID: wanted.UserID,
-            fields: { ipsubnet },
-            before: cur,
-          })
-        } else {
-          writes.push({
-            resource: 'mappings',
-            operation: 'update',
-            UserID: wanted.UserID,
-            fields: { ipsubnet, endtime: String(this.#rules.now) },
-            before: cur,
-            why: 'end',
-          })
-        }
-      }
+      writes.push(...retiredMappings(wanted.UserID, bySubnet.values(), this.#rules.now))
     }
     const mappings = { create: 0, update: 0, end: 0, delete: 0, unchanged: unchangedMappings }
     for (const w of writes) {
@@ -403,6 +404,48 @@ export class SyncPlanner {
       mappings,
     }
   }
+}
+
+/**
+ * The writes that retire mappings a CRM no longer lists: an open one is ended (`endtime` = now), one
+ * not yet started is deleted (it answered nothing), an ended one is history and left alone.
+ */
+function retiredMappings(
+  userId: string,
+  mappings: Iterable<Readonly<Record<string, unknown>>>,
+  now: number,
+): SyncWrite[] {
+  const writes: SyncWrite[] = []
+  for (const cur of mappings) {
+    const ipsubnet = asText(cur.ipsubnet)
+    const start = asTime(cur.starttime) ?? 0
+    const end = asTime(cur.endtime)
+    if (end !== null && end <= now) continue // history
+    if (start >= now) {
+      writes.push({
+        resource: 'mappings',
+        operation: 'delete',
+        UserID: userId,
+        fields: { ipsubnet },
+        before: cur,
+      })
+    } else {
+      writes.push({
+        resource: 'mappings',
+        operation: 'update',
+        UserID: userId,
+        fields: { ipsubnet, endtime: String(now) },
+        before: cur,
+        why: 'end',
+      })
+    }
+  }
+  return writes
+}
+
+/** Whether a mapping ever answered for an address: deleting its customer would drop that history. */
+function hasHistory(mapping: Readonly<Record<string, unknown>>, now: number): boolean {
+  return (asTime(mapping.starttime) ?? 0) < now
 }
 
 function mappingBody(userId: string, m: MappingWanted): Record<string, unknown> {

@@ -95,11 +95,15 @@ export async function runJob(job: SyncJob, deps: JobRunnerDeps, ctx: JobContext)
       throw err
     }
     if (ctx.charged) await deps.settleCharge?.(ctx.client, auth, 'accepted')
-    const mappings = ctx.csv
-      ? await deps.listings.fresh(RESOURCE_BY_NAME.mappings, auth, policy, `${job.id}.mappings`)
-      : null
+    // Under `mappings.delete: expire` a delete retires the absent customers' mappings: it needs them.
+    const expireMappings = job.deleteAbsent && policy.gateway.mappings.delete === 'expire'
+    const mappings =
+      ctx.csv || expireMappings
+        ? await deps.listings.fresh(RESOURCE_BY_NAME.mappings, auth, policy, `${job.id}.mappings`)
+        : null
     const planner = new SyncPlanner(currentOf(customers, mappings), {
       delete: job.deleteAbsent,
+      expireMappings,
       now: Math.floor(Date.now() / 1000),
       blind: ctx.redact,
       keepWrites: job.mode === 'apply',

@@ -85,12 +85,14 @@ function parseQuery(raw: Record<string, unknown>, allowed: readonly string[]): S
 }
 
 /** The writes a sync implies, checked before anything is planned (SPEC 10). */
-function impliedOperations(query: SyncQuery, csv: boolean): [ResourceName, Operation][] {
+function impliedOperations(query: SyncQuery, csv: boolean, expire: boolean): [ResourceName, Operation][] {
   const out: [ResourceName, Operation][] = [
     ['customers', 'create'],
     ['customers', 'update'],
   ]
   if (query.deleteAbsent) out.push(['customers', 'delete'])
+  // Under `mappings.delete: expire` a delete ends the absent customers' mappings (or deletes those not started).
+  if (query.deleteAbsent && expire && !csv) out.push(['mappings', 'update'], ['mappings', 'delete'])
   // CSV rows carry mappings: they are created, updated, ended (an update) or deleted (not yet started).
   if (csv) out.push(['mappings', 'create'], ['mappings', 'update'], ['mappings', 'delete'])
   return out
@@ -121,7 +123,12 @@ export async function registerSyncRoutes(app: FastifyInstance, deps: SyncRouteDe
       onRequest: async (request, reply) => {
         const query = parseQuery(request.query as Record<string, unknown>, ['mode', 'delete', 'wait'])
         queries.set(request, query)
-        await admitSync(request, reply, deps, impliedOperations(query, isCsv(request)))
+        await admitSync(
+          request,
+          reply,
+          deps,
+          impliedOperations(query, isCsv(request), request.gw.policy.gateway.mappings.delete === 'expire'),
+        )
       },
       handler: async (request, reply) => {
         const query = queries.get(request) as SyncQuery
