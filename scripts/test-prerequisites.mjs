@@ -11,6 +11,7 @@ export const PREREQUISITES = Object.freeze([
   { command: 'openssl', pkg: 'openssl', for: 'the TLS tests' },
   { command: 'redis-server', pkg: 'redis-server', for: 'the shared-store tests' },
   { command: 'rsyslogd', pkg: 'rsyslog', for: "the audit trail's off-host copy test" },
+  { command: 'curl', pkg: 'curl', for: "the README's curl lines, run as written" },
 ])
 
 function onPath(command) {

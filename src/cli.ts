@@ -124,6 +124,7 @@ async function serve(argv: string[], env: NodeJS.ProcessEnv, io: Io): Promise<nu
         `  curl -s -X POST ${base}/api/ipdr_query/new -u 'demo-lea:${demo.token}' -H 'Content-Type: application/json' \\\n` +
         `    -d '{"ip":"10.0.0.7","from_time":"01-03-2024 00:00:00","to_time":"02-03-2024 00:00:00"}'\n` +
         `  curl -s '${base}/api/ipdr_query/result?query_id=1&wait=10&headers=UserID,SubscriberID,StartTime,DestIP' -u 'demo-lea:${demo.token}'\n\n` +
+        `The README's curl lines (paste this first):\n\n  GW=${base} TOKEN=${demo.token}\n\n` +
         `API documentation: ${base}/docs (Swagger UI) and ${base}/openapi.json\n` +
         'Press Ctrl-C to stop.\n',
     )

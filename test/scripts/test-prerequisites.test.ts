@@ -14,7 +14,7 @@ t.test('each missing command is named with its Debian package; the README lists 
   const all = PREREQUISITES as Prerequisite[]
   t.same(
     all.map((p) => p.command),
-    ['promtool', 'chromium', 'openssl', 'redis-server', 'rsyslogd'],
+    ['promtool', 'chromium', 'openssl', 'redis-server', 'rsyslogd', 'curl'],
   )
   t.same(
     missingPrerequisites(() => true),
