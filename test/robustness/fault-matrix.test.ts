@@ -21,7 +21,7 @@ import {
   type Fault,
   healthy,
   LISTING_SHAPE_FAULTS,
-  MAPPINGS,
+  MAPPINGS_AS_SERVED,
   recover,
   robustGateway,
   STACK_LIKE,
@@ -38,9 +38,9 @@ const READ_ROUTES: readonly [string, unknown][] = [
   ['/api/ipdrcustomers', CUSTOMERS],
   ['/api/ipdrcustomers?q=a&limit=1', [CUSTOMERS[0]]],
   ['/api/ipdrcustomers/U1', CUSTOMERS[0]],
-  ['/api/ipdrcustomers_mapping', MAPPINGS],
-  ['/api/ipdrcustomers_mapping?ip=10.0.0.5', MAPPINGS],
-  ['/api/ipdrcustomers_mapping/U1', MAPPINGS],
+  ['/api/ipdrcustomers_mapping', MAPPINGS_AS_SERVED],
+  ['/api/ipdrcustomers_mapping?ip=10.0.0.5', MAPPINGS_AS_SERVED],
+  ['/api/ipdrcustomers_mapping/U1', MAPPINGS_AS_SERVED],
 ]
 
 function checkFaultAnswer(t: Test, fault: Fault, route: string, a: Answer): void {

@@ -54,6 +54,12 @@ export const MAPPINGS = [
   { id: 1, ipdr_customer_id: 1, ipsubnet: '10.0.0.0/24', starttime: 0, endtime: null, terminalid: 't1' },
 ]
 
+/** The mappings as the gateway serves them: each with its customer's UserID (SPEC 17). */
+export const MAPPINGS_AS_SERVED = MAPPINGS.map((m) => ({
+  ...m,
+  UserID: CUSTOMERS.find((c) => c.id === m.ipdr_customer_id)?.UserID ?? null,
+}))
+
 /** A healthy upstream: listings for GETs, the record for writes. */
 export function healthy(req: { method: string; url: string; body: Record<string, unknown> | undefined }) {
   const mapping = req.url.startsWith('/api/ipdrcustomers_mapping')

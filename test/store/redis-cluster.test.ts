@@ -88,10 +88,14 @@ t.test('a Redis Cluster: budgets, read-your-writes, one fill and sync jobs acros
     cold.every((r) => r.status === 200),
     'all answered',
   )
-  t.equal(
-    upstream.requests.filter((r) => r.method === 'GET').length,
-    1,
-    'one upstream listing request for both',
+  // The mapping fill names each mapping's customer from the customers listing (SPEC 17): one of each.
+  t.same(
+    upstream.requests
+      .filter((r) => r.method === 'GET')
+      .map((r) => r.url)
+      .sort(),
+    ['/api/ipdrcustomers', '/api/ipdrcustomers_mapping'],
+    'one upstream request per listing for both instances',
   )
 
   // Sync jobs live in the store: started through one instance, read through the other.
