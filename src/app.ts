@@ -4,8 +4,10 @@
  * metrics registry, all closed in `onClose`. It only wires: what a request
  * meets is in src/http/ (docs/architecture.md).
  */
+
 import Fastify, { type FastifyBaseLogger, type FastifyInstance, type FastifyServerOptions } from 'fastify'
 import { openWriteAudit } from './audit/open.js'
+import { JwtVerifier } from './auth/jwt-verifier.js'
 import { ListingCache } from './cache/listing-cache.js'
 import { listingScannerPool } from './cache/listing-scanner.js'
 import { CachedListings, staleMayCover, wasAdopted } from './cache/listing-source.js'
@@ -129,11 +131,23 @@ export async function buildApp(options: AppOptions): Promise<FastifyInstance> {
     upstreamUp: () => (readiness.up ? 1 : 0),
   })
 
-  // A reload swapped the policy: the cache follows its TTL and budget.
+  // JWT consumers (SPEC 16): the issuers' keys fetched now, kept across reloads that keep the issuer.
+  const jwt = new JwtVerifier({
+    ...(options.now ? { now: options.now } : {}),
+    onFetchError: (issuer, err) =>
+      app.log.warn(
+        { issuer, err: err instanceof Error ? err.message : String(err) },
+        'JWKS fetch failed; last good keys kept',
+      ),
+  })
+  jwt.configure(initial.gateway.auth.jwt.issuers, initial.jwtPublicKeys)
+
+  // A reload swapped the policy: the cache follows its TTL and budget, the JWT verifier its issuers.
   let limitsOf = initial
   registerRequestContext(app, source, (policy) => {
     if (policy === limitsOf) return
     limitsOf = policy
+    jwt.configure(policy.gateway.auth.jwt.issuers, policy.jwtPublicKeys)
     const limits = policy.gateway.cache
     cache.setLimits({
       maxBytes: limits.maxBytes,
@@ -148,6 +162,7 @@ export async function buildApp(options: AppOptions): Promise<FastifyInstance> {
   await registerCors(app, { store: source })
   const authFailures = registerAuthFailureLimiter(app, {
     store: source,
+    jwt,
     ...(options.now ? { knownGoodClock: options.now } : {}),
     ...(shared ? { counterStore: shared.authFailureCounters } : {}),
   })
@@ -172,6 +187,7 @@ export async function buildApp(options: AppOptions): Promise<FastifyInstance> {
         cache,
         rateLimiter,
         isKnownGood,
+        jwt: jwt.lookup,
         metrics,
         log: app.log,
         requestId: requestIdOf,

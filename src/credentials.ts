@@ -1,7 +1,8 @@
 /**
  * Credential resolution (shared/SPEC.md 3.1), a pure function of the request's
  * headers and body. First match wins:
- *   1. `Authorization: Bearer <gateway key>` of a policy consumer;
+ *   1. `Authorization: Bearer <gateway key>` of a policy consumer, or a JWT of a
+ *      trusted issuer (SPEC 16: tried first when it has a JWT's shape);
  *   2. `Authorization: Bearer <api_token>` + `X-Trisul-Username`;
  *   3. `Authorization: Basic base64(username:api_token)`;
  *   4. `api_token` + `username` in the JSON body (unless the policy turns it off).
@@ -27,10 +28,45 @@ export interface UpstreamAuth {
   readonly context: string
 }
 
-export type CredentialForm = 'key' | 'bearer' | 'basic' | 'body'
+export type CredentialForm = 'key' | 'jwt' | 'bearer' | 'basic' | 'body'
+
+/** What a verified JWT says about its holder (SPEC 16; verified by src/auth/jwt-verifier.ts). */
+export interface JwtClaims {
+  readonly issuer: string
+  readonly subject: string | null
+  /** `azp`, else `client_id`. */
+  readonly clientId: string | null
+  readonly scopes: ReadonlySet<string>
+  /** Unix seconds. */
+  readonly expiresAt: number
+}
+
+/** A JWT's verification: its claims, or why it was refused (a message safe to show). */
+export type JwtVerdict =
+  | { readonly ok: true; readonly claims: JwtClaims }
+  | { readonly ok: false; readonly message: string }
+
+/** The verdict on a JWT-shaped Bearer token; undefined when it has not been verified (yet). */
+export type JwtLookup = (token: string) => JwtVerdict | undefined
+
+/** Whether a Bearer value has the shape of a signed JWT (JWS compact: three base64url parts, a JSON header). */
+export function looksLikeJwt(value: string): boolean {
+  return value.startsWith('eyJ') && /^[A-Za-z0-9_-]+\.[A-Za-z0-9_-]+\.[A-Za-z0-9_-]*$/.test(value)
+}
+
+/** The Bearer value of a request's one Authorization header when it has a JWT's shape; else null. */
+export function bearerJwtOf(rawHeaders: readonly string[]): string | null {
+  const values = headerValues(rawHeaders, CREDENTIAL_HEADERS).authorization
+  if (values === undefined || values.length !== 1) return null
+  const value = values[0] as string
+  if (value.length > MAX_AUTHORIZATION_LENGTH || value.slice(0, 7).toLowerCase() !== 'bearer ') return null
+  const token = value.slice(7).trim()
+  return looksLikeJwt(token) ? token : null
+}
 
 export type ResolvedCredentials =
   | { ok: true; form: 'key'; keyHash: string; context: string | null }
+  | { ok: true; form: 'jwt'; claims: JwtClaims; context: string | null }
   | {
       ok: true
       form: 'bearer' | 'basic' | 'body'
@@ -54,6 +90,11 @@ export interface CredentialInput {
   readonly bodyCredentials: boolean
   /** True when the SHA-256 hex digest is a gateway key of some consumer. */
   readonly isGatewayKey: (keyHash: string) => boolean
+  /**
+   * With JWT issuers configured (SPEC 16): the verdict on a JWT-shaped Bearer, tried before the
+   * gateway-key lookup. Absent: no Bearer is a JWT.
+   */
+  readonly jwt?: JwtLookup
 }
 
 const fail = (code: ErrorCode, message: string): ResolvedCredentials => ({ ok: false, code, message })
@@ -136,6 +177,13 @@ function fromAuthorization(
   const scheme = (space === -1 ? auth : auth.slice(0, space)).toLowerCase()
   const param = space === -1 ? '' : auth.slice(space + 1).trim()
   if (scheme === 'bearer') {
+    // A JWT may be longer than a Trisul token: up to the header's own bound.
+    if (input.jwt !== undefined && looksLikeJwt(param)) {
+      const verdict = input.jwt(param)
+      if (verdict === undefined) return fail('IPDR_GW_INVALID_TOKEN', 'The token has not been verified')
+      if (!verdict.ok) return fail('IPDR_GW_INVALID_TOKEN', verdict.message)
+      return { ok: true, form: 'jwt', claims: verdict.claims, context }
+    }
     if (!validToken(param)) return fail('IPDR_GW_MALFORMED_CREDENTIALS', 'Malformed Bearer credentials')
     const keyHash = sha256Hex(param)
     if (input.isGatewayKey(keyHash)) return { ok: true, form: 'key', keyHash, context }

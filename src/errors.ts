@@ -16,6 +16,7 @@ export interface ErrorDefinition {
 export const ERRORS = {
   IPDR_GW_MISSING_CREDENTIALS: { status: 401, message: 'Credentials are required' },
   IPDR_GW_MALFORMED_CREDENTIALS: { status: 401, message: 'Malformed credentials' },
+  IPDR_GW_INVALID_TOKEN: { status: 401, message: 'The bearer token is not a valid JWT of a trusted issuer' },
   IPDR_GW_BODY_CREDENTIALS_DISABLED: {
     status: 401,
     message: 'Credentials in the request body are not accepted; use the Authorization header',
@@ -156,6 +157,8 @@ export function isGatewayError(err: unknown): err is GatewayError {
 
 /** The challenge sent with every 401 (shared/SPEC.md 3.1). */
 export const WWW_AUTHENTICATE = 'Bearer realm="ipdr-gateway"'
+/** The challenge of a refused JWT (SPEC 16, RFC 6750 section 3.1). */
+export const WWW_AUTHENTICATE_INVALID_TOKEN = 'Bearer realm="ipdr-gateway", error="invalid_token"'
 
 /** Maps anything thrown during a request to a gateway error (5xx details stay in the log). */
 export function toGatewayError(err: unknown): GatewayError {

@@ -117,6 +117,36 @@ function checkOrigins(sink: ProblemSink, file: string, list: unknown): void {
   }
 }
 
+/** `auth.jwt.issuers`: each `iss` once; no `none` nor HMAC, whose "secret" would be a public key (SPEC 16). */
+function checkJwtIssuers(sink: ProblemSink, file: string, issuers: unknown): void {
+  if (!Array.isArray(issuers)) return
+  const seen = new Set<string>()
+  issuers.forEach((raw, i) => {
+    const issuer = obj(raw)
+    if (!issuer) return
+    if (typeof issuer.issuer === 'string') {
+      if (seen.has(issuer.issuer))
+        sink.add(file, ['auth', 'jwt', 'issuers', i, 'issuer'], 'this issuer is already listed')
+      seen.add(issuer.issuer)
+    }
+    const sources = ['jwksUrl', 'discoveryUrl', 'publicKeyFile'].filter((k) => typeof issuer[k] === 'string')
+    if (sources.length !== 1)
+      sink.add(
+        file,
+        ['auth', 'jwt', 'issuers', i],
+        `needs exactly one of jwksUrl, discoveryUrl, publicKeyFile${sources.length > 1 ? ` (has ${sources.join(', ')})` : ''}`,
+      )
+    for (const [j, alg] of strings(issuer.algorithms)) {
+      if (alg === 'none' || alg.startsWith('HS'))
+        sink.add(
+          file,
+          ['auth', 'jwt', 'issuers', i, 'algorithms', j],
+          `${alg} is refused: only asymmetric algorithms (RS*, PS*, ES*, EdDSA) can be trusted from an identity provider`,
+        )
+    }
+  })
+}
+
 /** Checks gateway.yaml (defaults applied). */
 export function crossCheckGateway(sink: ProblemSink, doc: GatewayDoc, env: Env): void {
   const g = obj(doc.data)
@@ -142,6 +172,7 @@ export function crossCheckGateway(sink: ProblemSink, doc: GatewayDoc, env: Env):
   }
   // In the order of the schema's keys, so problems read top to bottom.
   checkWindow(sink, doc.file, ['auth', 'failureLimit'], obj(g.auth)?.failureLimit)
+  checkJwtIssuers(sink, doc.file, obj(obj(g.auth)?.jwt)?.issuers)
   checkWindow(sink, doc.file, ['rateLimit'], g.rateLimit)
   const validation = obj(g.validation)
   for (const key of ['userIdPattern', 'phonePattern'] as const) {
@@ -204,18 +235,40 @@ export function crossCheckConsumer(sink: ProblemSink, doc: ConsumerDoc, env: Env
     sink.add(
       doc.file,
       'keys',
-      'a consumer with gateway keys needs upstream credentials (upstream.username, upstream.tokenEnv)',
+      'a consumer with gateway keys needs upstream credentials (upstream.username, upstream.tokenEnv or tokenFile)',
     )
   }
   const hasUsername = typeof upstream?.username === 'string'
   const hasTokenEnv = typeof upstream?.tokenEnv === 'string'
-  if (Array.isArray(c.keys) && c.keys.length > 0 && upstream && !(hasUsername && hasTokenEnv)) {
+  const hasTokenFile = typeof upstream?.tokenFile === 'string'
+  if (
+    Array.isArray(c.keys) &&
+    c.keys.length > 0 &&
+    upstream &&
+    !(hasUsername && (hasTokenEnv || hasTokenFile))
+  ) {
     sink.add(
       doc.file,
       'upstream',
-      'a consumer with gateway keys needs upstream.username and upstream.tokenEnv',
+      'a consumer with gateway keys needs upstream.username and upstream.tokenEnv (or tokenFile)',
     )
   }
+  if (c.jwt !== null && c.jwt !== undefined && !(hasUsername && (hasTokenEnv || hasTokenFile))) {
+    sink.add(
+      doc.file,
+      'jwt',
+      'a JWT consumer needs upstream credentials (upstream.username and upstream.tokenEnv or tokenFile)',
+    )
+  }
+  const jwt = obj(c.jwt)
+  if (jwt && !Array.isArray(jwt.subjects) && !Array.isArray(jwt.clientIds))
+    sink.add(doc.file, 'jwt', 'needs subjects or clientIds: which tokens of the issuer are this consumer')
+  if (upstream && hasUsername && !hasTokenEnv && !hasTokenFile)
+    sink.add(doc.file, ['upstream', 'tokenEnv'], 'is required with username (or tokenFile)')
+  if (upstream && !hasUsername && (hasTokenEnv || hasTokenFile))
+    sink.add(doc.file, ['upstream', 'username'], 'is required with tokenEnv or tokenFile')
+  if (hasTokenEnv && hasTokenFile)
+    sink.add(doc.file, ['upstream', 'tokenFile'], 'one source for the token: tokenEnv or tokenFile, not both')
   if (hasTokenEnv) checkEnv(sink, doc.file, ['upstream', 'tokenEnv'], upstream?.tokenEnv, env)
   const contexts = Array.isArray(upstream?.contexts) ? (upstream?.contexts as unknown[]) : null
   if (contexts && typeof upstream?.context === 'string' && !contexts.includes(upstream.context)) {

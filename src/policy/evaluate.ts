@@ -5,6 +5,7 @@
  * frozen policy object, so a reload simply brings a new index.
  */
 import { timingSafeEqual } from 'node:crypto'
+import type { JwtClaims } from '../credentials.js'
 import type { ApiResourceName, PolicyOperation } from '../resources.js'
 import { type IpRange, parseIpRange, rangeContains } from '../shared/ip-range.js'
 import type { ConsumerPolicy, Policy } from './types.js'
@@ -87,6 +88,24 @@ export function findConsumer(policy: Policy, identity: Identity): ConsumerPolicy
     return found
   }
   return index.byUsername.get(identity.username) ?? index.fallback
+}
+
+/**
+ * The consumer a verified JWT belongs to (SPEC 16): the first, by name, whose `jwt` names the token's
+ * issuer, its subject or client id, and only scopes the token carries; null when none does.
+ */
+export function findJwtConsumer(policy: Policy, claims: JwtClaims): ConsumerPolicy | null {
+  for (const consumer of policy.consumers) {
+    const rule = consumer.jwt
+    if (rule === null || rule.issuer !== claims.issuer) continue
+    const bySubject =
+      rule.subjects !== null && claims.subject !== null && rule.subjects.includes(claims.subject)
+    const byClient =
+      rule.clientIds !== null && claims.clientId !== null && rule.clientIds.includes(claims.clientId)
+    if (!bySubject && !byClient) continue
+    if (rule.scopes.every((scope) => claims.scopes.has(scope))) return consumer
+  }
+  return null
 }
 
 /** A username with case and Unicode compatibility forms folded away ("ＣＲＭ", "Crm" → "crm"). */

@@ -5,7 +5,7 @@
  * a deeply frozen {@link Policy} or EVERY problem as `file: path: message`.
  * Never throws on bad input: an unreadable directory is a problem too.
  */
-import { createHash } from 'node:crypto'
+import { createHash, createPublicKey } from 'node:crypto'
 import { constants as fsConstants } from 'node:fs'
 import { access, readdir, readFile, stat } from 'node:fs/promises'
 import { isAbsolute, join, resolve } from 'node:path'
@@ -173,6 +173,16 @@ interface RawGateway {
     bodyCredentials: boolean
     failureLimit: { max: number; timeWindow: string | number }
     knownGoodSeconds: number
+    jwt: {
+      issuers: {
+        issuer: string
+        jwksUrl?: string
+        discoveryUrl?: string
+        publicKeyFile?: string
+        audiences: string[]
+        algorithms: string[]
+      }[]
+    }
   }
   cache: GatewayPolicy['cache']
   rateLimit: { max: number; timeWindow: string | number }
@@ -197,7 +207,8 @@ interface RawConsumer {
   keys: string[]
   upstream: {
     username?: string
-    tokenEnv?: string
+    tokenEnv?: string | null
+    tokenFile?: string | null
     context: string | null
     contexts: string[] | null
   } | null
@@ -205,6 +216,7 @@ interface RawConsumer {
   rateLimit: { max: number; timeWindow: string | number } | null
   redact: string[]
   allowIPs: string[] | null
+  jwt: { issuer: string; subjects?: string[]; clientIds?: string[]; scopes: string[] } | null
 }
 
 function buildGateway(dir: string, raw: RawGateway, urlFromPolicy: boolean): GatewayPolicy {
@@ -248,12 +260,22 @@ function buildGateway(dir: string, raw: RawGateway, urlFromPolicy: boolean): Gat
       bodyCredentials: raw.auth.bodyCredentials,
       failureLimit: rateLimit(raw.auth.failureLimit),
       knownGoodSeconds: raw.auth.knownGoodSeconds,
+      jwt: {
+        issuers: raw.auth.jwt.issuers.map((i) => ({
+          issuer: i.issuer,
+          jwksUrl: i.jwksUrl ?? null,
+          discoveryUrl: i.discoveryUrl ?? null,
+          publicKeyFile: i.publicKeyFile === undefined ? null : inDir(i.publicKeyFile),
+          audiences: i.audiences,
+          algorithms: i.algorithms,
+        })),
+      },
     },
     rateLimit: rateLimit(raw.rateLimit),
   }
 }
 
-function buildConsumer(name: string, raw: RawConsumer): ConsumerPolicy {
+function buildConsumer(dir: string, name: string, raw: RawConsumer): ConsumerPolicy {
   return {
     name,
     usernames: raw.usernames,
@@ -264,6 +286,12 @@ function buildConsumer(name: string, raw: RawConsumer): ConsumerPolicy {
         : {
             username: raw.upstream.username ?? null,
             tokenEnv: raw.upstream.tokenEnv ?? null,
+            tokenFile:
+              raw.upstream.tokenFile === undefined || raw.upstream.tokenFile === null
+                ? null
+                : isAbsolute(raw.upstream.tokenFile)
+                  ? raw.upstream.tokenFile
+                  : resolve(dir, raw.upstream.tokenFile),
             context: raw.upstream.context,
             contexts: raw.upstream.contexts,
           },
@@ -271,6 +299,15 @@ function buildConsumer(name: string, raw: RawConsumer): ConsumerPolicy {
     rateLimit: raw.rateLimit === null ? null : rateLimit(raw.rateLimit),
     redact: raw.redact,
     allowIPs: raw.allowIPs,
+    jwt:
+      raw.jwt === null
+        ? null
+        : {
+            issuer: raw.jwt.issuer,
+            subjects: raw.jwt.subjects ?? null,
+            clientIds: raw.jwt.clientIds ?? null,
+            scopes: raw.jwt.scopes,
+          },
   }
 }
 
@@ -381,13 +418,65 @@ export async function loadPolicy(dir: string, env: Env): Promise<LoadResult> {
     }
   }
 
+  // SPEC 16: the JWT issuers' key files, the consumers' token files, and issuers the consumers name.
+  const issuers = (gatewayDoc?.data as { auth?: { jwt?: { issuers?: unknown } } } | undefined)?.auth?.jwt
+    ?.issuers
+  const issuerNames = new Set<string>()
+  if (gatewayDoc && Array.isArray(issuers)) {
+    for (const [i, raw] of issuers.entries()) {
+      const { issuer, publicKeyFile } = (raw ?? {}) as { issuer?: unknown; publicKeyFile?: unknown }
+      if (typeof issuer === 'string') issuerNames.add(issuer)
+      if (typeof publicKeyFile !== 'string') continue
+      const path = isAbsolute(publicKeyFile) ? publicKeyFile : resolve(dir, publicKeyFile)
+      try {
+        createPublicKey(await readFile(path, 'utf8'))
+      } catch (err) {
+        const code = errorCode(err)
+        const why = /^E[A-Z]+$/.test(code) ? code : 'not a PEM public key'
+        problems.add(
+          gatewayDoc.file,
+          ['auth', 'jwt', 'issuers', i, 'publicKeyFile'],
+          `cannot read ${JSON.stringify(publicKeyFile)} (${why})`,
+        )
+      }
+    }
+  }
+  for (const doc of consumerDocs) {
+    const c = doc.data as { upstream?: { tokenFile?: unknown } | null; jwt?: { issuer?: unknown } | null }
+    const tokenFile = c?.upstream?.tokenFile
+    if (typeof tokenFile === 'string') {
+      try {
+        await access(isAbsolute(tokenFile) ? tokenFile : resolve(dir, tokenFile), fsConstants.R_OK)
+      } catch (err) {
+        problems.add(
+          doc.file,
+          'upstream.tokenFile',
+          `cannot read ${JSON.stringify(tokenFile)} (${errorCode(err)})`,
+        )
+      }
+    }
+    const issuer = c?.jwt?.issuer
+    if (typeof issuer === 'string' && !issuerNames.has(issuer))
+      problems.add(
+        doc.file,
+        'jwt.issuer',
+        `${JSON.stringify(issuer)} is not one of gateway.yaml's auth.jwt.issuers`,
+      )
+  }
+
   if (problems.list.length > 0 || !gatewayDoc) return { ok: false, problems: [...problems.list] }
 
   const gateway = buildGateway(dir, gatewayDoc.data as RawGateway, urlFromPolicy)
-  const consumers = consumerDocs.map((d) => buildConsumer(d.name, d.data as RawConsumer))
+  const consumers = consumerDocs.map((d) => buildConsumer(dir, d.name, d.data as RawConsumer))
   const tokens = new Map<string, string>()
   for (const c of consumers) {
-    if (c.upstream?.tokenEnv) tokens.set(c.name, env[c.upstream.tokenEnv] as string)
+    const token = await secretOf(dir, env, c.upstream?.tokenEnv ?? null, c.upstream?.tokenFile ?? null)
+    if (token !== null) tokens.set(c.name, token)
+  }
+  const jwtPublicKeys = new Map<string, string>()
+  for (const issuer of gateway.auth.jwt.issuers) {
+    if (issuer.publicKeyFile !== null)
+      jwtPublicKeys.set(issuer.issuer, await readFile(issuer.publicKeyFile, 'utf8'))
   }
   const metricsToken = gateway.metrics.tokenEnv === null ? null : (env[gateway.metrics.tokenEnv] ?? null)
   const redis = gateway.store.redis
@@ -409,6 +498,7 @@ export async function loadPolicy(dir: string, env: Env): Promise<LoadResult> {
     gateway,
     consumers,
     tokens,
+    jwtPublicKeys,
     metricsToken,
     storeSecrets,
     version: hash.digest('hex').slice(0, 12),

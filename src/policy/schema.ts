@@ -20,6 +20,21 @@ export const KEY_HASH_PATTERN = '^[0-9a-f]{64}$'
 /** A portable environment variable name. */
 export const ENV_NAME_PATTERN = '^[A-Za-z_][A-Za-z0-9_]{0,127}$'
 
+/** The JWT signature algorithms a policy may allow (SPEC 16): asymmetric only. */
+export const JWT_ALGORITHMS: readonly string[] = [
+  'RS256',
+  'RS384',
+  'RS512',
+  'PS256',
+  'PS384',
+  'PS512',
+  'ES256',
+  'ES384',
+  'ES512',
+  'EdDSA',
+  'Ed25519',
+]
+
 /** Fields `redact` may name: every field either resource returns. */
 export function redactableFields(): string[] {
   const names = new Set<string>(['id', 'ipdr_customer_id'])
@@ -304,6 +319,69 @@ function gatewaySchema(): Schema {
             default: 600,
             description:
               "Seconds a Trisul token stays proven after Trisul last accepted it: requests with proven credentials (or a matching gateway key) are not charged to, nor refused by, their address's failed-authentication budget, so a guesser behind a CRM's NAT cannot lock the CRM out. 0: only gateway keys are proven.",
+          },
+          jwt: {
+            type: 'object',
+            additionalProperties: false,
+            default: {},
+            description:
+              "JWT consumers (SPEC 16): a Bearer token signed by one of these identity providers is matched to a consumer's `jwt` rules and gets that consumer's Trisul credentials.",
+            properties: {
+              issuers: {
+                type: 'array',
+                default: [],
+                description:
+                  'The identity providers trusted, one entry per `iss`, each with exactly one of jwksUrl, discoveryUrl, publicKeyFile.',
+                items: {
+                  type: 'object',
+                  additionalProperties: false,
+                  required: ['issuer', 'audiences'],
+                  properties: {
+                    issuer: {
+                      type: 'string',
+                      minLength: 1,
+                      maxLength: 1024,
+                      description:
+                        'The `iss` of its tokens, exactly (e.g. https://sso.isp.example/realms/crm).',
+                    },
+                    jwksUrl: {
+                      type: 'string',
+                      pattern: '^https?://',
+                      description:
+                        'Its JSON Web Key Set, fetched at start and kept per Cache-Control (5 min to 24 h).',
+                    },
+                    discoveryUrl: {
+                      type: 'string',
+                      pattern: '^https?://',
+                      description:
+                        'Its OpenID Connect discovery document (…/.well-known/openid-configuration), read for jwks_uri; its issuer must equal `issuer`.',
+                    },
+                    publicKeyFile: {
+                      type: 'string',
+                      minLength: 1,
+                      description:
+                        'A PEM public key instead of a key set (relative to the policy directory; re-read on reload).',
+                    },
+                    audiences: {
+                      type: 'array',
+                      minItems: 1,
+                      uniqueItems: true,
+                      items: { type: 'string', minLength: 1, maxLength: 1024 },
+                      description: 'Accepted `aud` values: a token must name one of them.',
+                    },
+                    algorithms: {
+                      type: 'array',
+                      minItems: 1,
+                      uniqueItems: true,
+                      items: { type: 'string', enum: [...JWT_ALGORITHMS, 'HS256', 'HS384', 'HS512', 'none'] },
+                      default: ['RS256', 'ES256', 'EdDSA'],
+                      description:
+                        'Asymmetric signature algorithms accepted; `none` and HMAC (HS*) are refused as policy errors: a public key must never serve as a shared secret.',
+                    },
+                  },
+                },
+              },
+            },
           },
         },
       },
@@ -718,15 +796,24 @@ function consumerSchema(): Schema {
         additionalProperties: false,
         default: null,
         // One without the other names no credentials.
-        dependentRequired: { username: ['tokenEnv'], tokenEnv: ['username'] },
+        // username with a token source: checked across keys (src/policy/cross-check.ts).
         description:
-          'Upstream credentials injected for gateway-key requests (username and tokenEnv, required when keys is not empty), the context and the contexts allowed.',
+          'Upstream credentials injected for gateway-key and JWT requests (username with tokenEnv or tokenFile, required when keys or jwt is set), the context and the contexts allowed.',
         properties: {
           username: { type: 'string', minLength: 1, maxLength: 128, description: 'Upstream username.' },
           tokenEnv: {
-            type: 'string',
+            type: ['string', 'null'],
             pattern: ENV_NAME_PATTERN,
-            description: 'Environment variable holding the upstream api_token; it must be set.',
+            default: null,
+            description:
+              'Environment variable holding the upstream api_token; it must be set. Not with tokenFile.',
+          },
+          tokenFile: {
+            type: ['string', 'null'],
+            minLength: 1,
+            default: null,
+            description:
+              'File holding the upstream api_token instead (systemd credentials, Kubernetes secrets): relative to the policy directory, one trailing newline trimmed, re-read on reload. Not with tokenEnv.',
           },
           context: {
             type: ['string', 'null'],
@@ -771,6 +858,41 @@ function consumerSchema(): Schema {
         uniqueItems: true,
         default: null,
         description: 'Client addresses or CIDRs (IPv4/IPv6) allowed to use this consumer; null: any address.',
+      },
+      jwt: {
+        type: ['object', 'null'],
+        additionalProperties: false,
+        default: null,
+        required: ['issuer'],
+        description:
+          'Matched by a verified JWT (SPEC 16): from `issuer` (one of auth.jwt.issuers), with a `sub` in `subjects` or a client id (`azp`, else `client_id`) in `clientIds`, carrying every scope of `scopes`. Needs upstream credentials. null: not a JWT consumer.',
+        properties: {
+          issuer: {
+            type: 'string',
+            minLength: 1,
+            maxLength: 1024,
+            description: 'The issuer, as in auth.jwt.issuers.',
+          },
+          subjects: {
+            type: 'array',
+            minItems: 1,
+            uniqueItems: true,
+            items: { type: 'string', minLength: 1, maxLength: 1024 },
+            description: '`sub` values matched.',
+          },
+          clientIds: {
+            type: 'array',
+            minItems: 1,
+            uniqueItems: true,
+            items: { type: 'string', minLength: 1, maxLength: 1024 },
+            description: 'Client ids matched (`azp`, else `client_id`): an OAuth2 client-credentials client.',
+          },
+          scopes: stringList('Scopes the token must all carry (`scope`, space-separated, or `scp`).', {
+            type: 'string',
+            minLength: 1,
+            maxLength: 256,
+          }),
+        },
       },
     },
   }

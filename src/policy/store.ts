@@ -106,8 +106,8 @@ export class PolicyStore {
     }
     const wasInvalid = this.#lastInvalid
     this.#lastInvalid = false
-    if (result.policy.version === old.version) {
-      // Same files: keep the object, so anything derived from it stays valid.
+    if (result.policy.version === old.version && sameSecrets(old, result.policy)) {
+      // Same files (and the same secrets they name): keep the object, so anything derived from it stays valid.
       if (!quietWhenUnchanged || wasInvalid) {
         this.#logger.info({ policyVersion: old.version }, 'policy reloaded: unchanged')
         this.#onReload?.('ok', [])
@@ -210,4 +210,20 @@ export function startOnlyChanges(old: Policy, next: Policy): string[] {
     ['server.tls', a.server.tls, b.server.tls],
   ]
   return pairs.filter(([, x, y]) => JSON.stringify(x) !== JSON.stringify(y)).map(([k]) => k)
+}
+
+/**
+ * Whether two loads read the same secrets. The version hashes the policy files only; a token file
+ * or a variable a reload re-reads (SPEC 16: rotate the secret, then SIGHUP) changes none of them.
+ */
+function sameSecrets(a: Policy, b: Policy): boolean {
+  const same = (x: ReadonlyMap<string, string>, y: ReadonlyMap<string, string>) =>
+    x.size === y.size && [...x].every(([k, v]) => y.get(k) === v)
+  return (
+    same(a.tokens, b.tokens) &&
+    same(a.jwtPublicKeys, b.jwtPublicKeys) &&
+    a.metricsToken === b.metricsToken &&
+    a.storeSecrets.password === b.storeSecrets.password &&
+    a.storeSecrets.sentinelPassword === b.storeSecrets.sentinelPassword
+  )
 }

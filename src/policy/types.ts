@@ -67,6 +67,8 @@ export interface GatewayPolicy {
     readonly failureLimit: RateLimitPolicy
     /** Seconds a Trisul token Trisul accepted stays proven (not charged to, nor refused by, an address block). Default 600. */
     readonly knownGoodSeconds: number
+    /** JWT consumers (SPEC 16): the identity providers whose tokens are trusted. Default: none. */
+    readonly jwt: { readonly issuers: readonly JwtIssuerPolicy[] }
   }
   readonly cache: {
     readonly ttlSeconds: number
@@ -228,6 +230,33 @@ export interface RedisStorePolicy {
   readonly directAcks: boolean
 }
 
+/** An identity provider whose signed tokens identify consumers (SPEC 16). */
+export interface JwtIssuerPolicy {
+  /** The `iss` its tokens carry. */
+  readonly issuer: string
+  /** Where its key set is; exactly one of the three is given. */
+  readonly jwksUrl: string | null
+  /** OpenID Connect discovery document (`…/.well-known/openid-configuration`), read for `jwks_uri`. */
+  readonly discoveryUrl: string | null
+  /** A PEM public key, resolved against the policy directory. */
+  readonly publicKeyFile: string | null
+  /** Accepted `aud` values; a token must name one. */
+  readonly audiences: readonly string[]
+  /** Asymmetric algorithms accepted (never `none` nor HMAC). Default `[RS256, ES256, EdDSA]`. */
+  readonly algorithms: readonly string[]
+}
+
+/** How a consumer is matched by a verified JWT: its issuer, and `sub` or client id, and scopes. */
+export interface ConsumerJwtPolicy {
+  readonly issuer: string
+  /** `sub` values matched; null: not by subject. */
+  readonly subjects: readonly string[] | null
+  /** `azp` (else `client_id`) values matched; null: not by client id. */
+  readonly clientIds: readonly string[] | null
+  /** Scopes the token must all carry (`scope` or `scp`). Default none. */
+  readonly scopes: readonly string[]
+}
+
 export interface ConsumerPolicy {
   /** File stem of `consumers/NAME.yaml`. */
   readonly name: string
@@ -239,6 +268,8 @@ export interface ConsumerPolicy {
     /** With `tokenEnv`: the upstream credentials of gateway-key requests. */
     readonly username: string | null
     readonly tokenEnv: string | null
+    /** Instead of `tokenEnv`: a file holding the token (SPEC 16), resolved against the policy directory. */
+    readonly tokenFile: string | null
     readonly context: string | null
     /** The only contexts `X-Trisul-Context` may select (SPEC 13); null: any. Default null. */
     readonly contexts: readonly string[] | null
@@ -249,13 +280,17 @@ export interface ConsumerPolicy {
   readonly redact: readonly string[]
   /** null: any client address. */
   readonly allowIPs: readonly string[] | null
+  /** Matched by a verified JWT (SPEC 16); null: not a JWT consumer. */
+  readonly jwt: ConsumerJwtPolicy | null
 }
 
 /** A policy ready to serve: validated, cross-checked, tokens resolved. */
 export interface Policy {
   readonly gateway: GatewayPolicy
   readonly consumers: readonly ConsumerPolicy[]
-  /** Consumer name → upstream token read from its `tokenEnv` at load (never logged). */
+  /** JWT issuer → its `publicKeyFile`'s PEM text, read at load. */
+  readonly jwtPublicKeys: ReadonlyMap<string, string>
+  /** Consumer name → upstream token read from its `tokenEnv` or `tokenFile` at load (never logged). */
   readonly tokens: ReadonlyMap<string, string>
   /** The `/metrics` scrape bearer token read from `gateway.metrics.tokenEnv` at load (never logged); null: none required. */
   readonly metricsToken: string | null

@@ -70,7 +70,7 @@ export interface TestGateway {
 export async function startGateway(
   t: Test,
   opts: {
-    policy: Policy
+    policy: AppOptions['policy']
     upstreamUrl: string
     listen?: boolean
     /** Called before the app is ready (to add hooks). */

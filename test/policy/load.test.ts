@@ -34,6 +34,7 @@ const SPEC_DEFAULTS = {
     bodyCredentials: true,
     failureLimit: { max: 10, timeWindow: '1 minute', timeWindowMs: 60000 },
     knownGoodSeconds: 600,
+    jwt: { issuers: [] },
   },
   cache: { ttlSeconds: 30, staleIfErrorSeconds: 300, maxBytes: 268435456 },
   rateLimit: { max: 600, timeWindow: '1 minute', timeWindowMs: 60000 },
@@ -150,7 +151,7 @@ t.test('consumers are built with defaults, sorted by name, tokens resolved', asy
     name: 'crm',
     usernames: ['crm'],
     keys: [sha256(CRM_KEY)],
-    upstream: { username: 'crm', tokenEnv: 'CRM_TOKEN', context: 'sales', contexts: null },
+    upstream: { username: 'crm', tokenEnv: 'CRM_TOKEN', tokenFile: null, context: 'sales', contexts: null },
     operations: {
       customers: ['list', 'read', 'create', 'replace', 'update', 'delete'],
       mappings: ['list', 'read'],
@@ -158,6 +159,7 @@ t.test('consumers are built with defaults, sorted by name, tokens resolved', asy
     rateLimit: { max: 1200, timeWindow: '1 minute', timeWindowMs: 60000 },
     redact: ['PhoneNumber', 'AltPhoneNumber'],
     allowIPs: ['10.0.0.0/8', '127.0.0.1/32', '2001:db8::/32'],
+    jwt: null,
   })
   t.same(def, {
     name: 'default',
@@ -168,8 +170,15 @@ t.test('consumers are built with defaults, sorted by name, tokens resolved', asy
     rateLimit: null,
     redact: [],
     allowIPs: null,
+    jwt: null,
   })
-  t.same(ops?.upstream, { username: 'ops', tokenEnv: 'OPS_TOKEN', context: null, contexts: null })
+  t.same(ops?.upstream, {
+    username: 'ops',
+    tokenEnv: 'OPS_TOKEN',
+    tokenFile: null,
+    context: null,
+    contexts: null,
+  })
   t.same(
     [...policy.tokens],
     [

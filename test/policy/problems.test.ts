@@ -147,9 +147,9 @@ rateLimit: { timeWindow: "1 minute" }
     problems: [
       'consumers/crm.yaml: usernames: lists the same value twice (items 0 and 1)',
       'consumers/crm.yaml: upstream.tokenEnv: "1BAD" is not an environment variable name (letters, digits and _, not starting with a digit)',
-      // dependentRequired (username and tokenEnv go together) is checked after the properties.
-      'consumers/crm.yaml: upstream.username: is required',
+      // A token without a username is a cross-check, listed after the schema's problems.
       'consumers/crm.yaml: rateLimit.max: is required',
+      'consumers/crm.yaml: upstream.username: is required with tokenEnv or tokenFile',
     ],
   },
 ]
@@ -167,6 +167,47 @@ const crossCases: Case[] = [
       'consumers/b.yaml': `keys: [${KEY}]\nupstream: { username: b, tokenEnv: OPS_TOKEN }\n`,
     },
     problems: ['consumers/b.yaml: keys[0]: this key hash is already used by consumer "a"'],
+  },
+  {
+    // SPEC 16: HMAC or none would let a public key act as a shared secret.
+    name: 'JWT issuers: HMAC and none refused, one key source each, each iss once',
+    files: {
+      'gateway.yaml': `auth:
+  jwt:
+    issuers:
+      - { issuer: https://a.example, jwksUrl: https://a.example/jwks, audiences: [gw], algorithms: [RS256, HS256, none] }
+      - { issuer: https://a.example, jwksUrl: https://a.example/jwks, discoveryUrl: https://a.example/.well-known/openid-configuration, audiences: [gw] }
+      - { issuer: https://b.example, audiences: [gw] }
+      - { issuer: https://c.example, publicKeyFile: missing.pem, audiences: [gw] }
+`,
+    },
+    problems: [
+      'gateway.yaml: auth.jwt.issuers[0].algorithms[1]: HS256 is refused: only asymmetric algorithms (RS*, PS*, ES*, EdDSA) can be trusted from an identity provider',
+      'gateway.yaml: auth.jwt.issuers[0].algorithms[2]: none is refused: only asymmetric algorithms (RS*, PS*, ES*, EdDSA) can be trusted from an identity provider',
+      'gateway.yaml: auth.jwt.issuers[1].issuer: this issuer is already listed',
+      'gateway.yaml: auth.jwt.issuers[1]: needs exactly one of jwksUrl, discoveryUrl, publicKeyFile (has jwksUrl, discoveryUrl)',
+      'gateway.yaml: auth.jwt.issuers[2]: needs exactly one of jwksUrl, discoveryUrl, publicKeyFile',
+      'gateway.yaml: auth.jwt.issuers[3].publicKeyFile: cannot read "missing.pem" (ENOENT)',
+    ],
+  },
+  {
+    name: 'JWT consumers: a known issuer, subjects or client ids, upstream credentials; one token source',
+    files: {
+      'gateway.yaml':
+        'auth: { jwt: { issuers: [{ issuer: https://a.example, jwksUrl: https://a.example/jwks, audiences: [gw] }] } }\n',
+      'consumers/a.yaml': 'jwt: { issuer: https://a.example }\n',
+      'consumers/b.yaml':
+        'jwt: { issuer: https://other.example, clientIds: [crm] }\nupstream: { username: b, tokenEnv: CRM_TOKEN, tokenFile: token }\n',
+      'consumers/c.yaml': 'upstream: { username: c, tokenFile: no-such-token }\n',
+    },
+    problems: [
+      'consumers/a.yaml: jwt: a JWT consumer needs upstream credentials (upstream.username and upstream.tokenEnv or tokenFile)',
+      'consumers/a.yaml: jwt: needs subjects or clientIds: which tokens of the issuer are this consumer',
+      'consumers/b.yaml: upstream.tokenFile: one source for the token: tokenEnv or tokenFile, not both',
+      'consumers/b.yaml: upstream.tokenFile: cannot read "token" (ENOENT)',
+      'consumers/b.yaml: jwt.issuer: "https://other.example" is not one of gateway.yaml\'s auth.jwt.issuers',
+      'consumers/c.yaml: upstream.tokenFile: cannot read "no-such-token" (ENOENT)',
+    ],
   },
   {
     name: 'tokenEnv not set, metrics token not set',
@@ -266,7 +307,7 @@ const crossCases: Case[] = [
     name: 'keys without upstream credentials',
     files: { 'consumers/a.yaml': `keys: [${KEY}]\n` },
     problems: [
-      'consumers/a.yaml: keys: a consumer with gateway keys needs upstream credentials (upstream.username, upstream.tokenEnv)',
+      'consumers/a.yaml: keys: a consumer with gateway keys needs upstream credentials (upstream.username, upstream.tokenEnv or tokenFile)',
     ],
   },
 ]
@@ -334,7 +375,7 @@ t.test('every problem of many files is listed, grouped by file', async (t) => {
   t.same(problems, [
     'gateway.yaml: cache.ttlSeconds: must be an integer',
     'gateway.yaml: validation.userIdPattern: must be anchored: start with ^ and end with $',
-    'consumers/a.yaml: extra: unknown key (known keys: usernames, keys, upstream, operations, rateLimit, redact, allowIPs)',
+    'consumers/a.yaml: extra: unknown key (known keys: usernames, keys, upstream, operations, rateLimit, redact, allowIPs, jwt)',
     'consumers/a.yaml: allowIPs[0]: "bad" is not an IPv4/IPv6 address or CIDR',
     'consumers/b.yaml: usernames[0]: username "crm" is already used by consumer "a"',
   ])

@@ -9,12 +9,19 @@ import { hashToken } from '../../cache/listing-cache.js'
 import {
   CREDENTIAL_HEADERS,
   headerValues,
+  type JwtLookup,
   type ResolvedCredentials,
   resolveCredentials,
   type UpstreamAuth,
 } from '../../credentials.js'
-import { GatewayError, WWW_AUTHENTICATE } from '../../errors.js'
-import { DEFAULT_CONSUMER, evaluate, findConsumer, isUsernameNearMiss } from '../../policy/evaluate.js'
+import { GatewayError, WWW_AUTHENTICATE, WWW_AUTHENTICATE_INVALID_TOKEN } from '../../errors.js'
+import {
+  DEFAULT_CONSUMER,
+  evaluate,
+  findConsumer,
+  findJwtConsumer,
+  isUsernameNearMiss,
+} from '../../policy/evaluate.js'
 import type { ConsumerPolicy, Policy } from '../../policy/types.js'
 import type { ApiResourceName, PolicyOperation } from '../../resources.js'
 import '../request-context.js'
@@ -26,7 +33,9 @@ declare module 'fastify' {
 }
 
 function unauthorized(code: GatewayError['code'], message: string): GatewayError {
-  return new GatewayError(code, message, { headers: { 'www-authenticate': WWW_AUTHENTICATE } })
+  // A refused JWT says so in the challenge (RFC 6750 3.1), so an OAuth2 client knows to get a new one.
+  const challenge = code === 'IPDR_GW_INVALID_TOKEN' ? WWW_AUTHENTICATE_INVALID_TOKEN : WWW_AUTHENTICATE
+  return new GatewayError(code, message, { headers: { 'www-authenticate': challenge } })
 }
 
 /** What a request's credentials resolve to under a policy, for one resource and operation. */
@@ -65,6 +74,8 @@ export interface AuthorizationInput {
   readonly resolved?: ResolvedCredentials
   /** Whether Trisul accepted this username and token lately (src/policy/known-good.ts). Default: never. */
   readonly isKnownGood?: (username: string, tokenHash: string) => boolean
+  /** Verified JWTs (SPEC 16), when issuers are configured; used when `resolved` is not given. */
+  readonly jwt?: JwtLookup
 }
 
 /** The credentials of a request (SPEC 3.1) under a policy: the first step of {@link authorize}. */
@@ -72,12 +83,15 @@ export function resolveRequestCredentials(
   policy: Policy,
   rawHeaders: readonly string[],
   body: unknown,
+  jwt?: JwtLookup,
 ): ResolvedCredentials {
   return resolveCredentials({
     headers: headerValues(rawHeaders, CREDENTIAL_HEADERS),
     body,
     bodyCredentials: policy.gateway.auth.bodyCredentials,
     isGatewayKey: (keyHash) => findConsumer(policy, { kind: 'key', keyHash }) !== null,
+    // Only with issuers in the policy: otherwise no Bearer is a JWT.
+    ...(jwt !== undefined && policy.gateway.auth.jwt.issuers.length > 0 ? { jwt } : {}),
   })
 }
 
@@ -93,7 +107,7 @@ export function authorize(
   input: AuthorizationInput,
 ): Authorization {
   const resolved: ResolvedCredentials =
-    input.resolved ?? resolveRequestCredentials(policy, input.rawHeaders, input.body)
+    input.resolved ?? resolveRequestCredentials(policy, input.rawHeaders, input.body, input.jwt)
   if (!resolved.ok) {
     const error = unauthorized(resolved.code, resolved.message)
     return { ok: false, consumer: null, consumerName: 'unknown', error, denied: false }
@@ -103,13 +117,22 @@ export function authorize(
   let username: string
   let token: string
   let tokenHash: string | undefined
-  if (resolved.form === 'key') {
-    consumer = findConsumer(policy, { kind: 'key', keyHash: resolved.keyHash })
+  if (resolved.form === 'key' || resolved.form === 'jwt') {
+    // A gateway key or a verified JWT names a consumer, whose own Trisul credentials are injected.
+    consumer =
+      resolved.form === 'key'
+        ? findConsumer(policy, { kind: 'key', keyHash: resolved.keyHash })
+        : findJwtConsumer(policy, resolved.claims)
+    if (resolved.form === 'jwt' && consumer === null) {
+      // Authenticated, but granted nothing (SPEC 16): 403, not a failed authentication.
+      const error = new GatewayError('IPDR_GW_NO_CONSUMER', 'No consumer of the policy matches this token')
+      return { ok: false, consumer: null, consumerName: 'unknown', error, denied: true }
+    }
     const tokenValue = consumer ? policy.tokens.get(consumer.name) : undefined
     if (!consumer?.upstream?.username || tokenValue === undefined) {
       const error = unauthorized(
         'IPDR_GW_MALFORMED_CREDENTIALS',
-        'This gateway key has no upstream credentials',
+        `This ${resolved.form === 'key' ? 'gateway key' : 'token'} has no upstream credentials`,
       )
       return { ok: false, consumer: null, consumerName: 'unknown', error, denied: false }
     }
@@ -156,7 +179,10 @@ export function authorize(
     return { ok: false, consumer, consumerName, error, denied: true }
   }
   const auth = { username, token, tokenHash: tokenHash ?? hashToken(token), context }
-  const proven = resolved.form === 'key' || input.isKnownGood?.(username, auth.tokenHash) === true
+  const proven =
+    resolved.form === 'key' ||
+    resolved.form === 'jwt' ||
+    input.isKnownGood?.(username, auth.tokenHash) === true
   return { ok: true, consumer, consumerName, rateKey, auth, proven }
 }
 

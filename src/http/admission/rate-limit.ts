@@ -18,7 +18,7 @@
 import rateLimitPlugin from '@fastify/rate-limit'
 import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify'
 import type { UpstreamAuth } from '../../credentials.js'
-import { type ResolvedCredentials, sha256Hex } from '../../credentials.js'
+import { bearerJwtOf, type JwtVerdict, type ResolvedCredentials, sha256Hex } from '../../credentials.js'
 import { GatewayError } from '../../errors.js'
 import { findConsumer } from '../../policy/evaluate.js'
 import { KnownGoodCredentials } from '../../policy/known-good.js'
@@ -252,6 +252,8 @@ export interface AuthFailureLimiterRegistration {
   knownGood?: KnownGoodCredentials
   /** The clock of the default `knownGood` (the gateway's, which tests fake). Default `Date.now`. */
   knownGoodClock?: () => number
+  /** Verifies JWT Bearer tokens (SPEC 16) before the credentials are resolved. Default: none. */
+  jwt?: { verify(token: string): Promise<JwtVerdict> }
 }
 
 /** The failed-authentication budget, for code that answers a request itself (the fast paths, sync jobs). */
@@ -390,8 +392,14 @@ export function registerAuthFailureLimiter(
   app.addHook('onRequest', async (request, reply) => {
     if (exempt.has(request.routeOptions.url ?? '')) return
     const gw = request.gw
+    // A JWT is verified first (SPEC 16): a failed one is a failed authentication, charged below.
+    const jwt = opts.jwt && gw.policy.gateway.auth.jwt.issuers.length > 0 ? opts.jwt : undefined
+    const token = jwt === undefined ? null : bearerJwtOf(request.raw.rawHeaders)
+    const verdict = token === null || jwt === undefined ? undefined : await jwt.verify(token)
     // Resolved once from the headers; the admission step and the fast path use it (a body's form 4 comes later).
-    const resolved = resolveRequestCredentials(gw.policy, request.raw.rawHeaders, undefined)
+    const resolved = resolveRequestCredentials(gw.policy, request.raw.rawHeaders, undefined, (t) =>
+      t === token ? verdict : undefined,
+    )
     gw.credentials = resolved
     if (credentialsProven(gw.policy, resolved, isKnownGood)) return
     // No header credentials but a body: legacy body credentials, charged by the admission once read.
@@ -424,6 +432,8 @@ export function registerAuthFailureLimiter(
 /** The identity of resolved credentials for {@link AuthFailureGate.chargeUnproven}: username and token digest. */
 export function credentialsKey(resolved: Extract<ResolvedCredentials, { ok: true }>): string {
   if (resolved.form === 'key') return `key\n${resolved.keyHash}`
+  if (resolved.form === 'jwt')
+    return `jwt\n${resolved.claims.issuer}\n${resolved.claims.subject ?? resolved.claims.clientId ?? ''}`
   return `${resolved.tokenHash ?? sha256Hex(resolved.token)}\n${resolved.username}`
 }
 
@@ -436,6 +446,8 @@ function credentialsProven(
   if (!resolved.ok) return false
   if (resolved.form === 'key')
     return findConsumer(policy, { kind: 'key', keyHash: resolved.keyHash }) !== null
+  // A JWT that verified is proven (its signature), whether or not a consumer takes it.
+  if (resolved.form === 'jwt') return true
   return isKnownGood(resolved.username, resolved.tokenHash ?? sha256Hex(resolved.token))
 }
 

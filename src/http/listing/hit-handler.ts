@@ -26,6 +26,7 @@ import type { IncomingMessage, ServerResponse } from 'node:http'
 import type { FastifyBaseLogger } from 'fastify'
 import type { WriteAudit } from '../../audit/write-audit.js'
 import type { ListingCache } from '../../cache/listing-cache.js'
+import type { JwtLookup } from '../../credentials.js'
 import type { GatewayMetrics } from '../../metrics.js'
 import type { Policy } from '../../policy/types.js'
 import { RESOURCE_BY_NAME, type ResourceFacts } from '../../resources.js'
@@ -60,6 +61,8 @@ export interface ListingHitHandlerDeps {
   readonly rateLimiter: RateLimiter
   /** Whether Trisul accepted a username and token lately: only proven credentials are answered here. */
   readonly isKnownGood: (username: string, tokenHash: string) => boolean
+  /** Verified JWTs (SPEC 16): a token not verified yet is the route's (its hook verifies it). */
+  readonly jwt?: JwtLookup
   readonly metrics: GatewayMetrics
   readonly log: FastifyBaseLogger
   /** The request id of `req`, as Fastify's `genReqId` makes it. */
@@ -105,6 +108,7 @@ export function makeListingHitHandler(deps: ListingHitHandlerDeps) {
       body: undefined,
       clientIp: address,
       isKnownGood: deps.isKnownGood,
+      ...(deps.jwt ? { jwt: deps.jwt } : {}),
     })
     // Refusals are the route's to answer and count; a miss or a variant not made yet the route's to fill.
     // Unproven credentials are the route's too: its failed-authentication hook charges them first (SPEC 13).

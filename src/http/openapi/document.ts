@@ -36,6 +36,7 @@ export const QUERIES_TAG = 'queries'
 
 /** Security scheme names (components.securitySchemes). */
 export const SECURITY = {
+  jwt: 'identityProviderJwt',
   gatewayKey: 'gatewayKey',
   trisulToken: 'trisulToken',
   trisulUsername: 'trisulUsername',
@@ -45,6 +46,7 @@ export const SECURITY = {
 
 /** The credential forms 1-3 of SPEC 3.1, first match wins (form 4 is described in the text). */
 export const API_SECURITY: readonly Record<string, string[]>[] = [
+  { [SECURITY.jwt]: [] },
   { [SECURITY.gatewayKey]: [] },
   { [SECURITY.trisulToken]: [], [SECURITY.trisulUsername]: [] },
   { [SECURITY.basic]: [] },
@@ -200,7 +202,7 @@ export function documentFrame(version: string): Json {
         "A gateway in front of Trisul's IPDR customers API: the same paths, standard `Authorization` headers",
         'instead of credentials in the body, real status codes, cached and filterable listings.',
         '',
-        '**Credentials** (first match wins): a gateway key as `Bearer`; a Trisul `api_token` as `Bearer` with',
+        '**Credentials** (first match wins): a JWT of a trusted identity provider or a gateway key as `Bearer`; a Trisul `api_token` as `Bearer` with',
         '`X-Trisul-Username`; `Basic base64(username:api_token)`; or, for legacy clients and unless the policy',
         'turns it off, `api_token`, `username` and `contextname`/`context` in the JSON body (GET included).',
         "The context comes from `X-Trisul-Context`, else the consumer's or the policy's default.",
@@ -228,6 +230,15 @@ export function documentFrame(version: string): Json {
     ],
     components: {
       securitySchemes: {
+        [SECURITY.jwt]: {
+          type: 'http',
+          scheme: 'bearer',
+          bearerFormat: 'JWT',
+          description:
+            "Form 1 (SPEC 16): an access token from the ISP's identity provider (OAuth2 client credentials), " +
+            "verified against the policy's `auth.jwt.issuers` and matched to a consumer, whose Trisul " +
+            'credentials the gateway sends. A refused token is `401` with `error="invalid_token"`.',
+        },
         [SECURITY.gatewayKey]: {
           type: 'http',
           scheme: 'bearer',
