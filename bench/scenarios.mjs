@@ -13,6 +13,8 @@ import { join } from 'node:path'
 import { comparePair } from './lib/compare.mjs'
 import { fmt } from './lib/format.mjs'
 import {
+  BENCH_TOKEN,
+  BENCH_USER,
   CREATE_FIELDS,
   gatewayHeaders,
   seedUserId,
@@ -1492,6 +1494,53 @@ async function hostileClients(ctx) {
   return out
 }
 
+/**
+ * Row 17, SPEC 16 (issue 33): cached hits for a JWT consumer (RS256, verified once per token and
+ * remembered until exp) vs a gateway-key consumer, same policy, same run, one gateway process each.
+ */
+async function jwtConsumers(ctx) {
+  const { SignJWT } = await import('jose')
+  const { privateKey, publicKey } = generateKeyPairSync('rsa', { modulusLength: 2048 })
+  const issuer = 'https://idp.bench.example'
+  const key = 'gk_bench_0123456789abcdef0123456789abcdef'
+  const identities = {
+    issuer,
+    publicKeyPem: publicKey.export({ type: 'spki', format: 'pem' }),
+    keyHash: sha256(key),
+    username: BENCH_USER,
+    token: BENCH_TOKEN,
+  }
+  const now = Math.floor(Date.now() / 1000)
+  const jwt = await new SignJWT({ sub: 'bench', aud: 'ipdr-gateway', iss: issuer, iat: now, exp: now + 3600 })
+    .setProtectedHeader({ alg: 'RS256', kid: 'bench' })
+    .sign(privateKey)
+  const up = await ctx.start('servers/upstream.mjs', { n: 1000 }, LOAD_CPU)
+  const a = await ctx.start('servers/gateway.mjs', { upstreamUrl: up.info.url, identities }, SERVER_CPU)
+  const b = await ctx.start('servers/gateway.mjs', { upstreamUrl: up.info.url, identities }, SERVER_CPU)
+  const jwtHeaders = { authorization: `Bearer ${jwt}` }
+  const keyHeaders = { authorization: `Bearer ${key}` }
+  await untilHit(a.info.url + LIST, jwtHeaders)
+  await untilHit(b.info.url + LIST, keyHeaders)
+  const r = await comparePair(ctx.cfg, {
+    label: 'row 17 jwt vs gateway key',
+    a: { url: a.info.url + LIST, headers: jwtHeaders, connections: ctx.cfg.connections },
+    b: { url: b.info.url + LIST, headers: keyHeaders, connections: ctx.cfg.connections },
+    servers: { a, b },
+  })
+  await a.stop()
+  await b.stop()
+  await up.stop()
+  return [
+    throughputRow(
+      '17',
+      'cached listing N = 1,000: a JWT consumer (RS256) vs a gateway key',
+      r,
+      '≥ 0.90',
+      r.ratio >= 0.9,
+    ),
+  ]
+}
+
 export const GROUPS = [
   { rows: ['1b'], run: (ctx, want) => cachedListing(ctx, 10, want) },
   { rows: ['1', '3'], run: (ctx, want) => cachedListing(ctx, 1000, want) },
@@ -1512,6 +1561,7 @@ export const GROUPS = [
   { rows: ['14'], run: (ctx) => hostileClients(ctx) },
   { rows: ['15'], run: (ctx) => storeFailover(ctx) },
   { rows: ['16'], run: (ctx) => provenAudit(ctx) },
+  { rows: ['17'], run: (ctx) => jwtConsumers(ctx) },
 ]
 
 /**

@@ -115,6 +115,43 @@ t.test('SIGHUP reloads the policy; an invalid reload keeps the old one and is co
   t.equal((await child.exited).code, 0)
 })
 
+t.test('SIGHUP re-reads a token file (SPEC 16): the rotated Trisul token is the one sent', async (t) => {
+  const upstream = await startRecordingUpstream(() => ({ kind: 'json', body: [] }))
+  t.teardown(() => upstream.close())
+  const key = 'gk_test_rotation_0123456789abcdef'
+  const { createHash } = await import('node:crypto')
+  const dir = writePolicyDir(tempDir(t), {
+    consumers: {
+      crm: {
+        keys: [createHash('sha256').update(key).digest('hex')],
+        upstream: { username: 'crm', tokenFile: 'crm-token' },
+        operations: ALL_OPERATIONS,
+      },
+    },
+  })
+  writeFileSync(join(dir, 'crm-token'), 'first-trisul-token\n')
+  const { child, base } = await serveGateway(t, dir, upstream.url)
+  const write = async () => {
+    const res = await request(`${base}/api/ipdrcustomers/U1`, {
+      method: 'PATCH',
+      headers: { authorization: `Bearer ${key}`, 'content-type': 'application/json' },
+      body: '{"Name":"x"}',
+    })
+    await res.body.dump()
+  }
+  await write()
+  writeFileSync(join(dir, 'crm-token'), 'second-trisul-token\n')
+  child.proc.kill('SIGHUP')
+  await child.waitFor(/policy reloaded/)
+  await write()
+  t.same(
+    upstream.requests.map((r) => r.body?.api_token),
+    ['first-trisul-token', 'second-trisul-token'],
+  )
+  child.proc.kill('SIGTERM')
+  t.equal((await child.exited).code, 0)
+})
+
 t.test('npm start demo: no upstream configured → embedded emulator, a curl line that works', async (t) => {
   const cwd = tempDir(t)
   const child = runCli(t, ['serve', '--port', '0'], { cwd })

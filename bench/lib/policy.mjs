@@ -17,6 +17,9 @@ export const BENCH_RATE_LIMIT = Object.freeze({ max: 100_000_000, timeWindow: '1
 /**
  * `redactedUsername`: also a consumer `redacted` for that upstream username, with both phones redacted.
  * `metered`: also a consumer `metered` for that upstream username, with its own rate limit.
+ * `identities`: also a gateway-key consumer `keyed` and a JWT consumer `jwt` (subject `bench`, issuer
+ * `identities.issuer` whose public key is `identities.publicKeyPem`), both sending `identities.username`
+ * with `identities.token` from a token file (SPEC 16).
  * @param {{ upstreamUrl: string, ttlSeconds?: number, redisUrl?: string, redisCluster?: string[], keyPrefix?: string, rateLimit?: object, leaseMs?: number, cacheMaxBytes?: number, audit?: { file: string, fsync?: boolean, reads?: boolean, signingKeyFile?: string, syslog?: object }, sync?: object, redactedUsername?: string, metered?: { username: string, rateLimit: object } }} opts
  * @returns {string} the directory
  */
@@ -33,6 +36,7 @@ export function writeBenchPolicy({
   sync,
   redactedUsername,
   metered,
+  identities,
 }) {
   const dir = mkdtempSync(join(tmpdir(), 'ipdr-gw-bench-policy-'))
   mkdirSync(join(dir, 'consumers'))
@@ -60,6 +64,32 @@ export function writeBenchPolicy({
   if (metered) {
     const doc = { ...consumer, usernames: [metered.username], rateLimit: metered.rateLimit }
     writeFileSync(join(dir, 'consumers', 'metered.json'), JSON.stringify(doc))
+  }
+  if (identities) {
+    writeFileSync(join(dir, 'idp.pem'), identities.publicKeyPem)
+    writeFileSync(join(dir, 'trisul-token'), `${identities.token}\n`)
+    gateway.auth = {
+      jwt: {
+        issuers: [
+          {
+            issuer: identities.issuer,
+            publicKeyFile: 'idp.pem',
+            audiences: ['ipdr-gateway'],
+            algorithms: ['RS256'],
+          },
+        ],
+      },
+    }
+    writeFileSync(join(dir, 'gateway.json'), JSON.stringify(gateway))
+    const upstream = { username: identities.username, tokenFile: 'trisul-token' }
+    writeFileSync(
+      join(dir, 'consumers', 'keyed.json'),
+      JSON.stringify({ ...consumer, keys: [identities.keyHash], upstream }),
+    )
+    writeFileSync(
+      join(dir, 'consumers', 'jwt.json'),
+      JSON.stringify({ ...consumer, jwt: { issuer: identities.issuer, subjects: ['bench'] }, upstream }),
+    )
   }
   if (redactedUsername) {
     const redacted = { ...consumer, usernames: [redactedUsername], redact: ['PhoneNumber', 'AltPhoneNumber'] }

@@ -1,7 +1,7 @@
 /**
  * Child process: the compiled gateway (dist/), built exactly as `serve` builds
  * it (policy loaded by the real loader, `buildApp`), without logging or the
- * readiness probe. Options: `{ upstreamUrl, ttlSeconds, redisUrl, keyPrefix, rateLimit, leaseMs, audit, sync, logFile }` (a shared store
+ * readiness probe. Options: `{ upstreamUrl, ttlSeconds, redisUrl, keyPrefix, rateLimit, leaseMs, audit, sync, identities, logFile }` (a shared store
  * when `redisUrl` is set; an audit trail when `audit: { file, fsync }` is; production request logging,
  * info level and redacted as `serve` logs, into `logFile` when it is set).
  * Handlers `loop-start` and `loop-max`: the longest event-loop delay in between, in ms.

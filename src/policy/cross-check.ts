@@ -182,6 +182,8 @@ export function crossCheckGateway(sink: ProblemSink, doc: GatewayDoc, env: Env):
   }
   checkOrigins(sink, doc.file, obj(g.cors)?.origins)
   checkEnv(sink, doc.file, ['metrics', 'tokenEnv'], obj(g.metrics)?.tokenEnv, env)
+  if (typeof obj(g.metrics)?.tokenEnv === 'string' && typeof obj(g.metrics)?.tokenFile === 'string')
+    sink.add(doc.file, ['metrics', 'tokenFile'], 'one source for the token: tokenEnv or tokenFile, not both')
   checkRanges(sink, doc.file, ['trustProxy'], g.trustProxy)
   const redis = obj(obj(g.store)?.redis)
   if (redis) checkRedisStore(sink, doc.file, redis, env)

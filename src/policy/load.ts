@@ -408,6 +408,7 @@ export async function loadPolicy(dir: string, env: Env): Promise<LoadResult> {
     ['audit.signingKeyFile', data?.audit?.signingKeyFile],
     ['audit.syslog.caFile', (data?.audit?.syslog as { caFile?: unknown } | null | undefined)?.caFile],
     ['store.redis.sentinelPasswordFile', data?.store?.redis?.sentinelPasswordFile],
+    ['metrics.tokenFile', (data as { metrics?: { tokenFile?: unknown } } | undefined)?.metrics?.tokenFile],
   ]
   for (const [key, file] of readable) {
     if (!gatewayDoc || typeof file !== 'string' || file === '') continue
@@ -478,7 +479,7 @@ export async function loadPolicy(dir: string, env: Env): Promise<LoadResult> {
     if (issuer.publicKeyFile !== null)
       jwtPublicKeys.set(issuer.issuer, await readFile(issuer.publicKeyFile, 'utf8'))
   }
-  const metricsToken = gateway.metrics.tokenEnv === null ? null : (env[gateway.metrics.tokenEnv] ?? null)
+  const metricsToken = await secretOf(dir, env, gateway.metrics.tokenEnv, gateway.metrics.tokenFile)
   const redis = gateway.store.redis
   const storeSecrets: StoreSecrets = {
     password: await secretOf(dir, env, redis?.passwordEnv ?? null, redis?.passwordFile ?? null),

@@ -508,8 +508,9 @@ function gatewaySchema(): Schema {
             pattern: ENV_NAME_PATTERN,
             default: null,
             description:
-              'Environment variable holding a bearer token that scrapes must send; it must be set when named. null: no token.',
+              'Environment variable holding a bearer token that scrapes must send; it must be set when named. Not with tokenFile. null: no token.',
           },
+          tokenFile: secretFile('The bearer token that scrapes must send, from this file (read at start).'),
         },
       },
       docs: {

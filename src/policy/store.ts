@@ -208,6 +208,8 @@ export function startOnlyChanges(old: Policy, next: Policy): string[] {
     ['store', a.store, b.store],
     ['audit', a.audit, b.audit],
     ['server.tls', a.server.tls, b.server.tls],
+    // The secret, not only its file name: a rotated Redis password needs the connections made again.
+    ['store.redis passwords', old.storeSecrets, next.storeSecrets],
   ]
   return pairs.filter(([, x, y]) => JSON.stringify(x) !== JSON.stringify(y)).map(([k]) => k)
 }

@@ -88,6 +88,8 @@ export interface GatewayPolicy {
     readonly port: number | null
     /** Environment variable holding the scrape bearer token (resolved into `Policy.metricsToken`); null: no token required. Default null. */
     readonly tokenEnv: string | null
+    /** File holding the scrape bearer token instead (relative to the policy directory). Default null. */
+    readonly tokenFile: string | null
   }
   readonly docs: {
     /** Serve Swagger UI at `/docs`. Default false. */

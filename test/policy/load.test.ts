@@ -47,7 +47,7 @@ const SPEC_DEFAULTS = {
   },
   limits: { bodyBytes: 1048576, inFlightBodyBytes: 268435456 },
   cors: { origins: [] },
-  metrics: { port: null, tokenEnv: null },
+  metrics: { port: null, tokenEnv: null, tokenFile: null },
   docs: { swaggerUi: false },
   trustProxy: [],
   store: { redis: null },
@@ -294,3 +294,18 @@ t.test('consumers that is a file, not a directory, holds no consumers', async (t
   const policy = await validPolicy(t, { consumers: 'not a directory' })
   t.same(policy.consumers, [])
 })
+
+t.test(
+  'secrets from files (SPEC 16): a token file per consumer and a scrape token file, one newline trimmed',
+  async (t) => {
+    const policy = await validPolicy(t, {
+      'gateway.yaml': 'metrics: { tokenFile: secrets/scrape }\n',
+      'secrets/scrape': 'scrape-token-123\n',
+      'secrets/crm': 'crm-token-456\n\n',
+      'consumers/crm.yaml': 'keys: []\nupstream: { username: crm, tokenFile: secrets/crm }\n',
+    })
+    t.equal(policy.metricsToken, 'scrape-token-123')
+    // Only one trailing newline is the file's end; a second is part of the secret as written.
+    t.equal(policy.tokens.get('crm'), 'crm-token-456\n')
+  },
+)
