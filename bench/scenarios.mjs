@@ -43,6 +43,7 @@ export const ROW_IDS = [
   '14',
   '15',
   '16',
+  '17',
 ]
 
 const LIST = '/api/ipdrcustomers'
