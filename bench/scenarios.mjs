@@ -44,6 +44,7 @@ export const ROW_IDS = [
   '15',
   '16',
   '17',
+  '18',
 ]
 
 const LIST = '/api/ipdrcustomers'
@@ -1542,6 +1543,56 @@ async function jwtConsumers(ctx) {
   ]
 }
 
+/** The build before tracing (SPEC 18, issue 34), for row 18's "nothing made when off". */
+const BEFORE_TRACING = '3d3b86d'
+
+/**
+ * Row 18, SPEC 18 (issue 34): cached hits, N = 10 and 1,000, (a) tracing off (no endpoint) vs the
+ * build before tracing (goal ≥ 0.98: nothing made when off) and (b) spans exported to a collector at
+ * the default ratio (0.01) vs off (goal ≥ 0.90), same run.
+ */
+async function tracingCost(ctx) {
+  const out = []
+  const { baseGatewayScript } = await import('./lib/base-build.mjs')
+  const baseScript = baseGatewayScript(BEFORE_TRACING)
+  const headers = gatewayHeaders()
+  const sink = await ctx.start('servers/otlp-sink.mjs', {}, LOAD_CPU)
+  for (const n of [10, 1000]) {
+    const up = await ctx.start('servers/upstream.mjs', { n }, LOAD_CPU)
+    const off = await ctx.start('servers/gateway.mjs', { upstreamUrl: up.info.url }, SERVER_CPU)
+    const before = await ctx.start(baseScript, { upstreamUrl: up.info.url }, SERVER_CPU)
+    const on = await ctx.start(
+      'servers/gateway.mjs',
+      { upstreamUrl: up.info.url, otlpEndpoint: sink.info.url },
+      SERVER_CPU,
+    )
+    const a = await compareCachedHits(ctx, `row 18 off vs before N=${n}`, off, before, headers)
+    out.push(
+      throughputRow(
+        '18',
+        `cached listing N = ${fmt.int(n)}: tracing off vs the build before tracing (${BEFORE_TRACING})`,
+        a,
+        '≥ 0.98',
+        a.ratio >= 0.98,
+      ),
+    )
+    const b = await compareCachedHits(ctx, `row 18 on vs off N=${n}`, on, off, headers)
+    const spans = await sink.call('spans')
+    out.push(
+      throughputRow(
+        '18',
+        `cached listing N = ${fmt.int(n)}: spans exported at sampleRatio 0.01 vs tracing off (${fmt.int(spans)} spans so far)`,
+        b,
+        '≥ 0.90',
+        b.ratio >= 0.9,
+      ),
+    )
+    await Promise.all([off.stop(), before.stop(), on.stop(), up.stop()])
+  }
+  await sink.stop()
+  return out
+}
+
 export const GROUPS = [
   { rows: ['1b'], run: (ctx, want) => cachedListing(ctx, 10, want) },
   { rows: ['1', '3'], run: (ctx, want) => cachedListing(ctx, 1000, want) },
@@ -1563,6 +1614,7 @@ export const GROUPS = [
   { rows: ['15'], run: (ctx) => storeFailover(ctx) },
   { rows: ['16'], run: (ctx) => provenAudit(ctx) },
   { rows: ['17'], run: (ctx) => jwtConsumers(ctx) },
+  { rows: ['18'], run: (ctx) => tracingCost(ctx) },
 ]
 
 /**

@@ -39,6 +39,7 @@ import { type Coherence, LocalCoherence } from './store/coherence.js'
 import { describeEndpoint, redisEndpoint } from './store/redis-client.js'
 import { openSharedStore, redisStorePolicy, type SharedStore } from './store/shared-store.js'
 import { SyncJobs } from './sync/jobs.js'
+import { Tracing } from './telemetry/tracing.js'
 import { UpstreamClient } from './upstream/client.js'
 import { Readiness } from './upstream/readiness.js'
 import { bodyValidators } from './validation/request-schema.js'
@@ -88,6 +89,10 @@ export interface AppOptions {
   readonly instanceName?: string
   /** Serve HTTPS with this (checked) certificate and key (src/http/server/tls.ts); default plain HTTP. */
   readonly tls?: TlsMaterial
+  /** Overrides `telemetry.otlp.endpoint` (`OTEL_EXPORTER_OTLP_ENDPOINT`); null: no span even if the policy names one. */
+  readonly otlpEndpoint?: string | null
+  /** Longest a finished span waits to be exported, in ms (tests shorten it). Default 2000. */
+  readonly spanExportDelayMs?: number
 }
 
 /** How long the start waits for the shared store before serving without it. */
@@ -108,7 +113,16 @@ export async function buildApp(options: AppOptions): Promise<FastifyInstance> {
   })
   const app = Fastify(server.options)
 
-  const { readiness, upstream } = upstreamOf(initial, options, metrics)
+  // SPEC 18: read at start, like the listeners; spans exported until the app closes.
+  const telemetry = initial.gateway.telemetry
+  const tracing = new Tracing({
+    endpoint: options.otlpEndpoint === undefined ? telemetry.otlp.endpoint : options.otlpEndpoint,
+    sampleRatio: telemetry.sampleRatio,
+    ...(options.instanceName ? { instanceId: options.instanceName } : {}),
+    ...(options.spanExportDelayMs === undefined ? {} : { exportDelayMs: options.spanExportDelayMs }),
+  })
+  app.addHook('onClose', () => tracing.shutdown())
+  const { readiness, upstream } = upstreamOf(initial, options, metrics, tracing)
   const shared = sharedStoreOf(initial, options, metrics, app.log)
   const audit = await openWriteAudit(
     initial.gateway.audit,
@@ -121,6 +135,7 @@ export async function buildApp(options: AppOptions): Promise<FastifyInstance> {
     upstream,
     shared,
     scanner,
+    tracing,
   })
   const queryResults = new QueryResultCache()
   metrics.setSources({
@@ -144,18 +159,23 @@ export async function buildApp(options: AppOptions): Promise<FastifyInstance> {
 
   // A reload swapped the policy: the cache follows its TTL and budget, the JWT verifier its issuers.
   let limitsOf = initial
-  registerRequestContext(app, source, (policy) => {
-    if (policy === limitsOf) return
-    limitsOf = policy
-    jwt.configure(policy.gateway.auth.jwt.issuers, policy.jwtPublicKeys)
-    const limits = policy.gateway.cache
-    cache.setLimits({
-      maxBytes: limits.maxBytes,
-      ttlMs: limits.ttlSeconds * 1000,
-      staleIfErrorMs: limits.staleIfErrorSeconds * 1000,
-    })
-  })
-  registerAccessLog(app, metrics)
+  registerRequestContext(
+    app,
+    source,
+    (policy) => {
+      if (policy === limitsOf) return
+      limitsOf = policy
+      jwt.configure(policy.gateway.auth.jwt.issuers, policy.jwtPublicKeys)
+      const limits = policy.gateway.cache
+      cache.setLimits({
+        maxBytes: limits.maxBytes,
+        ttlMs: limits.ttlSeconds * 1000,
+        staleIfErrorMs: limits.staleIfErrorSeconds * 1000,
+      })
+    },
+    tracing,
+  )
+  registerAccessLog(app, metrics, tracing)
   const parseJson = registerJsonBody(app)
   registerErrorReplies(app)
 
@@ -188,6 +208,7 @@ export async function buildApp(options: AppOptions): Promise<FastifyInstance> {
         rateLimiter,
         isKnownGood,
         jwt: jwt.lookup,
+        tracing,
         metrics,
         log: app.log,
         requestId: requestIdOf,
@@ -211,7 +232,7 @@ export async function buildApp(options: AppOptions): Promise<FastifyInstance> {
     chargeUnproven: authFailures.chargeUnproven,
     onDenied: (consumer: string, operation: string) => metrics.policyDenials.inc({ consumer, operation }),
   }
-  registerApiRoutes(app, { ...admission, upstream, listings, audit })
+  registerApiRoutes(app, { ...admission, upstream, listings, audit, tracing })
   registerQueryRoutes(app, {
     ...admission,
     policy: () => source.current,
@@ -268,7 +289,7 @@ export async function buildApp(options: AppOptions): Promise<FastifyInstance> {
 }
 
 /** The upstream client (timeouts, circuit breaker, metrics) and the readiness probe of its address. */
-function upstreamOf(policy: Policy, options: AppOptions, metrics: GatewayMetrics) {
+function upstreamOf(policy: Policy, options: AppOptions, metrics: GatewayMetrics, tracing: Tracing) {
   const up = policy.gateway.upstream
   const url = options.upstreamUrl ?? up.url
   const readiness = new Readiness({
@@ -284,6 +305,7 @@ function upstreamOf(policy: Policy, options: AppOptions, metrics: GatewayMetrics
     circuit: up.circuit,
     ...(options.now ? { now: options.now } : {}),
     onResponse: () => readiness.markResponse(),
+    tracing,
     onAttempt: ({ method, resource, outcome, seconds }) => {
       metrics.upstreamRequests.inc({ method, resource, outcome })
       metrics.upstreamDuration.observe({ method, resource }, seconds)
@@ -329,6 +351,7 @@ function listingsOf(
     upstream: UpstreamClient
     shared: SharedStore | null
     scanner: ReturnType<typeof listingScannerPool>
+    tracing: Tracing
   },
 ) {
   const limits = source.current.gateway.cache
@@ -360,6 +383,7 @@ function listingsOf(
     ...(deps.shared ? { fills: deps.shared.fills } : {}),
     onFilled: (resource, seconds) => metrics.cacheFillDuration.observe({ resource }, seconds),
     scanner: deps.scanner,
+    tracing: deps.tracing,
   })
   return { cache, coherence, sharedCoherence, listings }
 }

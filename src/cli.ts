@@ -38,6 +38,8 @@ serve options (flags override environment variables):
   --audit-file PATH    AUDIT_FILE    this instance's audit trail (default: the policy's audit.file)
   --tls-cert FILE      TLS_CERT_FILE  serve HTTPS (TLS 1.2+) with this PEM certificate ...
   --tls-key FILE       TLS_KEY_FILE   ... and key (default: the policy's server.tls; SIGHUP reloads them)
+                       OTEL_EXPORTER_OTLP_ENDPOINT  export spans to this OTLP/HTTP collector (default:
+                                     the policy's telemetry.otlp.endpoint, else none; SPEC 18)
 
 Signals: SIGTERM/SIGINT stop gracefully; SIGHUP reloads the policy (a change of the files does too).
 `

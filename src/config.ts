@@ -29,6 +29,8 @@ export interface RuntimeConfig {
   readonly auditFile: string | null
   /** `--tls-cert` + `--tls-key` (`TLS_CERT_FILE` + `TLS_KEY_FILE`): HTTPS with this pair; null: the policy's `server.tls`. */
   readonly tls: { readonly certFile: string; readonly keyFile: string } | null
+  /** `OTEL_EXPORTER_OTLP_ENDPOINT`: where spans go (SPEC 18); null: the policy's `telemetry.otlp.endpoint`. */
+  readonly otlpEndpoint: string | null
 }
 
 export const LOG_LEVELS = ['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent'] as const
@@ -119,6 +121,9 @@ export function parseServeConfig(
       `${(tc ?? tk)?.name}: --tls-cert and --tls-key go together (or TLS_CERT_FILE and TLS_KEY_FILE)`,
     )
   }
+  // The OpenTelemetry SDKs' own variable (no flag: collectors are configured by environment).
+  const otlp = env.OTEL_EXPORTER_OTLP_ENDPOINT
+  const otlpEndpoint = otlp === undefined || otlp === '' ? null : url(otlp, 'OTEL_EXPORTER_OTLP_ENDPOINT')
   const redisProblem = rd ? redisUrlProblem(rd.value) : null
   if (rd && redisProblem) throw new ConfigError(`${rd.name}: ${redisProblem}`)
   if (lvl && !(LOG_LEVELS as readonly string[]).includes(lvl.value)) {
@@ -136,5 +141,6 @@ export function parseServeConfig(
     redisUrl: rd ? rd.value : null,
     auditFile: af ? af.value : null,
     tls: tc && tk ? Object.freeze({ certFile: tc.value, keyFile: tk.value }) : null,
+    otlpEndpoint,
   })
 }

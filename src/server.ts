@@ -72,6 +72,7 @@ export async function runServer(opts: RunServerOptions): Promise<RunningServer> 
     ...(opts.upstreamUrl ? { upstreamUrl: opts.upstreamUrl } : {}),
     ...(config.redisUrl ? { redisUrl: config.redisUrl } : {}),
     ...(config.auditFile ? { auditFile: config.auditFile } : {}),
+    ...(config.otlpEndpoint ? { otlpEndpoint: config.otlpEndpoint } : {}),
     instanceName: `${hostname()}:${config.port}`,
     logger: { level: config.logLevel, redact: { paths: LOG_REDACT_PATHS, censor: '[redacted]' } },
     metrics,

@@ -14,8 +14,15 @@ t.test('defaults', async (t) => {
     redisUrl: null,
     auditFile: null,
     tls: null,
+    otlpEndpoint: null,
   })
   t.ok(Object.isFrozen(c))
+})
+
+t.test('OTEL_EXPORTER_OTLP_ENDPOINT names the collector (SPEC 18); a bad one stops the start', async (t) => {
+  const c = parseServeConfig([], { OTEL_EXPORTER_OTLP_ENDPOINT: 'http://127.0.0.1:4318' })
+  t.equal(c.otlpEndpoint, 'http://127.0.0.1:4318')
+  t.throws(() => parseServeConfig([], { OTEL_EXPORTER_OTLP_ENDPOINT: 'collector:4318' }), ConfigError)
 })
 
 t.test('--audit-file overrides AUDIT_FILE', async (t) => {

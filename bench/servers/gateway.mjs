@@ -1,7 +1,7 @@
 /**
  * Child process: the compiled gateway (dist/), built exactly as `serve` builds
  * it (policy loaded by the real loader, `buildApp`), without logging or the
- * readiness probe. Options: `{ upstreamUrl, ttlSeconds, redisUrl, keyPrefix, rateLimit, leaseMs, audit, sync, identities, logFile }` (a shared store
+ * readiness probe. Options: `{ upstreamUrl, ttlSeconds, redisUrl, keyPrefix, rateLimit, leaseMs, audit, sync, identities, logFile, otlpEndpoint }` (a shared store
  * when `redisUrl` is set; an audit trail when `audit: { file, fsync }` is; production request logging,
  * info level and redacted as `serve` logs, into `logFile` when it is set).
  * Handlers `loop-start` and `loop-max`: the longest event-loop delay in between, in ms.
@@ -18,7 +18,7 @@ import { SETTLED_CHANNEL } from '../../dist/store/coherence.js'
 import { hostNow, serveAsChild } from '../lib/child.mjs'
 import { writeBenchPolicy } from '../lib/policy.mjs'
 
-serveAsChild(async ({ logFile, ...policyOptions }) => {
+serveAsChild(async ({ logFile, otlpEndpoint, ...policyOptions }) => {
   const { upstreamUrl } = policyOptions
   const dir = writeBenchPolicy(policyOptions)
   let loaded
@@ -31,7 +31,13 @@ serveAsChild(async ({ logFile, ...policyOptions }) => {
   const logger = logFile
     ? { level: 'info', file: logFile, redact: { paths: LOG_REDACT_PATHS, censor: '[redacted]' } }
     : false
-  const app = await buildApp({ policy: loaded.policy, upstreamUrl, logger, probe: false })
+  const app = await buildApp({
+    policy: loaded.policy,
+    upstreamUrl,
+    logger,
+    probe: false,
+    ...(otlpEndpoint ? { otlpEndpoint } : {}),
+  })
   const url = await app.listen({ host: '127.0.0.1', port: 0 })
   const settled = []
   subscribe(SETTLED_CHANNEL, ({ seq }) => settled.push([seq, hostNow()]))

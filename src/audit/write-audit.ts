@@ -17,6 +17,8 @@ import type { AuditTrail } from './writer.js'
 /** A write about to be forwarded. */
 export interface WriteIntent {
   readonly requestId: string
+  /** The client request's trace id (SPEC 18). */
+  readonly traceId?: string
   /** The policy consumer's name (`default`, `unknown`): never a username or a token. */
   readonly consumer: string
   /** The client's address. */
@@ -50,6 +52,8 @@ export interface WriteOutcome {
 /** An answer that disclosed subscriber data (SPEC 14's `access` line). */
 export interface AccessRecord {
   readonly requestId: string
+  /** The request's trace id (SPEC 18). */
+  readonly traceId?: string
   readonly consumer: string
   readonly client: string
   /** The Trisul username the request acted as. */
@@ -104,6 +108,7 @@ export function auditedFields(fields: Readonly<Record<string, unknown>>): Record
 function describe(write: WriteIntent): Record<string, unknown> {
   return {
     requestId: write.requestId,
+    ...(write.traceId === undefined ? {} : { traceId: write.traceId }),
     consumer: write.consumer,
     client: write.client,
     trisulUser: write.trisulUser,
@@ -178,6 +183,7 @@ export class WriteAudit {
       await trail.append({
         phase: 'access',
         requestId: read.requestId,
+        ...(read.traceId === undefined ? {} : { traceId: read.traceId }),
         consumer: read.consumer,
         client: read.client,
         trisulUser: read.trisulUser,

@@ -5,12 +5,14 @@
  * and only upstream failures (not answers such as "Invalid API token") may be
  * covered by a stale entry.
  */
+
 import type { UpstreamAuth } from '../credentials.js'
 import { GatewayError } from '../errors.js'
 import type { Policy } from '../policy/types.js'
 import { RESOURCE_BY_NAME, type ResourceFacts } from '../resources.js'
 import { type Coherence, LocalCoherence } from '../store/coherence.js'
 import { type FillCoordinator, LOCAL_FILLS } from '../store/shared-fill.js'
+import { NO_TRACING, type Tracing } from '../telemetry/tracing.js'
 import { upstreamBody } from '../upstream/body.js'
 import type { UpstreamClient } from '../upstream/client.js'
 import { failureOf, interpretResponse, outcomeOf } from '../upstream/interpret.js'
@@ -67,6 +69,8 @@ export interface CachedListingsOptions {
   readonly fills?: FillCoordinator
   /** Where listing bytes are checked (a worker pool for large ones). Default: inline. */
   readonly scanner?: ListingScanner
+  /** Spans of cache fills (SPEC 18), below the trace of the request that started each. Default: none. */
+  readonly tracing?: Tracing
   /** Seconds from the listing's last upstream byte (here or in Redis) to its entry (`ipdr_gateway_cache_fill_duration_seconds`). */
   readonly onFilled?: (resource: ResourceFacts['name'], seconds: number) => void
 }
@@ -78,6 +82,7 @@ export class CachedListings implements ListingSource {
   readonly #fills: FillCoordinator
   readonly #onFilled: CachedListingsOptions['onFilled']
   readonly #scanner: ListingScanner
+  readonly #tracing: Tracing
 
   constructor(opts: CachedListingsOptions) {
     this.#cache = opts.cache
@@ -86,20 +91,28 @@ export class CachedListings implements ListingSource {
     this.#fills = opts.fills ?? LOCAL_FILLS
     this.#onFilled = opts.onFilled
     this.#scanner = opts.scanner ?? INLINE_SCANNER
+    this.#tracing = opts.tracing ?? NO_TRACING
   }
 
   get(facts: ResourceFacts, auth: UpstreamAuth, policy: Policy, requestId: string): Promise<Listing> {
     const key = listingKey(facts, auth)
+    // The fill runs under the trace of the request that started it (the others wait on it).
     return this.#cache.get(key, () =>
-      this.#fills.fill(
-        listingCacheKey(key),
-        key.context,
-        () => this.#fetch(facts, auth, policy, requestId, true),
-        async (raw) => {
-          const built = await this.#build(raw, facts)
-          adoptedEntries.add(built)
-          return built
-        },
+      this.#tracing.inSpan(
+        this.#tracing.of(requestId),
+        'cache fill',
+        () =>
+          this.#fills.fill(
+            listingCacheKey(key),
+            key.context,
+            () => this.#fetch(facts, auth, policy, requestId, true),
+            async (raw) => {
+              const built = await this.#build(raw, facts)
+              adoptedEntries.add(built)
+              return built
+            },
+          ),
+        { 'ipdr.resource': facts.name },
       ),
     )
   }

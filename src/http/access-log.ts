@@ -8,6 +8,7 @@
 import type { FastifyBaseLogger, FastifyInstance } from 'fastify'
 import { type GatewayMetrics, recordHttp } from '../metrics.js'
 import { scrubUrl } from '../secrets.js'
+import type { RequestTrace, Tracing } from '../telemetry/tracing.js'
 import './request-context.js'
 
 export interface Answered {
@@ -20,6 +21,10 @@ export interface Answered {
   readonly statusCode: number
   readonly ms: number
   readonly consumer: string
+  /** The request's trace (SPEC 18): its id goes in the line, its server span ends here. */
+  readonly trace?: RequestTrace | null
+  /** `X-Cache` of the answer, when it has one. */
+  readonly cache?: string | undefined
 }
 
 /** Writes the access line (at info) and records the request's metrics. */
@@ -28,10 +33,23 @@ export function recordAnswer(log: FastifyBaseLogger, metrics: GatewayMetrics, a:
   if ((log as { isLevelEnabled?: (level: string) => boolean }).isLevelEnabled?.('info')) {
     const line = { method: a.method, url: scrubUrl(a.url), statusCode: a.statusCode }
     const ms = Math.round(a.ms * 1000) / 1000
+    const traceId = a.trace ? { traceId: a.trace.traceId } : {}
     log.info(
-      { ...(a.reqId === undefined ? {} : { reqId: a.reqId }), ...line, ms, consumer: a.consumer },
+      { ...(a.reqId === undefined ? {} : { reqId: a.reqId }), ...line, ms, consumer: a.consumer, ...traceId },
       'request',
     )
+  }
+  const span = a.trace?.span
+  if (span != null) {
+    span.setAttributes({
+      'http.request.method': a.method,
+      'http.route': a.route ?? 'unmatched',
+      'http.response.status_code': a.statusCode,
+      'ipdr.consumer': a.consumer,
+      ...(a.cache === undefined ? {} : { 'ipdr.cache': a.cache }),
+    })
+    if (a.statusCode >= 500) span.setStatus({ code: 2 })
+    span.end()
   }
   recordHttp(metrics, {
     method: a.method,
@@ -43,8 +61,9 @@ export function recordAnswer(log: FastifyBaseLogger, metrics: GatewayMetrics, a:
 }
 
 /** The `onResponse` hook that records every request Fastify answered. */
-export function registerAccessLog(app: FastifyInstance, metrics: GatewayMetrics): void {
+export function registerAccessLog(app: FastifyInstance, metrics: GatewayMetrics, tracing: Tracing): void {
   app.addHook('onResponse', async (request, reply) => {
+    const cache = reply.getHeader('x-cache')
     recordAnswer(request.log, metrics, {
       method: request.method,
       url: request.url,
@@ -52,6 +71,9 @@ export function registerAccessLog(app: FastifyInstance, metrics: GatewayMetrics)
       statusCode: reply.statusCode,
       ms: reply.elapsedTime,
       consumer: request.gw?.consumerName ?? 'unknown',
+      trace: request.gw?.trace ?? null,
+      cache: typeof cache === 'string' ? cache : undefined,
     })
+    tracing.release(String(request.id))
   })
 }

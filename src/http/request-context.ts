@@ -9,6 +9,7 @@ import type { FastifyInstance } from 'fastify'
 import type { ResolvedCredentials } from '../credentials.js'
 import type { ConsumerPolicy, Policy } from '../policy/types.js'
 import type { ApiResourceName, PolicyOperation } from '../resources.js'
+import { NO_TRACING, type RequestTrace, type Tracing } from '../telemetry/tracing.js'
 
 export interface RequestContext {
   /** The policy in force when the request started; the whole request keeps it across a reload. */
@@ -34,6 +35,8 @@ export interface RequestContext {
   chargeHeld: boolean
   /** What Trisul said of the credentials, when the answer says it (an envelope); else judged at the end. */
   trisulVerdict: 'accepted' | 'refused' | null
+  /** The request's trace (SPEC 18): the client's `traceparent` continued, and its server span when sampled. */
+  trace: RequestTrace | null
 }
 
 declare module 'fastify' {
@@ -68,6 +71,7 @@ export function newRequestContext(policy: Policy): RequestContext {
     chargeHeld: false,
     credentialsKey: null,
     trisulVerdict: null,
+    trace: null,
   }
 }
 
@@ -89,6 +93,7 @@ export function registerRequestContext(
   app: FastifyInstance,
   source: { readonly current: Policy },
   onPolicy: (policy: Policy) => void,
+  tracing: Tracing = NO_TRACING,
 ): void {
   app.decorateRequest('gw', null as unknown as RequestContext)
   app.decorateRequest('upstreamAuth', null)
@@ -97,6 +102,18 @@ export function registerRequestContext(
     request.gw = newRequestContext(policy)
     request.upstreamAuth = null
     reply.header('x-request-id', request.id)
+    // The server span starts here, the first thing a request meets; it ends with the access line.
+    const trace = tracing.begin(
+      request.headers,
+      `${request.method} ${request.routeOptions.url ?? 'unmatched'}`,
+    )
+    request.gw.trace = trace
+    tracing.bind(String(request.id), trace)
     onPolicy(policy)
+  })
+  // A request whose client went away before the answer never reaches onResponse.
+  app.addHook('onRequestAbort', async (request) => {
+    tracing.release(String(request.id))
+    request.gw?.trace?.span?.end()
   })
 }

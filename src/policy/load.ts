@@ -195,6 +195,7 @@ interface RawGateway {
   store: GatewayPolicy['store']
   audit: GatewayPolicy['audit']
   mappings: GatewayPolicy['mappings']
+  telemetry: GatewayPolicy['telemetry']
   sync: Omit<GatewayPolicy['sync'], 'maxBodyBytes'> & { maxBodyBytes?: number; maxInputBytes?: number }
   server: GatewayPolicy['server']
 }

@@ -599,6 +599,38 @@ function gatewaySchema(): Schema {
           },
         },
       },
+      telemetry: {
+        type: 'object',
+        additionalProperties: false,
+        default: {},
+        description:
+          'Tracing (SPEC 18): W3C Trace Context always; spans exported by OTLP/HTTP when an endpoint is set. Read at start.',
+        properties: {
+          otlp: {
+            type: 'object',
+            additionalProperties: false,
+            default: {},
+            description: 'Where spans go.',
+            properties: {
+              endpoint: {
+                type: ['string', 'null'],
+                pattern: '^https?://[^\\s]+$',
+                default: null,
+                description:
+                  'OTLP/HTTP base URL of a collector (spans are POSTed to {endpoint}/v1/traces), e.g. http://127.0.0.1:4318; OTEL_EXPORTER_OTLP_ENDPOINT overrides it. null: no span is made.',
+              },
+            },
+          },
+          sampleRatio: {
+            type: 'number',
+            minimum: 0,
+            maximum: 1,
+            default: 0.01,
+            description:
+              "Share of new traces sampled; a client's traceparent decides for its own (parent-based).",
+          },
+        },
+      },
       mappings: {
         type: 'object',
         additionalProperties: false,

@@ -208,6 +208,7 @@ export function startOnlyChanges(old: Policy, next: Policy): string[] {
     ['store', a.store, b.store],
     ['audit', a.audit, b.audit],
     ['server.tls', a.server.tls, b.server.tls],
+    ['telemetry', a.telemetry, b.telemetry],
     // The secret, not only its file name: a rotated Redis password needs the connections made again.
     ['store.redis passwords', old.storeSecrets, next.storeSecrets],
   ]

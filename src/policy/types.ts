@@ -106,6 +106,13 @@ export interface GatewayPolicy {
   readonly store: { readonly redis: RedisStorePolicy | null }
   /** The audit trail of writes (SPEC 11). Read at start only. */
   readonly audit: AuditPolicy
+  /** Tracing (SPEC 18). Read at start. */
+  readonly telemetry: {
+    /** OTLP/HTTP base URL; `OTEL_EXPORTER_OTLP_ENDPOINT` overrides it. Default null: no span is made. */
+    readonly otlp: { readonly endpoint: string | null }
+    /** Root sampling ratio (parent-based). Default 0.01. */
+    readonly sampleRatio: number
+  }
   /** Static IP mappings (SPEC 17). */
   readonly mappings: {
     /** `remove`: a DELETE deletes; `expire`: it sets `endtime` to now instead. Default `remove`. */

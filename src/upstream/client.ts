@@ -7,9 +7,12 @@
  */
 
 import { readFileSync } from 'node:fs'
+import { SpanStatusCode } from '@opentelemetry/api'
 import { Pool, errors as undiciErrors } from 'undici'
 import { GatewayError } from '../errors.js'
 import type { ApiResourceName } from '../resources.js'
+import { formatTraceparent } from '../telemetry/trace-context.js'
+import { SpanKind, type Tracing } from '../telemetry/tracing.js'
 import { BodyBuffer } from './body-buffer.js'
 import { CircuitBreaker } from './circuit-breaker.js'
 
@@ -55,6 +58,8 @@ export interface UpstreamClientOptions {
   }) => void
   /** Called whenever any HTTP response arrives (readiness: the upstream answered). */
   readonly onResponse?: () => void
+  /** Trace context (SPEC 18): each request carries `traceparent`, in a client span when the caller's is sampled. */
+  readonly tracing?: Tracing
 }
 
 export interface UpstreamCall {
@@ -191,6 +196,23 @@ export class UpstreamClient {
     call.signal?.addEventListener('abort', onAbort, { once: true })
     let headersReceived = false
     const basePath = this.#base.pathname.replace(/\/+$/, '')
+    // Every upstream request carries the caller's trace (SPEC 18); a sampled one gets its client span.
+    const tracing = this.#opts.tracing
+    const caller = tracing?.of(call.requestId)
+    const span =
+      tracing?.child(caller, `${call.method} ${call.path.split('?')[0]}`, SpanKind.CLIENT, {
+        'http.request.method': call.method,
+        'url.path': call.path.split('?')[0] as string,
+        'server.address': this.#base.hostname,
+        'ipdr.resource': call.resource,
+      }) ?? null
+    const traceHeaders: Record<string, string> = {}
+    if (span !== null) {
+      const c = span.spanContext()
+      traceHeaders.traceparent = formatTraceparent(c.traceId, c.spanId, true)
+    } else if (caller !== undefined) traceHeaders.traceparent = caller.traceparent()
+    if (caller?.tracestate) traceHeaders.tracestate = caller.tracestate
+    let status: number | null = null
     try {
       const res = await this.#pool.request({
         method: call.method,
@@ -201,12 +223,14 @@ export class UpstreamClient {
           accept: 'application/json',
           'user-agent': 'ipdr-gateway',
           ...(call.requestId ? { 'x-request-id': call.requestId } : {}),
+          ...traceHeaders,
         },
         body: payload,
         signal: controller.signal,
         idempotent: call.method === 'GET',
       })
       headersReceived = true
+      status = res.statusCode
       this.#opts.onResponse?.()
       const maxBytes = call.maxBytes ?? MAX_UPSTREAM_BODY_BYTES
       const declared = Number(res.headers['content-length'])
@@ -239,6 +263,10 @@ export class UpstreamClient {
       }
     } catch (err) {
       const failure = classify(err, headersReceived, timedOut)
+      if (span !== null) {
+        span.setAttribute('ipdr.upstream_outcome', failure.kind)
+        span.setStatus({ code: SpanStatusCode.ERROR, message: failure.kind })
+      }
       // A response that arrived but broke is still proof the upstream is up.
       if (failure.kind === 'invalid_response') this.#breaker.onSuccess()
       else this.#breaker.onFailure()
@@ -252,6 +280,10 @@ export class UpstreamClient {
     } finally {
       clearTimeout(timer)
       call.signal?.removeEventListener('abort', onAbort)
+      if (span !== null) {
+        if (status !== null) span.setAttribute('http.response.status_code', status)
+        span.end()
+      }
     }
   }
 

@@ -7,12 +7,14 @@
  * happened, the answer interpreted, and the outcome line, before the caller
  * answers anyone.
  */
+
 import type { WriteAudit } from '../audit/write-audit.js'
 import type { ListingSource } from '../cache/listing-source.js'
 import type { UpstreamAuth } from '../credentials.js'
 import { answerStatus, GatewayError, toGatewayError } from '../errors.js'
 import type { Policy } from '../policy/types.js'
 import type { ResourceFacts } from '../resources.js'
+import { NO_TRACING, type RequestTrace, type Tracing } from '../telemetry/tracing.js'
 import { upstreamBody } from '../upstream/body.js'
 import type { UpstreamClient, UpstreamMethod, UpstreamResponse } from '../upstream/client.js'
 import { failureOf, interpretResponse, outcomeOf } from '../upstream/interpret.js'
@@ -29,6 +31,8 @@ export interface WriteForwarderDeps {
   readonly upstream: UpstreamClient
   readonly listings: ListingSource
   readonly audit: WriteAudit
+  /** Spans for the audit writes and the coherence wait (SPEC 18). Default: none. */
+  readonly tracing?: Tracing
 }
 
 export interface ForwardedWrite {
@@ -46,6 +50,8 @@ export interface ForwardedWrite {
   /** The record's previous values for the audit; undefined: looked up in the cache. */
   readonly before?: unknown
   readonly syncJob?: string
+  /** The client request's trace (SPEC 18): its id goes in the audit lines, its spans hang below it. */
+  readonly trace?: RequestTrace | null
 }
 
 /** The upstream's answer to a successful write: the record, and its bytes as received. */
@@ -60,26 +66,41 @@ export async function forwardWrite(deps: WriteForwarderDeps, w: ForwardedWrite):
   const method = WRITE_METHOD[w.operation]
   const path = w.pathUserId === null ? facts.path : `${facts.path}/${encodeURIComponent(w.pathUserId)}`
   const userId = w.pathUserId ?? (typeof fields.UserID === 'string' ? fields.UserID : null)
+  const tracing = deps.tracing ?? NO_TRACING
+  const trace = w.trace ?? undefined
   const intent = deps.audit.enabled
-    ? await deps.audit.intent({
-        requestId: w.requestId,
-        consumer: w.consumer,
-        client: w.client,
-        trisulUser: auth.username,
-        context: auth.context,
-        resource: facts.name,
-        operation: w.operation,
-        userId,
-        fields,
-        before:
-          w.before !== undefined
-            ? w.before
-            : w.operation === 'create' || userId === null
-              ? null
-              : deps.listings.cachedBefore(auth, facts, userId, selectorOf(facts, fields)),
-        ...(w.syncJob === undefined ? {} : { syncJob: w.syncJob }),
-      })
+    ? await tracing.inSpan(
+        trace,
+        'audit write',
+        () =>
+          deps.audit.intent({
+            requestId: w.requestId,
+            ...(trace === undefined ? {} : { traceId: trace.traceId }),
+            consumer: w.consumer,
+            client: w.client,
+            trisulUser: auth.username,
+            context: auth.context,
+            resource: facts.name,
+            operation: w.operation,
+            userId,
+            fields,
+            before:
+              w.before !== undefined
+                ? w.before
+                : w.operation === 'create' || userId === null
+                  ? null
+                  : deps.listings.cachedBefore(auth, facts, userId, selectorOf(facts, fields)),
+            ...(w.syncJob === undefined ? {} : { syncJob: w.syncJob }),
+          }),
+        { 'ipdr.audit_phase': 'intent' },
+      )
     : null
+  const outcome = (o: Parameters<WriteAudit['outcome']>[1]) =>
+    intent === null
+      ? deps.audit.outcome(intent, o)
+      : tracing.inSpan(trace, 'audit write', () => deps.audit.outcome(intent, o), {
+          'ipdr.audit_phase': 'outcome',
+        })
   let res: UpstreamResponse | null = null
   try {
     res = await send(
@@ -90,15 +111,16 @@ export async function forwardWrite(deps: WriteForwarderDeps, w: ForwardedWrite):
       upstreamBody(facts, w.policy.gateway.upstream.dialect, auth, fields),
       auth.context,
       w.requestId,
+      () => tracing.inSpan(trace, 'coherence wait', () => deps.listings.invalidate(auth.context)),
     )
     const meaning = interpretResponse(res, 'object')
     deps.upstream.report(method, facts.name, outcomeOf(meaning), res.seconds)
     if (meaning.kind !== 'object') throw failureOf(meaning, res)
-    await deps.audit.outcome(intent, { status: 200, upstreamStatus: res.statusCode })
+    await outcome({ status: 200, upstreamStatus: res.statusCode })
     return { value: meaning.value, body: res.body }
   } catch (err) {
     const ge = toGatewayError(err)
-    await deps.audit.outcome(intent, {
+    await outcome({
       status: answerStatus(ge, w.policy.gateway.upstream.normalizeErrors),
       upstreamStatus: res?.statusCode ?? ge.passthrough?.statusCode ?? null,
       code: ge.code,
@@ -122,6 +144,8 @@ async function send(
   body: ReturnType<typeof upstreamBody>,
   context: string,
   requestId: string,
+  /** The context's invalidation (here and, with a shared store, its acknowledgement by every instance). */
+  invalidate: () => Promise<void> = () => deps.listings.invalidate(context),
 ): Promise<UpstreamResponse> {
   let mayHaveLanded = true
   try {
@@ -133,6 +157,6 @@ async function send(
   } finally {
     // Invalidate before answering, whatever else happened: even a timed-out write
     // may have landed, and any client that reads after this response must see it.
-    if (mayHaveLanded) await deps.listings.invalidate(context)
+    if (mayHaveLanded) await invalidate()
   }
 }

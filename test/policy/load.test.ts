@@ -51,6 +51,7 @@ const SPEC_DEFAULTS = {
   docs: { swaggerUi: false },
   trustProxy: [],
   store: { redis: null },
+  telemetry: { otlp: { endpoint: null }, sampleRatio: 0.01 },
   server: {
     requestTimeoutMs: 30000,
     headersTimeoutMs: 10000,

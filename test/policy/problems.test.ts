@@ -17,7 +17,7 @@ const schemaCases: Case[] = [
     name: 'unknown top-level key',
     files: { 'gateway.yaml': 'upstreams: {}\n' },
     problems: [
-      'gateway.yaml: upstreams: unknown key (known keys: upstream, auth, cache, rateLimit, validation, limits, cors, metrics, docs, store, server, mappings, sync, audit, trustProxy)',
+      'gateway.yaml: upstreams: unknown key (known keys: upstream, auth, cache, rateLimit, validation, limits, cors, metrics, docs, store, server, telemetry, mappings, sync, audit, trustProxy)',
     ],
   },
   {

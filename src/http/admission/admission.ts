@@ -136,7 +136,13 @@ export function makeAdmission(
         for (const f of CREDENTIAL_FIELDS) delete (body as Record<string, unknown>)[f]
       }
       checks.body?.(request)
-      await deps.rateLimiter?.charge(request, reply)
+      // The budget's counter: a store round trip with a shared store (SPEC 18).
+      if (deps.rateLimiter) {
+        const limiter = deps.rateLimiter
+        await (gw.trace === null
+          ? limiter.charge(request, reply)
+          : gw.trace.inSpan('rate limit', () => limiter.charge(request, reply)))
+      }
     },
   }
 }

@@ -30,6 +30,7 @@ import type { JwtLookup } from '../../credentials.js'
 import type { GatewayMetrics } from '../../metrics.js'
 import type { Policy } from '../../policy/types.js'
 import { RESOURCE_BY_NAME, type ResourceFacts } from '../../resources.js'
+import { NO_TRACING, type Tracing } from '../../telemetry/tracing.js'
 import { recordAnswer } from '../access-log.js'
 import { authorize } from '../admission/authenticate.js'
 import { hasBody } from '../admission/get-body.js'
@@ -63,6 +64,8 @@ export interface ListingHitHandlerDeps {
   readonly isKnownGood: (username: string, tokenHash: string) => boolean
   /** Verified JWTs (SPEC 16): a token not verified yet is the route's (its hook verifies it). */
   readonly jwt?: JwtLookup
+  /** A hit takes part in tracing as the route would (SPEC 18): its server span, its trace id. */
+  readonly tracing?: Tracing
   readonly metrics: GatewayMetrics
   readonly log: FastifyBaseLogger
   /** The request id of `req`, as Fastify's `genReqId` makes it. */
@@ -142,9 +145,15 @@ export function makeListingHitHandler(deps: ListingHitHandlerDeps) {
     ])
     res.end(hit.body)
     deps.cache.countHit(facts.name)
+    const trace = (deps.tracing ?? NO_TRACING).begin(
+      req.headers,
+      `GET ${facts.path}`,
+      performance.timeOrigin + started,
+    )
     if (deps.audit.recordsReads) {
       const reader = {
         requestId: id,
+        trace,
         consumerName: decided.consumerName,
         client: req.socket.remoteAddress ?? '',
         auth: decided.auth,
@@ -160,6 +169,8 @@ export function makeListingHitHandler(deps: ListingHitHandlerDeps) {
       statusCode: 200,
       ms: performance.now() - started,
       consumer: decided.consumerName,
+      trace,
+      cache: 'HIT',
     })
   }
 

@@ -5,6 +5,7 @@
  * `X-Cache` of the listing it came from, an ETag and `Cache-Control: private`;
  * `If-None-Match` gets `304`.
  */
+
 import type { FastifyReply, FastifyRequest } from 'fastify'
 import { type Disclosed, disclosedAt, disclosedIds, disclosedListing } from '../../audit/disclosure.js'
 import { auditedFields, type WriteAudit } from '../../audit/write-audit.js'
@@ -20,6 +21,7 @@ import type { UpstreamAuth } from '../../credentials.js'
 import { GatewayError } from '../../errors.js'
 import type { ConsumerPolicy } from '../../policy/types.js'
 import { RESOURCE_BY_NAME, type ResourceFacts } from '../../resources.js'
+import type { RequestTrace } from '../../telemetry/tracing.js'
 import { CORS_VARY } from '../cors.js'
 
 const JSON_TYPE = 'application/json; charset=utf-8'
@@ -83,6 +85,8 @@ export function hitHeaderBlock(
 /** Who an answer disclosed records to (an access line's `requestId`, `consumer`, `client`, `trisulUser`, `context`). */
 export interface Reader {
   readonly requestId: string
+  /** The request's trace (SPEC 18); its id is made only when a line is written. */
+  readonly trace?: RequestTrace | null
   readonly consumerName: string
   readonly client: string
   readonly auth: UpstreamAuth
@@ -106,6 +110,7 @@ export function recordAccess(
   if (!audit.recordsReads) return
   void audit.access({
     requestId: reader.requestId,
+    ...(reader.trace == null ? {} : { traceId: reader.trace.traceId }),
     consumer: reader.consumerName,
     client: reader.client,
     trisulUser: reader.auth.username,
@@ -131,6 +136,7 @@ export function readerOf(request: FastifyRequest): Reader | null {
   if (!auth) return null
   return {
     requestId: String(request.id),
+    trace: request.gw.trace,
     consumerName: request.gw.consumerName,
     client: request.ip,
     auth,

@@ -3,12 +3,14 @@
  * list, read, create, replace, update and delete, all on one code path. Only
  * these routes reach the upstream, and only at the two API paths.
  */
+
 import type { FastifyInstance, FastifyReply, FastifyRequest, RouteOptions } from 'fastify'
 import { NO_AUDIT, type WriteAudit } from '../../audit/write-audit.js'
 import type { ListingSource } from '../../cache/listing-source.js'
 import { redactRecord } from '../../cache/redaction.js'
 import { GatewayError } from '../../errors.js'
 import { type Operation, RESOURCES, type ResourceFacts } from '../../resources.js'
+import type { Tracing } from '../../telemetry/tracing.js'
 import type { UpstreamClient } from '../../upstream/client.js'
 import {
   bodySchema,
@@ -31,6 +33,8 @@ export interface ApiRouteDeps extends AdmissionDeps {
   readonly audit?: WriteAudit
   /** Per-route `config.rateLimit` (the policy layer's rate limiter reads it). */
   readonly rateLimitConfig?: () => object
+  /** Spans of a write's audit lines and coherence wait (SPEC 18). Default: none. */
+  readonly tracing?: Tracing
 }
 
 const patternCache = new Map<string, RegExp>()
@@ -128,7 +132,12 @@ async function handleWrite(
   const expire = facts.name === 'mappings' && op === 'delete' && policy.gateway.mappings.delete === 'expire'
   // Throws 503 before anything is sent when the intent cannot be recorded and the audit is required.
   const result = await forwardWrite(
-    { upstream: deps.upstream, listings: deps.listings, audit: deps.audit ?? NO_AUDIT },
+    {
+      upstream: deps.upstream,
+      listings: deps.listings,
+      audit: deps.audit ?? NO_AUDIT,
+      ...(deps.tracing ? { tracing: deps.tracing } : {}),
+    },
     {
       facts,
       operation: expire ? 'update' : op,
@@ -139,6 +148,7 @@ async function handleWrite(
       requestId: String(request.id),
       consumer: request.gw.consumerName,
       client: request.ip,
+      trace: request.gw.trace,
     },
   )
   const redact = request.gw.consumer?.redact ?? []

@@ -241,8 +241,15 @@ t.test('a hit answered below Fastify writes the access line Fastify would', asyn
   const [viaFastify, below] = access
   t.equal(access.length, 2, 'one access line each')
   t.same(Object.keys(below ?? {}), Object.keys(viaFastify ?? {}), 'the same fields in the same order')
-  const stable = (e: Record<string, unknown> | undefined) => ({ ...e, time: 0, ms: 0, reqId: '' })
-  t.same(stable(below), stable(viaFastify), 'the same values but time, duration and request id')
+  const stable = (e: Record<string, unknown> | undefined) => ({
+    ...e,
+    time: 0,
+    ms: 0,
+    reqId: '',
+    traceId: '',
+  })
+  t.same(stable(below), stable(viaFastify), 'the same values but time, duration, request and trace ids')
+  t.match(below?.traceId, /^[0-9a-f]{32}$/, 'a trace id (SPEC 18) on the line below Fastify too')
   t.equal(below?.reqId, 'below-fastify')
   t.type(below?.ms, 'number')
 })
