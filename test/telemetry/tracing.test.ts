@@ -191,3 +191,48 @@ t.test('no endpoint: no span, but the trace still travels and is logged', async 
   t.match(lines[1]?.traceId, /^[0-9a-f]{32}$/)
   t.not(lines[1]?.traceId, TRACE, 'a new trace for a request without traceparent')
 })
+
+t.test(
+  'a write through one of two instances over Redis: its coherence wait covers the other acknowledging',
+  async (t) => {
+    const { startRedis } = await import('../helpers/redis-server.js')
+    const { startInstances, untilShared } = await import('../store/cluster.js')
+    const redis = await startRedis(t)
+    const receiver = await startOtlpReceiver(t)
+    const upstream = await startRecordingUpstream((req) => ({
+      kind: 'json',
+      body: req.method === 'GET' ? CUSTOMERS : { ...CUSTOMERS[0], Name: 'Renamed' },
+    }))
+    t.teardown(() => upstream.close())
+    const [a, b] = await startInstances(t, {
+      n: 2,
+      redis,
+      upstreamUrl: upstream.url,
+      spec: { gateway: { telemetry: { sampleRatio: 0 } } },
+      app: { otlpEndpoint: receiver.endpoint, spanExportDelayMs: 50 },
+    })
+    await untilShared([a!, b!])
+    // B holds the listing, so A's write must wait for B to drop it.
+    for (let i = 0; i < 2; i++)
+      await (await request(`${b!.url}/api/ipdrcustomers`, { headers: AUTH })).body.dump()
+    const res = await request(`${a!.url}/api/ipdrcustomers/U1`, {
+      method: 'PATCH',
+      headers: { ...AUTH, traceparent: sampled(), 'content-type': 'application/json' },
+      body: '{"Name":"Renamed"}',
+    })
+    await res.body.dump()
+    t.equal(res.statusCode, 200)
+    await receiver.waitFor((spans) =>
+      spans.some((x) => x.kind === 'server' && x.attributes['http.request.method'] === 'PATCH'),
+    )
+    const server = receiver.spans.find(
+      (x) => x.kind === 'server' && x.attributes['http.request.method'] === 'PATCH',
+    )
+    const wait = receiver.spans.find((x) => x.name === 'coherence wait')
+    t.equal(wait?.traceId, TRACE)
+    t.equal(wait?.parentSpanId, server?.spanId, 'the wait is a child of the write')
+    const read = await request(`${b!.url}/api/ipdrcustomers`, { headers: AUTH })
+    t.equal(read.headers['x-cache'], 'MISS', 'B refetches: the wait was for its acknowledgement')
+    await read.body.dump()
+  },
+)
