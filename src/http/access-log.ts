@@ -40,7 +40,7 @@ export function recordAnswer(log: FastifyBaseLogger, metrics: GatewayMetrics, a:
     )
   }
   const span = a.trace?.span
-  if (span != null) {
+  if (span != null && span.isRecording()) {
     span.setAttributes({
       'http.request.method': a.method,
       'http.route': a.route ?? 'unmatched',
