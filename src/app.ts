@@ -118,6 +118,7 @@ export async function buildApp(options: AppOptions): Promise<FastifyInstance> {
   const tracing = new Tracing({
     endpoint: options.otlpEndpoint === undefined ? telemetry.otlp.endpoint : options.otlpEndpoint,
     sampleRatio: telemetry.sampleRatio,
+    maxSampledPerSecond: telemetry.maxSampledPerSecond,
     ...(options.instanceName ? { instanceId: options.instanceName } : {}),
     ...(options.spanExportDelayMs === undefined ? {} : { exportDelayMs: options.spanExportDelayMs }),
   })

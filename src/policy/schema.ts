@@ -629,6 +629,14 @@ function gatewaySchema(): Schema {
             description:
               "Share of new traces sampled; a client's traceparent decides for its own (parent-based).",
           },
+          maxSampledPerSecond: {
+            type: 'integer',
+            minimum: 0,
+            maximum: 1_000_000,
+            default: 1000,
+            description:
+              "Most requests recorded per second on this instance, whatever the ratio or the clients' sampled flags say: a client that marks every request sampled cannot make the gateway record and export them all. Past it a request is traced but not recorded.",
+          },
         },
       },
       mappings: {

@@ -112,6 +112,8 @@ export interface GatewayPolicy {
     readonly otlp: { readonly endpoint: string | null }
     /** Root sampling ratio (parent-based). Default 0.01. */
     readonly sampleRatio: number
+    /** Most requests recorded per second per instance, whatever is asked. Default 1000. */
+    readonly maxSampledPerSecond: number
   }
   /** Static IP mappings (SPEC 17). */
   readonly mappings: {

@@ -157,6 +157,8 @@ export interface TracingOptions {
   readonly endpoint: string | null
   /** Root sampling ratio, 0–1; a client's sampled flag decides for its own traces. */
   readonly sampleRatio: number
+  /** Most requests recorded per second, whatever the ratio and the clients ask. Default 1000. */
+  readonly maxSampledPerSecond?: number
   /** `service.name` of the spans. Default `ipdr-gateway`. */
   readonly serviceName?: string
   /** `service.instance.id`. */
@@ -175,9 +177,13 @@ export class Tracing {
   readonly #tracer: Tracer | null
   readonly #byRequest = new Map<string, RequestTrace>()
   readonly #ratio: number
+  readonly #maxPerSecond: number
+  #second = 0
+  #sampledThisSecond = 0
 
   constructor(opts: TracingOptions) {
     this.#ratio = opts.sampleRatio
+    this.#maxPerSecond = opts.maxSampledPerSecond ?? 1000
     if (opts.endpoint === null) {
       this.enabled = false
       this.#provider = null
@@ -217,6 +223,8 @@ export class Tracing {
     if (this.#tracer === null) return new PassThroughTrace(parent, state)
     if (parent === null ? Math.random() >= this.#ratio : !parent.sampled)
       return new PassThroughTrace(parent, state)
+    // A hostile client can mark every request sampled: recording is bounded per second whatever it asks.
+    if (!this.#admitSample()) return new PassThroughTrace(parent, state)
     const context =
       parent === null
         ? ROOT_CONTEXT
@@ -233,6 +241,16 @@ export class Tracing {
       context,
     )
     return new SpanTrace(this.#tracer, span, state)
+  }
+
+  /** Whether one more request may be recorded this second. */
+  #admitSample(): boolean {
+    const second = Math.floor(performance.now() / 1000)
+    if (second !== this.#second) {
+      this.#second = second
+      this.#sampledThisSecond = 0
+    }
+    return ++this.#sampledThisSecond <= this.#maxPerSecond
   }
 
   /** A child span of `parent`'s current span; null when there is none to hang it on (off, unsampled). */

@@ -51,7 +51,7 @@ const SPEC_DEFAULTS = {
   docs: { swaggerUi: false },
   trustProxy: [],
   store: { redis: null },
-  telemetry: { otlp: { endpoint: null }, sampleRatio: 0.01 },
+  telemetry: { otlp: { endpoint: null }, sampleRatio: 0.01, maxSampledPerSecond: 1000 },
   server: {
     requestTimeoutMs: 30000,
     headersTimeoutMs: 10000,

@@ -24,7 +24,12 @@ const sampled = (trace = TRACE) => `00-${trace}-${PARENT}-01`
 
 async function setup(
   t: Test,
-  opts: { endpoint?: boolean; sampleRatio?: number; upstream?: (url: string) => Behaviour } = {},
+  opts: {
+    endpoint?: boolean
+    sampleRatio?: number
+    maxSampledPerSecond?: number
+    upstream?: (url: string) => Behaviour
+  } = {},
 ) {
   const receiver = await startOtlpReceiver(t)
   const upstream = await startRecordingUpstream(
@@ -39,7 +44,10 @@ async function setup(
   const auditFile = join(dir, 'audit.jsonl')
   const policy = await makePolicy(t, {
     gateway: {
-      telemetry: { sampleRatio: opts.sampleRatio ?? 0 },
+      telemetry: {
+        sampleRatio: opts.sampleRatio ?? 0,
+        ...(opts.maxSampledPerSecond === undefined ? {} : { maxSampledPerSecond: opts.maxSampledPerSecond }),
+      },
       audit: { file: auditFile },
       upstream: { timeoutMs: 300 },
     },
@@ -173,6 +181,20 @@ t.test('sampling is parent-based at sampleRatio', async (t) => {
   const root = all.receiver.spans.find((x) => x.kind === 'server')
   t.match(root?.traceId, /^[0-9a-f]{32}$/, 'a new trace at ratio 1')
   t.equal(root?.parentSpanId, '', 'a root span')
+})
+
+t.test('a client that marks every request sampled cannot make the gateway record them all', async (t) => {
+  const s = await setup(t, { maxSampledPerSecond: 3 })
+  const started = performance.now()
+  for (let i = 0; i < 20; i++) await s.send('GET', '/api/ipdrcustomers?q=a', { traceparent: sampled() })
+  // Twenty requests may straddle one second boundary: at most two seconds' worth recorded.
+  const seconds = Math.floor(performance.now() / 1000) - Math.floor(started / 1000) + 1
+  await s.receiver.waitFor((spans) => spans.some((x) => x.kind === 'server'))
+  await new Promise((r) => setTimeout(r, 300))
+  const servers = s.receiver.spans.filter((x) => x.kind === 'server').length
+  t.ok(servers >= 3 && servers <= 3 * seconds, `${servers} of 20 recorded (at most 3 a second)`)
+  const lines = s.log.lines.map((l) => JSON.parse(l)).filter((l) => l.msg === 'request')
+  t.equal(lines.filter((l) => l.traceId === TRACE).length, 20, 'every request still in the trace')
 })
 
 t.test('no endpoint: no span, but the trace still travels and is logged', async (t) => {
