@@ -1,8 +1,9 @@
 /**
- * What an answer disclosed, for its `access` line (SPEC 14): how many records, and which ones — the
- * UserIDs (a mapping listing's records name their customer by `ipdr_customer_id`, so those are
- * named instead), sorted, up to `audit.readUserIds`; past that only their count and the SHA-256 of
- * the sorted list joined by `\n`. Sorting and hashing a million keys takes a second: it runs in
+ * What an answer disclosed, for its `access` line (SPEC 14): how many records, and whose — the
+ * customers' UserIDs (a mapping record's, as the cached mapping listing names it, SPEC 17), each
+ * once, sorted, up to `audit.readUserIds`; past that only their count and the SHA-256 of the sorted
+ * list joined by `\n`. So `audit search --user-id` finds who looked up an address as well as who
+ * read the customer. Sorting and hashing a million keys takes a second: it runs in
  * steps between loop turns, once per cached listing (a plain listing's answer is the same for every
  * hit on it), never before the answer is sent.
  */
@@ -13,8 +14,9 @@ import { sortSteps } from './sort-steps.js'
 
 /** The records an answer disclosed. */
 export interface Disclosed {
-  /** `userIds` (customers, and reads by UserID), or `customerIds` (mapping listings: `ipdr_customer_id`). */
-  readonly field: 'userIds' | 'customerIds'
+  /** `userIds`: the customers the records belong to. */
+  readonly field: 'userIds'
+  /** Records disclosed (a customer's several mappings count each). */
   readonly count: number
   /** Sorted; null past the limit. */
   readonly ids: readonly string[] | null
@@ -32,15 +34,28 @@ const SORT_INLINE = 20_000
 export async function disclosedIds(
   ids: readonly string[],
   limit: number,
-  field: Disclosed['field'] = 'userIds',
+  count: number = ids.length,
 ): Promise<Disclosed> {
+  const field = 'userIds'
   const sorted = ids.length > SORT_INLINE ? await runStepsYielding(sortSteps(ids)) : [...ids].sort()
-  if (sorted.length <= limit) return { field, count: sorted.length, ids: sorted, digest: null }
-  return { field, count: sorted.length, ids: null, digest: await digestOf(sorted) }
+  if (sorted.length <= limit) return { field, count, ids: sorted, digest: null }
+  return { field, count, ids: null, digest: await digestOf(sorted) }
 }
 
-function fieldOf(entry: ListingEntry): Disclosed['field'] {
-  return entry.resource === 'customers' ? 'userIds' : 'customerIds'
+/**
+ * The UserID a record of `entry` belongs to: a customer's own (from the index), a mapping's as the
+ * gateway added it; a mapping of a customer Trisul's listing lacks is named by `#` and its
+ * `ipdr_customer_id`, so the line still says which record it was.
+ */
+function userIdAt(entry: ListingEntry, pos: number): string {
+  if (entry.resource === 'customers') return entry.index.keyAt(pos)
+  const record = entry.record(pos)
+  return typeof record.UserID === 'string' ? record.UserID : `#${String(record.ipdr_customer_id)}`
+}
+
+/** The customers of `keys`, each once (a customer's mappings name it once). */
+function distinct(entry: ListingEntry, keys: string[]): string[] {
+  return entry.resource === 'customers' ? keys : [...new Set(keys)]
 }
 
 /** The records at `positions` of `entry` (a filtered or paged answer). */
@@ -50,11 +65,13 @@ export async function disclosedAt(
   limit: number,
 ): Promise<Disclosed> {
   await entry.whenIndexed()
-  const index = entry.index
   return disclosedIds(
-    positions.map((p) => index.keyAt(p)),
+    distinct(
+      entry,
+      positions.map((p) => userIdAt(entry, p)),
+    ),
     limit,
-    fieldOf(entry),
+    positions.length,
   )
 }
 
@@ -71,14 +88,13 @@ export function disclosedListing(entry: ListingEntry, limit: number): Promise<Di
   if (done === undefined) {
     done = (async () => {
       await entry.whenIndexed()
-      const index = entry.index
       const keys: string[] = new Array(entry.count)
       const turn = loopTurns()
       for (let p = 0; p < keys.length; p++) {
-        keys[p] = index.keyAt(p)
+        keys[p] = userIdAt(entry, p)
         if ((p & 0x3fff) === 0x3fff) await turn()
       }
-      return disclosedIds(keys, limit, fieldOf(entry))
+      return disclosedIds(distinct(entry, keys), limit, entry.count)
     })()
     byLimit.set(limit, done)
   }

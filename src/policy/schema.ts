@@ -798,7 +798,7 @@ function gatewaySchema(): Schema {
             maximum: 100_000,
             default: 100,
             description:
-              'An access line names up to this many UserIDs (customerIds for a mapping listing); past it only their count and the SHA-256 of the sorted list (userIdsDigest).',
+              'An access line names up to this many UserIDs (for a mapping answer, the customers of its records); past it only their count and the SHA-256 of the sorted list (userIdsDigest).',
           },
         },
       },

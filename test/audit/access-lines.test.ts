@@ -22,6 +22,7 @@ async function setup(t: Test, audit: Record<string, unknown>) {
     dialect: 'v2',
     users: [{ name: 'alice', token: 'tokA', contexts: null }],
     seed: 5,
+    seedMappings: true,
     port: 0,
     host: '127.0.0.1',
     logger: false,
@@ -129,12 +130,25 @@ t.test('one access line per disclosing answer, on every path; none for a 304', a
   await expectOne('the second read (its 304 wrote none)', { operation: 'read', userIds: [target] })
 
   const mappings = JSON.parse((await get('/api/ipdrcustomers_mapping')).text) as {
-    ipdr_customer_id: number
+    ipsubnet: string
+    UserID: string
   }[]
-  await expectOne('a mapping listing names customer ids', {
+  t.equal(mappings.length, 5)
+  // A mapping names its customer (SPEC 17), so its line can too: `audit search --user-id` finds it.
+  await expectOne('a mapping listing names the customers', {
     resource: 'mappings',
     operation: 'list',
     count: mappings.length,
+    userIds: [...new Set(mappings.map((m) => m.UserID))].sort(),
+  })
+  const first = mappings[0] as { ipsubnet: string; UserID: string }
+  await get(`/api/ipdrcustomers_mapping?ip=${first.ipsubnet}`)
+  await expectOne('who had this IP: the customer it disclosed', {
+    resource: 'mappings',
+    operation: 'read',
+    query: { ip: first.ipsubnet },
+    count: 1,
+    userIds: [first.UserID],
   })
   await get(`/api/ipdrcustomers_mapping/${target}`)
   await expectOne('a mapping read by UserID', { resource: 'mappings', operation: 'read', userIds: [target] })
