@@ -99,8 +99,9 @@ class IssuerKeys {
       } catch (err) {
         if (!(err instanceof errors.JWKSNoMatchingKey)) throw err
         // A key the set lacks: rotation at the IdP, or a forged kid. One refetch per 30 s at most.
-        if (!(await this.#refreshIfAllowed())) throw err
-        return (this.#set as ReturnType<typeof createLocalJWKSet>)(header, token)
+        const next = (await this.#refreshIfAllowed()) ? this.#set : null
+        if (next === null) throw err
+        return next(header, token)
       }
     }
   }
