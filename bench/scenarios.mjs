@@ -527,16 +527,27 @@ async function emulated(ctx) {
  * The groups in run order, each with the rows it produces. A group runs when
  * any of its rows is wanted.
  */
-/** Cached hits of the plain listing through gateways `a` and `b`, both warmed to a HIT first (rows 10, 15, 16). */
-async function compareCachedHits(ctx, label, a, b, headers) {
+/** Cached hits of the plain listing through gateways `a` and `b` (`bHeaders` for `b`), both warmed to a HIT first (rows 10, 15-18). */
+async function compareCachedHits(ctx, label, a, b, headers, bHeaders = headers) {
   await untilHit(a.info.url + LIST, headers)
-  await untilHit(b.info.url + LIST, headers)
+  await untilHit(b.info.url + LIST, bHeaders)
   return comparePair(ctx.cfg, {
     label,
     a: { url: a.info.url + LIST, headers, connections: ctx.cfg.connections },
-    b: { url: b.info.url + LIST, headers, connections: ctx.cfg.connections },
+    b: { url: b.info.url + LIST, headers: bHeaders, connections: ctx.cfg.connections },
     servers: { a, b },
   })
+}
+
+/** A PATCH of the first seeded customer through `gw`, as rows 11 and 16 send it. */
+function patchRequest(ctx, gw, headers) {
+  return {
+    url: `${gw.info.url}${LIST}/${seedUserId(1)}`,
+    method: 'PATCH',
+    headers,
+    body: json(UPDATE_FIELDS),
+    connections: ctx.cfg.connections,
+  }
 }
 
 /** Resolves once `url` answers a cached HIT (the instance holds its lease and its grace is over). */
@@ -920,14 +931,7 @@ async function provenAudit(ctx) {
       { upstreamUrl: up.info.url, audit: { file: join(dir, 'plain.jsonl') } },
       SERVER_CPU,
     )
-    const path = `${LIST}/${seedUserId(1)}`
-    const request = (gw) => ({
-      url: gw.info.url + path,
-      method: 'PATCH',
-      headers,
-      body: json(UPDATE_FIELDS),
-      connections: ctx.cfg.connections,
-    })
+    const request = (gw) => patchRequest(ctx, gw, headers)
     const w = await comparePair(ctx.cfg, {
       label: 'row 16 checkpoints and shipping',
       a: request(proven),
@@ -977,7 +981,6 @@ async function auditedWrites(ctx) {
     const up = await ctx.start('servers/upstream.mjs', { n: 10 }, LOAD_CPU)
     const plain = await ctx.start('servers/gateway.mjs', { upstreamUrl: up.info.url }, SERVER_CPU)
     const headers = gatewayHeaders()
-    const path = `${LIST}/${seedUserId(1)}`
     const variants = ctx.cfg.quick ? [false] : [false, true]
     for (const fsync of variants) {
       const file = join(dir, `audit-${fsync ? 'fsync' : 'plain'}.jsonl`)
@@ -986,13 +989,7 @@ async function auditedWrites(ctx) {
         { upstreamUrl: up.info.url, audit: { file, fsync } },
         SERVER_CPU,
       )
-      const request = (gw) => ({
-        url: gw.info.url + path,
-        method: 'PATCH',
-        headers,
-        body: json(UPDATE_FIELDS),
-        connections: ctx.cfg.connections,
-      })
+      const request = (gw) => patchRequest(ctx, gw, headers)
       expectJson(await probe(request(audited).url, request(audited)), 'object', 'audited gateway PATCH')
       expect(
         readFileSync(file, 'utf8').split('\n').filter(Boolean).length === 2,
@@ -1521,14 +1518,7 @@ async function jwtConsumers(ctx) {
   const b = await ctx.start('servers/gateway.mjs', { upstreamUrl: up.info.url, identities }, SERVER_CPU)
   const jwtHeaders = { authorization: `Bearer ${jwt}` }
   const keyHeaders = { authorization: `Bearer ${key}` }
-  await untilHit(a.info.url + LIST, jwtHeaders)
-  await untilHit(b.info.url + LIST, keyHeaders)
-  const r = await comparePair(ctx.cfg, {
-    label: 'row 17 jwt vs gateway key',
-    a: { url: a.info.url + LIST, headers: jwtHeaders, connections: ctx.cfg.connections },
-    b: { url: b.info.url + LIST, headers: keyHeaders, connections: ctx.cfg.connections },
-    servers: { a, b },
-  })
+  const r = await compareCachedHits(ctx, 'row 17 jwt vs gateway key', a, b, jwtHeaders, keyHeaders)
   await a.stop()
   await b.stop()
   await up.stop()

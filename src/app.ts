@@ -233,7 +233,7 @@ export async function buildApp(options: AppOptions): Promise<FastifyInstance> {
     chargeUnproven: authFailures.chargeUnproven,
     onDenied: (consumer: string, operation: string) => metrics.policyDenials.inc({ consumer, operation }),
   }
-  registerApiRoutes(app, { ...admission, upstream, listings, audit, tracing })
+  registerApiRoutes(app, { ...admission, upstream, listings, audit })
   registerQueryRoutes(app, {
     ...admission,
     policy: () => source.current,

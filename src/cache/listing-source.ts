@@ -12,7 +12,7 @@ import type { Policy } from '../policy/types.js'
 import { RESOURCE_BY_NAME, type ResourceFacts } from '../resources.js'
 import { type Coherence, LocalCoherence } from '../store/coherence.js'
 import { type FillCoordinator, LOCAL_FILLS } from '../store/shared-fill.js'
-import { NO_TRACING, type Tracing } from '../telemetry/tracing.js'
+import { inSpan, NO_TRACING, type Tracing } from '../telemetry/tracing.js'
 import { upstreamBody } from '../upstream/body.js'
 import type { UpstreamClient } from '../upstream/client.js'
 import { failureOf, interpretResponse, outcomeOf } from '../upstream/interpret.js'
@@ -98,7 +98,7 @@ export class CachedListings implements ListingSource {
     const key = listingKey(facts, auth)
     // The fill runs under the trace of the request that started it (the others wait on it).
     return this.#cache.get(key, () =>
-      this.#tracing.inSpan(
+      inSpan(
         this.#tracing.of(requestId),
         'cache fill',
         () =>

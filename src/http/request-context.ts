@@ -105,7 +105,7 @@ export function registerRequestContext(
     // The server span starts here, the first thing a request meets; it ends with the access line.
     const trace = tracing.begin(
       request.headers,
-      `${request.method} ${request.routeOptions.url ?? 'unmatched'}`,
+      () => `${request.method} ${request.routeOptions.url ?? 'unmatched'}`,
     )
     request.gw.trace = trace
     tracing.bind(String(request.id), trace)

@@ -213,8 +213,8 @@ export class Tracing {
     this.#tracer = this.#provider.getTracer('ipdr-gateway')
   }
 
-  /** The trace of a request arriving with `headers`: a server span named `name` when tracing is on. */
-  begin(headers: TraceHeaders, name: string, startTime?: number): RequestTrace {
+  /** The trace of a request arriving with `headers`: a server span named `name()` when it is recorded. */
+  begin(headers: TraceHeaders, name: () => string, startTime?: number): RequestTrace {
     const parent = parseTraceparent(headers.traceparent)
     const tracestate = headers.tracestate
     const state = typeof tracestate === 'string' && parent !== null ? tracestate : null
@@ -236,7 +236,7 @@ export class Tracing {
             ...(state === null ? {} : { traceState: new TraceState(state) }),
           })
     const span = this.#tracer.startSpan(
-      name,
+      name(),
       { kind: SpanKind.SERVER, ...(startTime === undefined ? {} : { startTime }) },
       context,
     )
@@ -251,26 +251,6 @@ export class Tracing {
       this.#sampledThisSecond = 0
     }
     return ++this.#sampledThisSecond <= this.#maxPerSecond
-  }
-
-  /** A child span of `parent`'s current span; null when there is none to hang it on (off, unsampled). */
-  child(
-    parent: RequestTrace | undefined,
-    name: string,
-    kind: SpanKind,
-    attributes?: Attributes,
-  ): Span | null {
-    return parent?.child(name, kind, attributes) ?? null
-  }
-
-  /** Runs `fn` inside a child span of the request's trace (or just runs it). */
-  inSpan<T>(
-    parent: RequestTrace | undefined,
-    name: string,
-    fn: () => Promise<T>,
-    attributes?: Attributes,
-  ): Promise<T> {
-    return parent === undefined ? fn() : parent.inSpan(name, fn, attributes)
   }
 
   /** Keeps `trace` as request `requestId`'s while it runs, for the layers that know only the id. */
@@ -293,10 +273,20 @@ export class Tracing {
 }
 
 /** Marks `span` failed by `err` (its class and message only: a gateway error carries no secret). */
-export function failSpan(span: Span, err: unknown): void {
+function failSpan(span: Span, err: unknown): void {
   const e = err as { code?: unknown; message?: unknown }
   span.setStatus({ code: SpanStatusCode.ERROR, message: typeof e?.code === 'string' ? e.code : 'error' })
   if (typeof e?.code === 'string') span.setAttribute('ipdr.error_code', e.code)
+}
+
+/** Runs `fn` inside a child span of `parent` (the request's trace), or just runs it without one. */
+export function inSpan<T>(
+  parent: RequestTrace | null | undefined,
+  name: string,
+  fn: () => Promise<T>,
+  attributes?: Attributes,
+): Promise<T> {
+  return parent == null ? fn() : parent.inSpan(name, fn, attributes)
 }
 
 /** Tracing that is off: trace ids and `traceparent` only. */

@@ -197,15 +197,17 @@ export class UpstreamClient {
     let headersReceived = false
     const basePath = this.#base.pathname.replace(/\/+$/, '')
     // Every upstream request carries the caller's trace (SPEC 18); a sampled one gets its client span.
-    const tracing = this.#opts.tracing
-    const caller = tracing?.of(call.requestId)
+    const caller = this.#opts.tracing?.of(call.requestId)
+    const urlPath = caller?.span == null ? '' : (call.path.split('?')[0] as string)
     const span =
-      tracing?.child(caller, `${call.method} ${call.path.split('?')[0]}`, SpanKind.CLIENT, {
-        'http.request.method': call.method,
-        'url.path': call.path.split('?')[0] as string,
-        'server.address': this.#base.hostname,
-        'ipdr.resource': call.resource,
-      }) ?? null
+      caller?.span == null
+        ? null
+        : caller.child(`${call.method} ${urlPath}`, SpanKind.CLIENT, {
+            'http.request.method': call.method,
+            'url.path': urlPath,
+            'server.address': this.#base.hostname,
+            'ipdr.resource': call.resource,
+          })
     const traceHeaders: Record<string, string> = {}
     if (span !== null) {
       const c = span.spanContext()

@@ -14,7 +14,7 @@ import type { UpstreamAuth } from '../credentials.js'
 import { answerStatus, GatewayError, toGatewayError } from '../errors.js'
 import type { Policy } from '../policy/types.js'
 import type { ResourceFacts } from '../resources.js'
-import { NO_TRACING, type RequestTrace, type Tracing } from '../telemetry/tracing.js'
+import { inSpan, type RequestTrace } from '../telemetry/tracing.js'
 import { upstreamBody } from '../upstream/body.js'
 import type { UpstreamClient, UpstreamMethod, UpstreamResponse } from '../upstream/client.js'
 import { failureOf, interpretResponse, outcomeOf } from '../upstream/interpret.js'
@@ -31,8 +31,6 @@ export interface WriteForwarderDeps {
   readonly upstream: UpstreamClient
   readonly listings: ListingSource
   readonly audit: WriteAudit
-  /** Spans for the audit writes and the coherence wait (SPEC 18). Default: none. */
-  readonly tracing?: Tracing
 }
 
 export interface ForwardedWrite {
@@ -66,16 +64,15 @@ export async function forwardWrite(deps: WriteForwarderDeps, w: ForwardedWrite):
   const method = WRITE_METHOD[w.operation]
   const path = w.pathUserId === null ? facts.path : `${facts.path}/${encodeURIComponent(w.pathUserId)}`
   const userId = w.pathUserId ?? (typeof fields.UserID === 'string' ? fields.UserID : null)
-  const tracing = deps.tracing ?? NO_TRACING
-  const trace = w.trace ?? undefined
+  const trace = w.trace
   const intent = deps.audit.enabled
-    ? await tracing.inSpan(
+    ? await inSpan(
         trace,
         'audit write',
         () =>
           deps.audit.intent({
             requestId: w.requestId,
-            ...(trace === undefined ? {} : { traceId: trace.traceId }),
+            ...(trace == null ? {} : { traceId: trace.traceId }),
             consumer: w.consumer,
             client: w.client,
             trisulUser: auth.username,
@@ -98,7 +95,7 @@ export async function forwardWrite(deps: WriteForwarderDeps, w: ForwardedWrite):
   const outcome = (o: Parameters<WriteAudit['outcome']>[1]) =>
     intent === null
       ? deps.audit.outcome(intent, o)
-      : tracing.inSpan(trace, 'audit write', () => deps.audit.outcome(intent, o), {
+      : inSpan(trace, 'audit write', () => deps.audit.outcome(intent, o), {
           'ipdr.audit_phase': 'outcome',
         })
   let res: UpstreamResponse | null = null
@@ -111,7 +108,7 @@ export async function forwardWrite(deps: WriteForwarderDeps, w: ForwardedWrite):
       upstreamBody(facts, w.policy.gateway.upstream.dialect, auth, fields),
       auth.context,
       w.requestId,
-      () => tracing.inSpan(trace, 'coherence wait', () => deps.listings.invalidate(auth.context)),
+      () => inSpan(trace, 'coherence wait', () => deps.listings.invalidate(auth.context)),
     )
     const meaning = interpretResponse(res, 'object')
     deps.upstream.report(method, facts.name, outcomeOf(meaning), res.seconds)

@@ -31,6 +31,38 @@ interface Setup {
   readonly store: PolicyStore
 }
 
+/**
+ * A policy directory trusting `issuers` (audience ipdr-gateway), with one JWT consumer per entry of
+ * `consumers` (its name is its Trisul username; its token is CRM_TOKEN, from a token file), loaded.
+ */
+async function jwtPolicy(
+  t: Test,
+  issuers: Record<string, unknown>[],
+  consumers: Record<string, Record<string, unknown>>,
+  auth: Record<string, unknown> = {},
+  gateway: Record<string, unknown> = {},
+  files: Record<string, string> = {},
+) {
+  const dir = tempDir(t)
+  writeFileSync(join(dir, 'crm-token'), `${CRM_TOKEN}\n`)
+  for (const [name, text] of Object.entries(files)) writeFileSync(join(dir, name), text)
+  writePolicyDir(dir, {
+    gateway: {
+      auth: { jwt: { issuers: issuers.map((i) => ({ audiences: ['ipdr-gateway'], ...i })) }, ...auth },
+      ...gateway,
+    },
+    consumers: Object.fromEntries(
+      Object.entries(consumers).map(([name, jwt]) => [
+        name,
+        { jwt, upstream: { username: name, tokenFile: 'crm-token' }, operations: { customers: ['list'] } },
+      ]),
+    ),
+  })
+  const loaded = await loadPolicy(dir, {})
+  if (!loaded.ok) throw new Error(loaded.problems.join('\n'))
+  return { dir, policy: loaded.policy }
+}
+
 async function setup(t: Test, gateway: Record<string, unknown> = {}): Promise<Setup> {
   const keys = {
     RS256: await signingKey('RS256', 'rsa-1'),
@@ -40,36 +72,14 @@ async function setup(t: Test, gateway: Record<string, unknown> = {}): Promise<Se
   const idp = await startIdp(t, Object.values(keys))
   const upstream = await startRecordingUpstream(() => ({ kind: 'json', body: [] }))
   t.teardown(() => upstream.close())
-  const dir = tempDir(t)
-  writeFileSync(join(dir, 'crm-token'), `${CRM_TOKEN}\n`)
-  writePolicyDir(dir, {
-    gateway: {
-      auth: {
-        jwt: {
-          issuers: [
-            {
-              issuer: idp.issuer,
-              jwksUrl: idp.jwksUrl,
-              audiences: ['ipdr-gateway'],
-              algorithms: ['RS256', 'ES256', 'EdDSA'],
-            },
-          ],
-        },
-        failureLimit: { max: 100, timeWindow: '1 minute' },
-      },
-      ...gateway,
-    },
-    consumers: {
-      crm: {
-        jwt: { issuer: idp.issuer, clientIds: ['crm-backend'], scopes: ['ipdr.customers'] },
-        upstream: { username: 'crm', tokenFile: 'crm-token' },
-        operations: { customers: ['list'] },
-      },
-    },
-  })
-  const loaded = await loadPolicy(dir, {})
-  if (!loaded.ok) throw new Error(loaded.problems.join('\n'))
-  const store = new PolicyStore({ dir, env: {}, initial: loaded.policy })
+  const { dir, policy } = await jwtPolicy(
+    t,
+    [{ issuer: idp.issuer, jwksUrl: idp.jwksUrl, algorithms: ['RS256', 'ES256', 'EdDSA'] }],
+    { crm: { issuer: idp.issuer, clientIds: ['crm-backend'], scopes: ['ipdr.customers'] } },
+    { failureLimit: { max: 100, timeWindow: '1 minute' } },
+    gateway,
+  )
+  const store = new PolicyStore({ dir, env: {}, initial: policy })
   let now = Date.now()
   const clock = {
     now: () => now,
@@ -237,46 +247,21 @@ t.test('a discovery URL and a public key file work as a JWKS URL does', async (t
   const idp = await startIdp(t, [ec])
   const upstream = await startRecordingUpstream(() => ({ kind: 'json', body: [] }))
   t.teardown(() => upstream.close())
-  const dir = tempDir(t)
-  writeFileSync(join(dir, 'idp.pem'), ed.publicPem)
-  writeFileSync(join(dir, 'crm-token'), CRM_TOKEN)
-  writePolicyDir(dir, {
-    gateway: {
-      auth: {
-        jwt: {
-          issuers: [
-            {
-              issuer: idp.issuer,
-              discoveryUrl: idp.discoveryUrl,
-              audiences: ['ipdr-gateway'],
-              algorithms: ['ES256'],
-            },
-            {
-              issuer: 'https://file.example',
-              publicKeyFile: 'idp.pem',
-              audiences: ['ipdr-gateway'],
-              algorithms: ['EdDSA'],
-            },
-          ],
-        },
-      },
+  const { policy } = await jwtPolicy(
+    t,
+    [
+      { issuer: idp.issuer, discoveryUrl: idp.discoveryUrl, algorithms: ['ES256'] },
+      { issuer: 'https://file.example', publicKeyFile: 'idp.pem', algorithms: ['EdDSA'] },
+    ],
+    {
+      a: { issuer: idp.issuer, subjects: ['svc-a'] },
+      b: { issuer: 'https://file.example', subjects: ['svc-b'] },
     },
-    consumers: {
-      a: {
-        jwt: { issuer: idp.issuer, subjects: ['svc-a'] },
-        upstream: { username: 'a', tokenFile: 'crm-token' },
-        operations: { customers: ['list'] },
-      },
-      b: {
-        jwt: { issuer: 'https://file.example', subjects: ['svc-b'] },
-        upstream: { username: 'b', tokenFile: 'crm-token' },
-        operations: { customers: ['list'] },
-      },
-    },
-  })
-  const loaded = await loadPolicy(dir, {})
-  if (!loaded.ok) throw new Error(loaded.problems.join('\n'))
-  const gw = await startGateway(t, { policy: loaded.policy, upstreamUrl: upstream.url })
+    {},
+    {},
+    { 'idp.pem': ed.publicPem },
+  )
+  const gw = await startGateway(t, { policy, upstreamUrl: upstream.url })
   const get = async (bearer: string) =>
     (await fetch(`${gw.url}/api/ipdrcustomers`, { headers: { authorization: `Bearer ${bearer}` } })).status
   t.equal(await get(await token(ec, idp.issuer, { sub: 'svc-a' })), 200, 'keys found through discovery')

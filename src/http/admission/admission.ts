@@ -23,10 +23,12 @@
  * Credential fields are removed from the body here, so nothing later can log,
  * validate or forward the client's copy.
  */
+
 import type { FastifyReply, FastifyRequest } from 'fastify'
 import { sha256Hex } from '../../credentials.js'
 import { GatewayError } from '../../errors.js'
 import { type ApiResourceName, CREDENTIAL_FIELDS, type PolicyOperation } from '../../resources.js'
+import { inSpan } from '../../telemetry/tracing.js'
 import { applyAuthorization, authorize, resolveRequestCredentials } from './authenticate.js'
 import { hasBody, readRawBody } from './get-body.js'
 import type { RateLimiter } from './rate-limit.js'
@@ -137,12 +139,8 @@ export function makeAdmission(
       }
       checks.body?.(request)
       // The budget's counter: a store round trip with a shared store (SPEC 18).
-      if (deps.rateLimiter) {
-        const limiter = deps.rateLimiter
-        await (gw.trace === null
-          ? limiter.charge(request, reply)
-          : gw.trace.inSpan('rate limit', () => limiter.charge(request, reply)))
-      }
+      const limiter = deps.rateLimiter
+      if (limiter) await inSpan(gw.trace, 'rate limit', () => limiter.charge(request, reply))
     },
   }
 }

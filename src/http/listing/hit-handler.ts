@@ -147,7 +147,7 @@ export function makeListingHitHandler(deps: ListingHitHandlerDeps) {
     deps.cache.countHit(facts.name)
     const trace = (deps.tracing ?? NO_TRACING).begin(
       req.headers,
-      `GET ${facts.path}`,
+      () => `GET ${facts.path}`,
       performance.timeOrigin + started,
     )
     if (deps.audit.recordsReads) {

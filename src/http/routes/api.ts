@@ -10,7 +10,6 @@ import type { ListingSource } from '../../cache/listing-source.js'
 import { redactRecord } from '../../cache/redaction.js'
 import { GatewayError } from '../../errors.js'
 import { type Operation, RESOURCES, type ResourceFacts } from '../../resources.js'
-import type { Tracing } from '../../telemetry/tracing.js'
 import type { UpstreamClient } from '../../upstream/client.js'
 import {
   bodySchema,
@@ -33,8 +32,6 @@ export interface ApiRouteDeps extends AdmissionDeps {
   readonly audit?: WriteAudit
   /** Per-route `config.rateLimit` (the policy layer's rate limiter reads it). */
   readonly rateLimitConfig?: () => object
-  /** Spans of a write's audit lines and coherence wait (SPEC 18). Default: none. */
-  readonly tracing?: Tracing
 }
 
 const patternCache = new Map<string, RegExp>()
@@ -136,7 +133,6 @@ async function handleWrite(
       upstream: deps.upstream,
       listings: deps.listings,
       audit: deps.audit ?? NO_AUDIT,
-      ...(deps.tracing ? { tracing: deps.tracing } : {}),
     },
     {
       facts,
