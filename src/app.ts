@@ -11,6 +11,7 @@ import { JwtVerifier } from './auth/jwt-verifier.js'
 import { ListingCache } from './cache/listing-cache.js'
 import { listingScannerPool } from './cache/listing-scanner.js'
 import { CachedListings, staleMayCover, wasAdopted } from './cache/listing-source.js'
+import { ListingWrites } from './cache/listing-writes.js'
 import { registerAccessLog } from './http/access-log.js'
 import { BodiesInFlight, registerBodiesInFlight } from './http/admission/bodies-in-flight.js'
 import {
@@ -363,7 +364,7 @@ function listingsOf(
     staleIfErrorMs: limits.staleIfErrorSeconds * 1000,
     ...(options.now ? { now: options.now } : {}),
     onLookup: (resource, result) => metrics.countLookup(resource, result),
-    onInvalidate: (resource, count) => metrics.cacheInvalidations.inc({ resource }, count),
+    onInvalidate: (resource, count, kind) => metrics.cacheInvalidations.inc({ resource, kind }, count),
     staleOn: staleMayCover,
     mayServe: () => coherence === null || coherence.mayServeCached(),
     adopted: wasAdopted,
@@ -374,8 +375,14 @@ function listingsOf(
         'listing larger than cache.maxBytes: served but not cached, so every request fetches it; raise cache.maxBytes',
       ),
   })
-  const sharedCoherence = deps.shared ? deps.shared.coherence(cache) : null
-  coherence = sharedCoherence ?? new LocalCoherence(cache)
+  // SPEC 19: what a write does to this instance's listings (its change applied, or the context dropped).
+  const writes = new ListingWrites({
+    cache,
+    scanner: deps.scanner,
+    enabled: () => source.current.gateway.cache.applyWrites,
+  })
+  const sharedCoherence = deps.shared ? deps.shared.coherence(writes) : null
+  coherence = sharedCoherence ?? new LocalCoherence(writes)
   const listings = new CachedListings({
     cache,
     upstream: deps.upstream,

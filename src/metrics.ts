@@ -23,6 +23,8 @@ export const UPSTREAM_OUTCOMES: readonly UpstreamOutcome[] = [
   'invalid_response',
 ]
 export const CACHE_RESULTS: readonly CacheResult[] = ['hit', 'miss', 'stale', 'coalesced']
+/** Values of `ipdr_gateway_cache_invalidations_total`'s `kind` (SPEC 19): a write patched the entry, or dropped it. */
+export const INVALIDATION_KINDS = ['applied', 'dropped'] as const
 /** Values of the `resource` label (SPEC 5): the two record resources and the Query API. */
 export const METRIC_RESOURCES: readonly ApiResourceName[] = ['customers', 'mappings', 'queries']
 /** The record resources: what writes invalidate and sync jobs write. */
@@ -258,7 +260,7 @@ export interface GatewayMetrics {
   /** The pending counts of `httpRequests` (`recordHttp`). */
   readonly pendingRequests: PendingCounts<'method' | 'route' | 'status_code' | 'consumer'>
   /** `ipdr_gateway_cache_invalidations_total` */
-  readonly cacheInvalidations: Counter<'resource'>
+  readonly cacheInvalidations: Counter<'resource' | 'kind'>
   /** `ipdr_gateway_rate_limited_total` */
   readonly rateLimited: Counter<'consumer'>
   /** `ipdr_gateway_policy_denials_total` */
@@ -317,7 +319,7 @@ export const METRIC_FAMILIES = {
   ipdr_gateway_cache_lookups_total: { type: 'counter', labels: ['resource', 'result'] },
   ipdr_gateway_cache_entries: { type: 'gauge', labels: ['resource'] },
   ipdr_gateway_cache_bytes: { type: 'gauge', labels: ['resource'] },
-  ipdr_gateway_cache_invalidations_total: { type: 'counter', labels: ['resource'] },
+  ipdr_gateway_cache_invalidations_total: { type: 'counter', labels: ['resource', 'kind'] },
   ipdr_gateway_rate_limited_total: { type: 'counter', labels: ['consumer'] },
   ipdr_gateway_policy_denials_total: { type: 'counter', labels: ['consumer', 'operation'] },
   ipdr_gateway_policy_reloads_total: { type: 'counter', labels: ['result'] },
@@ -391,8 +393,8 @@ export function createMetrics(options: CreateMetricsOptions = {}): GatewayMetric
   pendingLookups.bind(cacheLookups)
   const cacheInvalidations = new Counter({
     name: 'ipdr_gateway_cache_invalidations_total',
-    help: 'Cached listings dropped because a write went through the gateway, by resource.',
-    labelNames: ['resource'] as const,
+    help: 'Cached listings a write through the gateway patched (kind applied) or dropped (kind dropped), by resource.',
+    labelNames: ['resource', 'kind'] as const,
     registers,
   })
   const rateLimited = new Counter({
@@ -485,7 +487,9 @@ export function createMetrics(options: CreateMetricsOptions = {}): GatewayMetric
     },
   })
 
-  for (const resource of RECORD_RESOURCES) cacheInvalidations.inc({ resource }, 0)
+  for (const resource of RECORD_RESOURCES) {
+    for (const kind of INVALIDATION_KINDS) cacheInvalidations.inc({ resource, kind }, 0)
+  }
   for (const resource of METRIC_RESOURCES) {
     for (const result of CACHE_RESULTS) cacheLookups.inc({ resource, result }, 0)
     for (const method of UPSTREAM_METHODS) {

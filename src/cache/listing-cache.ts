@@ -45,8 +45,11 @@ export interface ListingCacheOptions extends ListingCacheLimits {
   readonly now?: () => number
   /** Called once per `get` with its final status (a failed fill counts as `miss`/`coalesced`). */
   readonly onLookup?: (resource: ResourceName, result: LookupStatus) => void
-  /** Called for both resources on every `invalidateContext`, with the number of entries removed (maybe 0). */
-  readonly onInvalidate?: (resource: ResourceName, count: number) => void
+  /**
+   * Called for both resources on every `invalidateContext`, with how many entries were dropped
+   * (`dropped`, maybe 0); and per entry a write was applied to (`applied`), or could not be (`dropped`).
+   */
+  readonly onInvalidate?: (resource: ResourceName, count: number, kind: InvalidationKind) => void
   /**
    * Which fill errors a stale entry may stand in for. Default: all. The gateway
    * passes upstream failures only: an answer such as "Invalid API token" must
@@ -73,6 +76,15 @@ export interface ListingCacheOptions extends ListingCacheLimits {
    */
   readonly onTooLarge?: (resource: ResourceName, bytes: number, maxBytes: number) => void
 }
+
+/** How an entry left the cache on a write (SPEC 19): patched with the write, or dropped. */
+export type InvalidationKind = 'applied' | 'dropped'
+
+/**
+ * A write's change to one entry: the patched entry, or the entry itself when the change does not
+ * touch it. Rejects when the change cannot be applied with certainty (the entry is then dropped).
+ */
+export type EntryPatch = (entry: ListingEntry) => Promise<ListingEntry>
 
 export interface ResourceCacheStats {
   entries: number
@@ -120,7 +132,8 @@ interface Slot {
 
 interface FillOutcome {
   readonly entry: ListingEntry
-  readonly status: 'miss' | 'stale'
+  /** `hit`: a cached entry with a write applied (no upstream request). */
+  readonly status: 'miss' | 'stale' | 'hit'
 }
 
 interface Flight {
@@ -131,6 +144,8 @@ interface Flight {
   /** Identifies this flight in `#inflight` (a newer flight may have replaced it). */
   readonly token: object
   readonly promise: Promise<FillOutcome>
+  /** A write applied to a cached entry (SPEC 19): the fill time of that entry, which the patched one keeps. */
+  readonly patchOf?: { readonly storedAt: number; readonly key: ListingKey }
   /**
    * The fetch that starts once this one ends, for the readers that came while this one ran and
    * could not join it (SPEC 8: no proof that no write was answered since it started).
@@ -215,13 +230,19 @@ export class ListingCache {
       try {
         outcome = await waited
       } catch (err) {
+        // A patch that could not be made dropped the entry: fetch it (one fetch for all who waited).
+        if (err instanceof PatchRefused) return this.get(key, fill)
         this.#count(key.resource, asCounted)
         throw err
       }
       return this.#report(
         key.resource,
         outcome.entry,
-        outcome.status === 'stale' ? 'stale' : own ? outcome.status : 'coalesced',
+        outcome.status === 'stale' || outcome.status === 'hit'
+          ? outcome.status
+          : own
+            ? outcome.status
+            : 'coalesced',
       )
     }
     let outcome: FillOutcome
@@ -235,7 +256,12 @@ export class ListingCache {
   }
 
   /** Starts a fill of `key` now, under the context's generation and the epoch as they are now. */
-  #startFlight(k: string, key: ListingKey, fill: () => Promise<ListingEntry>): Flight {
+  #startFlight(
+    k: string,
+    key: ListingKey,
+    fill: () => Promise<ListingEntry>,
+    patchOf?: Flight['patchOf'],
+  ): Flight {
     const generation = this.#generation(key.context)
     const epoch = this.#epoch
     const token = {}
@@ -243,9 +269,12 @@ export class ListingCache {
       generation,
       epoch,
       token,
-      promise: this.#fill(k, key, generation, epoch, token, fill),
+      promise: this.#fill(k, key, generation, epoch, token, fill, patchOf),
+      ...(patchOf === undefined ? {} : { patchOf }),
     }
     this.#inflight.set(k, flight)
+    // A patch nobody waits for may be refused: that is a drop, not an unhandled rejection.
+    if (patchOf !== undefined) flight.promise.catch(() => {})
     return flight
   }
 
@@ -278,6 +307,53 @@ export class ListingCache {
   }
 
   /**
+   * A write's change, applied to every entry of `context` instead of dropping them (SPEC 19). Like
+   * `invalidateContext` it bumps the generation at once, so no entry or fill from before the write is
+   * served to a read that comes after it; each entry of the context (and each patch still being made)
+   * is replaced by a flight that makes the patched entry with `patch`, which reads join (counted
+   * `hit`: no upstream request) and which is stored with the fill time of the entry it came from, so
+   * the TTL still brings changes made in Trisul directly. A patch that rejects drops its entry: the
+   * reads waiting on it fetch the listing. Fills from the upstream in flight are dropped as by
+   * `invalidateContext`. Returns the number of entries being patched (each counted `applied` or
+   * `dropped` by `onInvalidate` once its patch is made or refused).
+   */
+  patchContext(context: string, patch: EntryPatch): number {
+    const previous = this.#generation(context)
+    const epoch = this.#epoch
+    this.#generations.set(context, previous + 1)
+    const patching = new Set<string>()
+    // The codings clients asked the entry for are made again for the patched one, in the background.
+    const patchKeepingCodings = async (from: ListingEntry): Promise<ListingEntry> => {
+      const made = await patch(from)
+      if (made !== from) {
+        for (const encoding of COMPRESSED)
+          if (from.peekEncoded(encoding) !== undefined) made.encoded(encoding).catch(() => {})
+      }
+      return made
+    }
+    for (const [k, slot] of [...this.#lru.entries()]) {
+      if (slot.key.context !== context) continue
+      this.#lru.delete(k)
+      patching.add(k)
+      const entry = slot.entry
+      this.#startFlight(k, slot.key, () => patchKeepingCodings(entry), {
+        storedAt: slot.storedAt,
+        key: slot.key,
+      })
+    }
+    for (const [k, flight] of [...this.#inflight]) {
+      const of = flight.patchOf
+      if (of === undefined || patching.has(k) || of.key.context !== context) continue
+      if (flight.generation !== previous || flight.epoch !== epoch) continue
+      // A patch still being made: this change goes on top of it, in the order the writes came.
+      patching.add(k)
+      const made = flight.promise
+      this.#startFlight(k, of.key, async () => patchKeepingCodings((await made).entry), of)
+    }
+    return patching.size
+  }
+
+  /**
    * Removes every entry and makes every fill in flight unstorable and
    * unjoinable, as `invalidateContext` does for one context: for when this
    * instance may have missed invalidations (a lapsed lease, a lost store).
@@ -298,7 +374,7 @@ export class ListingCache {
     }
     for (const resource of RESOURCES) {
       this.#counters[resource].invalidations += removed[resource]
-      safely(() => this.#onInvalidate?.(resource, removed[resource]))
+      safely(() => this.#onInvalidate?.(resource, removed[resource], 'dropped'))
     }
     return doomed.length
   }
@@ -359,12 +435,18 @@ export class ListingCache {
     epoch: number,
     token: object,
     fill: () => Promise<ListingEntry>,
+    patchOf?: Flight['patchOf'],
   ): Promise<FillOutcome> {
     try {
       let entry: ListingEntry
       try {
         entry = await fill()
       } catch (err) {
+        if (patchOf !== undefined) {
+          this.#counters[key.resource].invalidations++
+          safely(() => this.#onInvalidate?.(key.resource, 1, 'dropped'))
+          throw new PatchRefused(err)
+        }
         const slot = this.#lru.get(k)
         if (
           slot !== undefined &&
@@ -375,8 +457,11 @@ export class ListingCache {
         }
         throw err
       }
-      if (this.#generation(key.context) === generation && this.#epoch === epoch) this.#store(k, key, entry)
-      return { entry, status: 'miss' }
+      if (this.#generation(key.context) === generation && this.#epoch === epoch) {
+        this.#store(k, key, entry, patchOf?.storedAt)
+      }
+      if (patchOf !== undefined) safely(() => this.#onInvalidate?.(key.resource, 1, 'applied'))
+      return { entry, status: patchOf === undefined ? 'miss' : 'hit' }
     } finally {
       // Runs before any waiter resumes: from here on, new callers see the stored entry. It also runs
       // after `get` has registered the flight, since `await fill()` always yields at least once.
@@ -384,7 +469,7 @@ export class ListingCache {
     }
   }
 
-  #store(k: string, key: ListingKey, entry: ListingEntry): void {
+  #store(k: string, key: ListingKey, entry: ListingEntry, storedAt = this.#now()): void {
     const size = sizeOf(entry)
     if (size > this.#limits.maxBytes) {
       // Served to this fill's callers, not kept; nor is the older entry it replaces.
@@ -394,7 +479,7 @@ export class ListingCache {
     }
     const previous = this.#lru.peek(k)
     entry.onSizeChange(() => this.#resize(k, entry))
-    this.#lru.set(k, { key, entry, storedAt: this.#now(), size })
+    this.#lru.set(k, { key, entry, storedAt, size })
     // Clients that asked the previous entry for a coding will ask this one too: compress it now, in
     // the background, rather than make the first of them wait after every refill.
     for (const encoding of COMPRESSED) {
@@ -442,6 +527,14 @@ export class ListingCache {
   #count(resource: ResourceName, status: LookupStatus): void {
     this.#counters[resource].lookups[status]++
     safely(() => this.#onLookup?.(resource, status))
+  }
+}
+
+/** A write could not be applied to an entry (the reads that waited for it fetch the listing). */
+class PatchRefused extends Error {
+  constructor(cause: unknown) {
+    super('the write could not be applied to the cached listing', { cause })
+    this.name = 'PatchRefused'
   }
 }
 

@@ -115,6 +115,11 @@ export class ListingEntry implements ListingRepresentation {
     this.#body.narrowWhile(pending)
   }
 
+  /** `[start, end)` byte offsets of each record in `raw` (the entry's own array: read, never write). */
+  get offsets(): Uint32Array {
+    return this.#offsets
+  }
+
   /** Number of records. */
   get count(): number {
     return this.#offsets.length / 2

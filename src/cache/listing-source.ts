@@ -10,7 +10,7 @@ import type { UpstreamAuth } from '../credentials.js'
 import { GatewayError } from '../errors.js'
 import type { Policy } from '../policy/types.js'
 import { RESOURCE_BY_NAME, type ResourceFacts } from '../resources.js'
-import { type Coherence, LocalCoherence } from '../store/coherence.js'
+import { type Coherence, LocalCoherence, type SettledWrite, type WriteTicket } from '../store/coherence.js'
 import { type FillCoordinator, LOCAL_FILLS } from '../store/shared-fill.js'
 import { inSpan, NO_TRACING, type Tracing } from '../telemetry/tracing.js'
 import { upstreamBody } from '../upstream/body.js'
@@ -30,8 +30,15 @@ export interface Listing {
 export interface ListingSource {
   /** The listing of `facts` as `auth` sees it: cached, or fetched once for all who ask (single flight). */
   get(facts: ResourceFacts, auth: UpstreamAuth, policy: Policy, requestId: string): Promise<Listing>
-  /** Invalidates the context's listings here and on every instance; resolves once none can serve them. */
-  invalidate(context: string): Promise<void>
+  /**
+   * Invalidates the context's listings here and on every instance; resolves once none can serve them
+   * as they were. With `write`, its change is applied to them instead where it can be (SPEC 19).
+   */
+  invalidate(context: string, write?: SettledWrite): Promise<void>
+  /** A write of `keys` (UserIDs) is about to be sent (src/store/change-order.ts). */
+  beginWrite(context: string, keys: readonly string[]): WriteTicket
+  /** The write was not sent. */
+  abandonWrite(ticket: WriteTicket): void
   /**
    * What the cache holds, fresh, of the record(s) a write to `userId` touches,
    * for the audit's `before`: the customer, or the customer's mappings (those
@@ -117,8 +124,16 @@ export class CachedListings implements ListingSource {
     )
   }
 
-  invalidate(context: string): Promise<void> {
-    return this.#coherence.invalidate(context)
+  invalidate(context: string, write?: SettledWrite): Promise<void> {
+    return this.#coherence.invalidate(context, write)
+  }
+
+  beginWrite(context: string, keys: readonly string[]): WriteTicket {
+    return this.#coherence.beginWrite(context, keys)
+  }
+
+  abandonWrite(ticket: WriteTicket): void {
+    this.#coherence.abandonWrite(ticket)
   }
 
   cachedBefore(auth: UpstreamAuth, facts: ResourceFacts, userId: string, selector?: string): unknown {

@@ -411,6 +411,12 @@ function gatewaySchema(): Schema {
             default: 268435456,
             description: 'Byte budget of all cached listings together.',
           },
+          applyWrites: {
+            type: 'boolean',
+            default: true,
+            description:
+              "Apply each successful write's answer to the context's cached listings, on every instance, instead of dropping them (SPEC 19); false: drop them (the next read refetches).",
+          },
         },
       },
       rateLimit: rateLimitSchema({

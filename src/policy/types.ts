@@ -74,6 +74,8 @@ export interface GatewayPolicy {
     readonly ttlSeconds: number
     readonly staleIfErrorSeconds: number
     readonly maxBytes: number
+    /** Apply a write's answer to the cached listings instead of dropping them (SPEC 19). Default true. */
+    readonly applyWrites: boolean
   }
   readonly rateLimit: RateLimitPolicy
   readonly validation: ValidationPolicy

@@ -21,6 +21,7 @@
 import { randomBytes } from 'node:crypto'
 import { channel } from 'node:diagnostics_channel'
 
+import { ChangeOrder, type WriteTicket } from './change-order.js'
 import { type AckRequest, DirectAcks, parseAckRequest } from './direct-acks.js'
 import { Lease } from './lease.js'
 import { ANNOUNCE_SCRIPT, RENEW_SCRIPT } from './lua.js'
@@ -31,7 +32,21 @@ import type { StoreHealth } from './store-health.js'
 export interface LocalInvalidation {
   invalidateContext(context: string): number
   invalidateAll(): number
+  /**
+   * Applies a write's change (opaque here: src/cache/write-change.ts) to the context's listings
+   * instead of dropping them (SPEC 19). Absent: the context is dropped.
+   */
+  applyChange?(context: string, change: string): void
 }
+
+/** A write answered by the upstream, as its invalidation takes it. */
+export interface SettledWrite {
+  readonly ticket: WriteTicket
+  /** Its change to apply (an `encodeChange` text); null: drop the context. */
+  readonly change: string | null
+}
+
+export type { WriteTicket }
 
 /** The cache's view of the other instances. */
 export interface Coherence {
@@ -39,15 +54,27 @@ export interface Coherence {
   mayServeCached(): boolean
   /**
    * Invalidates `context` here and on every instance; resolves when no instance
-   * can serve a listing of it cached before this call. Never rejects.
+   * can serve a listing of it cached before this call. Never rejects. With `write`, its change is
+   * applied instead where the order of writes allows it (src/store/change-order.ts).
    */
-  invalidate(context: string): Promise<void>
+  invalidate(context: string, write?: SettledWrite): Promise<void>
+  /** A write touching `keys` (UserIDs) is about to be sent; pass the ticket to `invalidate` (or `abandonWrite`). */
+  beginWrite(context: string, keys: readonly string[]): WriteTicket
+  /** The write was never sent. */
+  abandonWrite(ticket: WriteTicket): void
   close(): Promise<void>
+}
+
+/** Applies `change` where the cache can take it, else drops the context. */
+function applyOrDrop(cache: LocalInvalidation, context: string, change: string | null): void {
+  if (change !== null && cache.applyChange !== undefined) cache.applyChange(context, change)
+  else cache.invalidateContext(context)
 }
 
 /** One instance: invalidation is local and immediate. */
 export class LocalCoherence implements Coherence {
   readonly #cache: LocalInvalidation
+  readonly #order = new ChangeOrder()
 
   constructor(cache: LocalInvalidation) {
     this.#cache = cache
@@ -57,8 +84,22 @@ export class LocalCoherence implements Coherence {
     return true
   }
 
-  invalidate(context: string): Promise<void> {
-    this.#cache.invalidateContext(context)
+  beginWrite(context: string, keys: readonly string[]): WriteTicket {
+    return this.#order.begin(context, keys)
+  }
+
+  abandonWrite(ticket: WriteTicket): void {
+    this.#order.abandon(ticket)
+  }
+
+  invalidate(context: string, write?: SettledWrite): Promise<void> {
+    if (write === undefined) {
+      this.#cache.invalidateContext(context)
+      return Promise.resolve()
+    }
+    const alone = this.#order.settle(write.ticket)
+    this.#order.recordLocal(context, write.ticket.keys)
+    applyOrDrop(this.#cache, context, alone ? write.change : null)
     return Promise.resolve()
   }
 
@@ -127,12 +168,49 @@ export function coherenceKeys(prefix: string) {
 export const SETTLED_CHANNEL = 'ipdr-gateway:coherence:settled'
 const settledChannel = channel(SETTLED_CHANNEL)
 
+/** What an announcement carries of its write (SPEC 19), when its writer says. */
+interface AnnouncedWrite {
+  /** The highest sequence the writer knew when it sent the write. */
+  readonly after: number
+  readonly keys: readonly string[]
+  /** The change to apply; null: drop the context. */
+  readonly change: string | null
+}
+
 interface ParsedEvent {
   readonly seq: number
   readonly writer: string
   readonly context: string
   /** Where the writer takes acknowledgements directly (src/store/direct-acks.ts), if it does. */
   readonly ack: AckRequest | null
+  /** The write, when the writer described it; null: an invalidation alone (it meets every write). */
+  readonly write: AnnouncedWrite | null
+}
+
+/** The writer field's last word when the announcement describes its write: `w=` + base64url(JSON). */
+const WRITE_PREFIX = 'w='
+
+function writeWord(write: AnnouncedWrite): string {
+  return ` ${WRITE_PREFIX}${Buffer.from(JSON.stringify(write)).toString('base64url')}`
+}
+
+function parseWrite(word: string): AnnouncedWrite | null {
+  try {
+    const v = JSON.parse(
+      Buffer.from(word.slice(WRITE_PREFIX.length), 'base64url').toString(),
+    ) as AnnouncedWrite
+    if (
+      Number.isSafeInteger(v.after) &&
+      Array.isArray(v.keys) &&
+      v.keys.every((k) => typeof k === 'string') &&
+      (v.change === null || typeof v.change === 'string')
+    ) {
+      return { after: v.after, keys: v.keys, change: v.change }
+    }
+  } catch {
+    // not a write this version can read: the context is dropped
+  }
+  return null
 }
 
 /**
@@ -148,13 +226,16 @@ function parseEvent(text: string): ParsedEvent | null {
   if (b < 0) return null
   const seq = Number(text.slice(0, a))
   if (!Number.isSafeInteger(seq)) return null
-  const writerField = text.slice(a + 1, b)
-  const space = writerField.indexOf(' ')
+  const words = text.slice(a + 1, b).split(' ')
+  const last = words[words.length - 1] as string
+  const write = words.length > 1 && last.startsWith(WRITE_PREFIX) ? parseWrite(last) : null
+  if (words.length > 1 && last.startsWith(WRITE_PREFIX)) words.pop()
   return {
     seq,
-    writer: space < 0 ? writerField : writerField.slice(0, space),
+    writer: words[0] as string,
     context: text.slice(b + 1),
-    ack: space < 0 ? null : parseAckRequest(writerField.slice(space + 1)),
+    ack: words.length > 1 ? parseAckRequest(words.slice(1).join(' ')) : null,
+    write,
   }
 }
 
@@ -207,6 +288,8 @@ export class RedisCoherence implements Coherence {
   #lastSeen = -1
   /** Sequences above `#lastSeen` already applied from a message (not applied twice at catch-up). */
   readonly #appliedFromMessages = new Set<number>()
+  /** Which changes may be applied rather than dropped (SPEC 19). */
+  readonly #order = new ChangeOrder()
   /** `seq\ninstance` → the writer waiting for that acknowledgement. */
   readonly #acks = new Map<string, Waiter>()
   /** Contexts whose invalidation Redis has not taken yet, with the writes waiting on them. */
@@ -358,9 +441,10 @@ export class RedisCoherence implements Coherence {
       } else {
         for (const text of events) {
           const event = parseEvent(text)
-          if (event && !this.#appliedFromMessages.has(event.seq)) this.#apply(event)
+          if (event && !this.#appliedFromMessages.has(event.seq)) this.#receive(event)
         }
       }
+      this.#order.caughtUp(seq)
       this.#epoch = epoch
       this.#lastSeen = seq
       for (const s of this.#appliedFromMessages) if (s <= seq) this.#appliedFromMessages.delete(s)
@@ -380,10 +464,28 @@ export class RedisCoherence implements Coherence {
     }
   }
 
-  async invalidate(context: string): Promise<void> {
-    this.#cache.invalidateContext(context)
+  beginWrite(context: string, keys: readonly string[]): WriteTicket {
+    return this.#order.begin(context, keys)
+  }
+
+  abandonWrite(ticket: WriteTicket): void {
+    this.#order.abandon(ticket)
+  }
+
+  async invalidate(context: string, write?: SettledWrite): Promise<void> {
+    let announced: AnnouncedWrite | null = null
+    if (write === undefined) this.#cache.invalidateContext(context)
+    else {
+      // Applied here only with the store answering: the announcement's order then confirms it.
+      const alone = this.#order.settle(write.ticket) && this.#health.up && !this.#closed
+      const change = alone ? write.change : null
+      applyOrDrop(this.#cache, context, change)
+      announced = { after: write.ticket.after, keys: write.ticket.keys, change }
+    }
     if (this.#closed) return
-    if (this.#health.up && (await this.#announce(context))) return
+    if (this.#health.up && (await this.#announce(context, announced))) return
+    // Kept for later: it will be announced without its change, and nothing here confirms the order.
+    if (announced?.change != null) this.#cache.invalidateContext(context)
     // Not taken by Redis. Announce it when Redis answers again; meanwhile answer once every lease Redis
     // may have granted before it went away has run out (a lease runs from its renewal's sending).
     const deadline = this.#health.downSince + this.#timeoutMs + this.#leaseMs
@@ -427,7 +529,7 @@ export class RedisCoherence implements Coherence {
   }
 
   /** Announces `context`; true when Redis took it (and the live leases have acknowledged or run out). */
-  async #announce(context: string): Promise<boolean> {
+  async #announce(context: string, write: AnnouncedWrite | null = null): Promise<boolean> {
     // A direct acknowledgement may come before Redis has answered this script: keep it until then.
     const early = new Set<string>()
     let onDirectAck = (member: string) => {
@@ -448,7 +550,7 @@ export class RedisCoherence implements Coherence {
             this.#keys.ctxgen,
             this.#keys.epoch,
             context,
-            expectation ? `${this.instanceId} ${expectation.request}` : this.instanceId,
+            `${expectation ? `${this.instanceId} ${expectation.request}` : this.instanceId}${write ? writeWord(write) : ''}`,
             KEY_TTL_MS,
             MAX_EVENTS,
             this.#keys.invalidations,
@@ -460,6 +562,12 @@ export class RedisCoherence implements Coherence {
         return false
       }
       onDirectAck = (member) => this.#acks.get(`${seq}\n${member}`)?.resolve()
+      this.#order.record(seq, context, write?.keys ?? null)
+      // A write announced between what this one's writer knew and itself, on the same customers (or
+      // unknown here): the change applied here may be out of order. Drop it, as every instance will.
+      if (write?.change != null && !this.#order.clean(write.after, seq, context, write.keys)) {
+        this.#cache.invalidateContext(context)
+      }
       await this.#settle(seq, redisNow, members, epoch, early)
       if (settledChannel.hasSubscribers) settledChannel.publish({ seq, leases: members.length / 2 })
       return true
@@ -527,22 +635,38 @@ export class RedisCoherence implements Coherence {
     if (this.#closed) return
     if (channel === this.#keys.invalidations) {
       const event = parseEvent(message)
-      if (!event || event.writer === this.instanceId) return
-      if (event.seq > this.#lastSeen) this.#appliedFromMessages.add(event.seq)
-      this.#apply(event)
+      if (!event) return
+      if (event.writer !== this.instanceId && event.seq > this.#lastSeen)
+        this.#appliedFromMessages.add(event.seq)
+      this.#receive(event)
       return
     }
     const nl = message.indexOf('\n')
     this.#acks.get(`${message.slice(0, nl)}\n${message.slice(nl + 1)}`)?.resolve()
   }
 
+  /** An announcement, from the channel or a renewal's catch-up, in the order that delivered it. */
+  #receive(event: ParsedEvent): void {
+    const inOrder = this.#order.arrived(event.seq)
+    this.#order.record(event.seq, event.context, event.write?.keys ?? null)
+    if (event.writer !== this.instanceId) this.#apply(event, inOrder)
+  }
+
   /**
-   * Drops the context's entries here, then tells the writer: directly when it asked (and through Redis
-   * too when its receipt does not come), through Redis otherwise.
+   * Applies the write's change to the context's entries here — when it came in order and crossed no
+   * other write of its customers — or drops them, then tells the writer: directly when it asked (and
+   * through Redis too when its receipt does not come), through Redis otherwise.
    */
-  #apply(event: ParsedEvent): void {
-    if (event.writer === this.instanceId) return
-    this.#cache.invalidateContext(event.context)
+  #apply(event: ParsedEvent, inOrder: boolean): void {
+    const w = event.write
+    const change =
+      inOrder &&
+      w !== null &&
+      w.change !== null &&
+      this.#order.clean(w.after, event.seq, event.context, w.keys)
+        ? w.change
+        : null
+    applyOrDrop(this.#cache, event.context, change)
     const throughRedis = () => {
       this.#redis
         .publish(this.#keys.acks(event.writer), `${event.seq}\n${this.instanceId}`)

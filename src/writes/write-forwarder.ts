@@ -10,6 +10,7 @@
 
 import type { WriteAudit } from '../audit/write-audit.js'
 import type { ListingSource } from '../cache/listing-source.js'
+import { changeOfWrite, encodeChange, writeKeys } from '../cache/write-change.js'
 import type { UpstreamAuth } from '../credentials.js'
 import { answerStatus, GatewayError, toGatewayError } from '../errors.js'
 import type { Policy } from '../policy/types.js'
@@ -99,6 +100,25 @@ export async function forwardWrite(deps: WriteForwarderDeps, w: ForwardedWrite):
           'ipdr.audit_phase': 'outcome',
         })
   let res: UpstreamResponse | null = null
+  let meaning: ReturnType<typeof interpretResponse> | null = null
+  const ticket = deps.listings.beginWrite(auth.context, writeKeys(w.pathUserId, fields))
+  // SPEC 19: the answer's record applied to the cached listings, or the context dropped when the
+  // answer is not a record the gateway can read (or the write's outcome is unknown).
+  const settle = (answered: UpstreamResponse | null) => {
+    meaning = answered === null ? null : interpretResponse(answered, 'object')
+    const change =
+      meaning?.kind === 'object' && w.policy.gateway.cache.applyWrites
+        ? changeOfWrite({
+            resource: facts.name,
+            operation: w.operation,
+            pathUserId: w.pathUserId,
+            fields,
+            answer: meaning.value,
+          })
+        : null
+    const write = { ticket, change: change === null ? null : encodeChange(change) }
+    return inSpan(trace, 'coherence wait', () => deps.listings.invalidate(auth.context, write))
+  }
   try {
     res = await send(
       deps,
@@ -106,11 +126,11 @@ export async function forwardWrite(deps: WriteForwarderDeps, w: ForwardedWrite):
       method,
       path,
       upstreamBody(facts, w.policy.gateway.upstream.dialect, auth, fields),
-      auth.context,
       w.requestId,
-      () => inSpan(trace, 'coherence wait', () => deps.listings.invalidate(auth.context)),
+      settle,
+      () => deps.listings.abandonWrite(ticket),
     )
-    const meaning = interpretResponse(res, 'object')
+    meaning ??= interpretResponse(res, 'object')
     deps.upstream.report(method, facts.name, outcomeOf(meaning), res.seconds)
     if (meaning.kind !== 'object') throw failureOf(meaning, res)
     await outcome({ status: 200, upstreamStatus: res.statusCode })
@@ -132,28 +152,35 @@ function selectorOf(facts: ResourceFacts, fields: Readonly<Record<string, unknow
   return typeof v === 'string' ? v : undefined
 }
 
-/** Sends the write once and invalidates the context, before anyone is answered. */
+/** Sends the write once and settles the context's listings, before anyone is answered. */
 async function send(
   deps: WriteForwarderDeps,
   facts: ResourceFacts,
   method: UpstreamMethod,
   path: string,
   body: ReturnType<typeof upstreamBody>,
-  context: string,
   requestId: string,
-  /** The context's invalidation (here and, with a shared store, its acknowledgement by every instance). */
-  invalidate: () => Promise<void> = () => deps.listings.invalidate(context),
+  /**
+   * The context's listings patched or dropped (here and, with a shared store, acknowledged by every
+   * instance), with the answer when there is one.
+   */
+  settle: (res: UpstreamResponse | null) => Promise<void>,
+  /** Nothing was sent. */
+  abandon: () => void,
 ): Promise<UpstreamResponse> {
+  let res: UpstreamResponse | null = null
   let mayHaveLanded = true
   try {
-    return await deps.upstream.request({ method, path, resource: facts.name, body, requestId })
+    res = await deps.upstream.request({ method, path, resource: facts.name, body, requestId })
+    return res
   } catch (err) {
     // An open circuit sent nothing: keep the cache, the outage's only source of listings.
     if (err instanceof GatewayError && err.code === 'IPDR_GW_CIRCUIT_OPEN') mayHaveLanded = false
     throw err
   } finally {
-    // Invalidate before answering, whatever else happened: even a timed-out write
+    // Settle before answering, whatever else happened: even a timed-out write
     // may have landed, and any client that reads after this response must see it.
-    if (mayHaveLanded) await invalidate()
+    if (mayHaveLanded) await settle(res)
+    else abandon()
   }
 }

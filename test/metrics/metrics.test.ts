@@ -27,7 +27,7 @@ const SPEC: Record<string, { type: string; labels: string[] }> = {
   ipdr_gateway_cache_lookups_total: { type: 'counter', labels: ['resource', 'result'] },
   ipdr_gateway_cache_entries: { type: 'gauge', labels: ['resource'] },
   ipdr_gateway_cache_bytes: { type: 'gauge', labels: ['resource'] },
-  ipdr_gateway_cache_invalidations_total: { type: 'counter', labels: ['resource'] },
+  ipdr_gateway_cache_invalidations_total: { type: 'counter', labels: ['resource', 'kind'] },
   ipdr_gateway_rate_limited_total: { type: 'counter', labels: ['consumer'] },
   ipdr_gateway_policy_denials_total: { type: 'counter', labels: ['consumer', 'operation'] },
   ipdr_gateway_policy_reloads_total: { type: 'counter', labels: ['result'] },
@@ -99,7 +99,12 @@ t.test('known, bounded label combinations start at zero', async (t) => {
   t.equal(lookups.length, METRIC_RESOURCES.length * CACHE_RESULTS.length)
   t.ok(lookups.every((s) => s.value === 0))
   const invalidations = await samples(metrics, 'ipdr_gateway_cache_invalidations_total')
-  t.same(invalidations.map((s) => s.labels.resource).sort(), ['customers', 'mappings'])
+  t.same(invalidations.map((s) => `${s.labels.resource} ${s.labels.kind}`).sort(), [
+    'customers applied',
+    'customers dropped',
+    'mappings applied',
+    'mappings dropped',
+  ])
   const reloads = await samples(metrics, 'ipdr_gateway_policy_reloads_total')
   t.same(reloads.map((s) => s.labels.result).sort(), [...POLICY_RELOAD_RESULTS].sort())
   t.same(await samples(metrics, 'ipdr_gateway_http_requests_total'), [], 'unbounded families start empty')

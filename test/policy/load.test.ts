@@ -36,7 +36,7 @@ const SPEC_DEFAULTS = {
     knownGoodSeconds: 600,
     jwt: { issuers: [] },
   },
-  cache: { ttlSeconds: 30, staleIfErrorSeconds: 300, maxBytes: 268435456 },
+  cache: { ttlSeconds: 30, staleIfErrorSeconds: 300, maxBytes: 268435456, applyWrites: true },
   rateLimit: { max: 600, timeWindow: '1 minute', timeWindowMs: 60000 },
   validation: {
     userIdPattern: '^[A-Za-z0-9._@:+-]{1,64}$',
