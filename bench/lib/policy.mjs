@@ -37,12 +37,13 @@ export function writeBenchPolicy({
   redactedUsername,
   metered,
   identities,
+  applyWrites = true,
 }) {
   const dir = mkdtempSync(join(tmpdir(), 'ipdr-gw-bench-policy-'))
   mkdirSync(join(dir, 'consumers'))
   const gateway = {
     upstream: { url: upstreamUrl, dialect: 'v2', defaultContext: 'default', timeoutMs: 60_000 },
-    cache: { ttlSeconds, staleIfErrorSeconds: 0, maxBytes: cacheMaxBytes },
+    cache: { ttlSeconds, staleIfErrorSeconds: 0, maxBytes: cacheMaxBytes, applyWrites },
     rateLimit: rateLimit ?? BENCH_RATE_LIMIT,
     ...(redisUrl || redisCluster
       ? {

@@ -331,9 +331,15 @@ export class ListingCache {
       }
       return made
     }
+    const dropped: Record<ResourceName, number> = { customers: 0, mappings: 0 }
     for (const [k, slot] of [...this.#lru.entries()]) {
       if (slot.key.context !== context) continue
       this.#lru.delete(k)
+      // Past its TTL (kept for stale-if-error only): the next read refetches anyway.
+      if (!this.#fresh(this.#now() - slot.storedAt)) {
+        dropped[slot.key.resource]++
+        continue
+      }
       patching.add(k)
       const entry = slot.entry
       this.#startFlight(k, slot.key, () => patchKeepingCodings(entry), {
@@ -349,6 +355,10 @@ export class ListingCache {
       patching.add(k)
       const made = flight.promise
       this.#startFlight(k, of.key, async () => patchKeepingCodings((await made).entry), of)
+    }
+    for (const resource of RESOURCES) {
+      this.#counters[resource].invalidations += dropped[resource]
+      if (dropped[resource] > 0) safely(() => this.#onInvalidate?.(resource, dropped[resource], 'dropped'))
     }
     return patching.size
   }

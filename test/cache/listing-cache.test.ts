@@ -532,3 +532,82 @@ t.test('a refill pre-compresses the codings the previous entry was asked for', a
   await cache.get(k, async () => third)
   t.same(thirdAsked, [], 'no previous entry (expired): nothing pre-compressed')
 })
+
+t.test(
+  'patchContext: a write applied is a hit, keeps the fill time, and goes on top of a patch in progress',
+  async (t) => {
+    const kinds: string[] = []
+    const { cache, clock, lookups } = setup({
+      onInvalidate: (r, n, kind) => n > 0 && kinds.push(`${r} ${kind} ${n}`),
+    })
+    const k = key()
+    const other = key({ context: 'other' })
+    let fills = 0
+    const fill = async () => taggedEntry(k, ++fills)
+    await cache.get(k, fill)
+    await cache.get(other, async () => taggedEntry(other, 'o'))
+    clock.advance(TTL / 2)
+    const gate = deferred<void>()
+    const retag = (tag: string) => async (entry: ListingEntry) => {
+      await gate.promise
+      return taggedEntry(k, `${tagOf(entry).tag}+${tag}`)
+    }
+    t.equal(cache.patchContext('default', retag('w1')), 1)
+    t.equal(cache.peekFresh(k), undefined, 'the entry from before the write is served to nobody')
+    t.equal(cache.patchContext('default', retag('w2')), 1, 'the second write goes on top of the first')
+    const reading = cache.get(k, fill)
+    gate.resolve()
+    const read = await reading
+    t.equal(read.status, 'hit')
+    t.equal(tagOf(read.entry).tag, '1+w1+w2')
+    t.equal(fills, 1, 'no refetch')
+    t.equal(tagOf((await cache.get(other, fill)).entry).tag, 'o', 'another context is untouched')
+    clock.advance(TTL / 2)
+    t.equal((await cache.get(k, fill)).status, 'miss', 'the TTL of the entry it was made from still runs')
+    t.same(kinds, ['customers applied 1', 'customers applied 1'])
+    t.same(lookups.at(-1), ['customers', 'miss'])
+  },
+)
+
+t.test(
+  'patchContext: a refused patch drops the entry and its readers fetch; an invalidation wins',
+  async (t) => {
+    const kinds: string[] = []
+    const { cache } = setup({ onInvalidate: (r, n, kind) => n > 0 && kinds.push(`${r} ${kind} ${n}`) })
+    const k = key()
+    let fills = 0
+    const fill = async () => taggedEntry(k, ++fills)
+    await cache.get(k, fill)
+    cache.patchContext('default', async () => {
+      throw new Error('cannot')
+    })
+    const read = await cache.get(k, fill)
+    t.equal(read.status, 'miss')
+    t.equal(tagOf(read.entry).tag, 2)
+    t.same(kinds, ['customers dropped 1'])
+    const gate = deferred<void>()
+    cache.patchContext('default', async (entry) => {
+      await gate.promise
+      return taggedEntry(k, `${tagOf(entry).tag}+late`)
+    })
+    cache.invalidateContext('default')
+    gate.resolve()
+    await turn()
+    const after = await cache.get(k, fill)
+    t.equal(after.status, 'miss', 'a patch made before a drop is not stored')
+    t.equal(tagOf(after.entry).tag, 3)
+  },
+)
+
+t.test('patchContext: an entry past its TTL is dropped, not patched', async (t) => {
+  const { cache, clock } = setup()
+  const k = key()
+  let fills = 0
+  await cache.get(k, async () => taggedEntry(k, ++fills))
+  clock.advance(TTL)
+  t.equal(
+    cache.patchContext('default', async (e) => e),
+    0,
+  )
+  t.equal((await cache.get(k, async () => taggedEntry(k, ++fills))).status, 'miss')
+})
