@@ -133,7 +133,9 @@ export function taggingUpstream(req: RecordedRequest): Behaviour {
   }
   if (req.method !== 'GET') {
     const { api_token: _t, username: _u, contextname: _c, context: _x, ...fields } = req.body ?? {}
-    return { kind: 'json', body: { id: 9, ...fields, tag } }
+    // A write's answer is the context's record, not the identity's view: SPEC 19 applies it to every
+    // identity's cached listing of the context, so it carries no identity tag (listings keep theirs).
+    return { kind: 'json', body: { id: 9, ...fields } }
   }
   return { kind: 'json', body: { status: 'Error', message: 'unexpected request' } }
 }
