@@ -334,3 +334,43 @@ t.test(
     t.equal((await call(gw.url, 'GET', '/api/ipdrcustomers')).headers['x-cache'], 'HIT')
   },
 )
+
+t.test('two instances: writes of one customer that crossed are dropped on both', async (t) => {
+  if (!findRedisServer()) return t.fail(REDIS_MISSING)
+  const redis = await startRedis(t)
+  let release: () => void = () => {}
+  const gate = new Promise<void>((r) => {
+    release = r
+  })
+  const upstream = await startRecordingUpstream()
+  t.teardown(() => upstream.close())
+  upstream.respond((req) => {
+    if (req.method === 'GET') return { kind: 'json', body: TWO }
+    const name = (req.body as { Name?: string }).Name
+    const answer: Behaviour = { kind: 'json', body: { ...(TWO[1] as object), Name: name } }
+    return name === 'through A' ? { kind: 'when', ready: gate, next: answer } : answer
+  })
+  const [a, b] = (await startInstances(t, {
+    n: 2,
+    redis,
+    upstreamUrl: upstream.url,
+    spec: { gateway: LIMITS },
+  })) as [TestGateway, TestGateway]
+  await untilShared([a, b])
+  for (const g of [a, b]) await call(g.url, 'GET', '/api/ipdrcustomers')
+  const throughA = call(a.url, 'PATCH', '/api/ipdrcustomers/U2', undefined, { Name: 'through A' })
+  while (!upstream.requests.some((r) => r.method === 'PATCH')) await new Promise((r) => setTimeout(r, 5))
+  t.equal((await call(b.url, 'PATCH', '/api/ipdrcustomers/U2', undefined, { Name: 'through B' })).status, 200)
+  release()
+  t.equal((await throughA).status, 200)
+  const fetched = upstream.requests.filter((r) => r.method === 'GET').length
+  for (const g of [a, b]) {
+    const read = await call(g.url, 'GET', '/api/ipdrcustomers')
+    t.equal(read.headers['x-cache'], 'MISS', 'the later announcement crossed the earlier one: dropped')
+  }
+  t.equal(
+    upstream.requests.filter((r) => r.method === 'GET').length,
+    fetched + 1,
+    'refetched (once for both)',
+  )
+})
