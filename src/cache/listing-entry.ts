@@ -306,6 +306,23 @@ export async function buildListingEntryOffLoop(
   return entry
 }
 
+/**
+ * The entry of a patched listing (SPEC 19, src/cache/listing-patch.ts): bytes made from a checked
+ * entry and a record, with their offsets and ETag, so nothing is scanned again. `index`: the worker's,
+ * for a large one; else it is built on first use.
+ */
+export function patchedListingEntry(
+  raw: Buffer,
+  facts: ResourceFacts,
+  offsets: Uint32Array,
+  etag: string,
+  index: Promise<IndexParts> | null,
+): ListingEntry {
+  const entry = new ListingEntry(raw, facts, null, offsets, etag)
+  if (index) entry.adoptIndex(index)
+  return entry
+}
+
 function invalidListing(err: unknown): InvalidListingError {
   const message = err instanceof Error ? err.message : ''
   const element = /^non-object element at index (\d+)/.exec(message)

@@ -12,8 +12,11 @@
  *
  * The result is `[` + records joined by `,` + `]`: byte-equal to a fresh listing when Trisul's
  * listing is compact JSON with the answer's members in the listing's order (the emulator's), and
- * JSON-equal to it otherwise.
+ * JSON-equal to it otherwise. Its record offsets follow from the edit and its ETag is digested as
+ * the bytes are copied, so nothing is scanned again.
  */
+import { createHash } from 'node:crypto'
+import { strongEtagOf } from './etag.js'
 import type { ListingEntry } from './listing-entry.js'
 import { MemberPicker } from './listing-scan.js'
 import { MAPPING_NAME_FIELD } from './mapping-names.js'
@@ -22,8 +25,8 @@ import type { WriteChange } from './write-change.js'
 
 /** Records read between two yields. */
 const STEP_RECORDS = 4096
-/** Bytes copied between two yields: a few ms of memcpy. */
-const STEP_BYTES = 8 * 1024 * 1024
+/** Bytes copied and digested between two yields: a few ms. */
+const STEP_BYTES = 4 * 1024 * 1024
 
 /** Per entry, the `id` of each record in order (null: not strictly ascending integers). */
 const IDS = new WeakMap<ListingEntry, Float64Array | null>()
@@ -92,7 +95,12 @@ interface Edit {
 }
 
 export interface PatchedListing {
+  /** The new bytes, in an ArrayBuffer of their own (Fastify sends only ArrayBuffer-backed bytes as they are). */
   readonly raw: Buffer
+  /** `[start, end)` of each record in `raw`. */
+  readonly offsets: Uint32Array
+  /** `strongEtag(raw)`. */
+  readonly etag: string
   readonly ids: Float64Array
 }
 
@@ -120,8 +128,8 @@ export function* patchListing(
     return 'unchanged'
   }
   if (edits.length === 0) return 'unchanged'
-  const raw = yield* splice(entry, edits)
-  return { raw, ids: editedIds(ids, edits, change.id) }
+  const made = yield* splice(entry, edits)
+  return { ...made, ids: editedIds(ids, edits, change.id) }
 }
 
 /** The edit of a change to a listing of its own resource. */
@@ -197,20 +205,22 @@ function editedIds(ids: Float64Array, edits: readonly Edit[], id: number): Float
   return out
 }
 
+type Piece = { readonly from: number; readonly to: number } | Buffer
+
 /**
  * `[` + the records with `edits` applied, joined by `,` + `]`: runs of untouched records are copied as
- * they are (with the separators between them), a slice of bytes per step.
+ * they are (with the separators between them), their offsets shifted, the bytes digested, a slice
+ * per step.
  */
-function* splice(entry: ListingEntry, edits: readonly Edit[]): Steps<Buffer> {
+function* splice(entry: ListingEntry, edits: readonly Edit[]): Steps<Omit<PatchedListing, 'ids'>> {
   const raw = entry.raw
-  const offsets = entry.offsets
-  const count = entry.count
+  const old = entry.offsets
   const sorted = [...edits].sort((a, b) => a.pos - b.pos || (a.kind === 'insert' ? -1 : 1))
-  // Pieces of the result between the brackets, each a record or a run of records.
-  const pieces: Buffer[] = []
+  // Pieces of the result between the brackets: a run of records [from, to), or a record's bytes.
+  const pieces: Piece[] = []
   let next = 0
   const run = (to: number) => {
-    if (to > next) pieces.push(raw.subarray(offsets[2 * next], offsets[2 * (to - 1) + 1]))
+    if (to > next) pieces.push({ from: next, to })
   }
   for (const edit of sorted) {
     run(edit.pos)
@@ -222,20 +232,61 @@ function* splice(entry: ListingEntry, edits: readonly Edit[]): Steps<Buffer> {
     if (edit.kind === 'replace') pieces.push(edit.bytes as Buffer)
     next = edit.pos + 1
   }
-  run(count)
+  run(entry.count)
   let length = 2 + Math.max(0, pieces.length - 1)
-  for (const p of pieces) length += p.length
-  const out = Buffer.allocUnsafe(length)
+  let records = 0
+  for (const p of pieces) {
+    if (Buffer.isBuffer(p)) {
+      length += p.length
+      records++
+    } else {
+      length += (old[2 * (p.to - 1) + 1] as number) - (old[2 * p.from] as number)
+      records += p.to - p.from
+    }
+  }
+  const out = Buffer.allocUnsafeSlow(length)
+  const offsets = new Uint32Array(2 * records)
   let at = 0
+  let rec = 0
   out[at++] = 0x5b // [
   for (let i = 0; i < pieces.length; i++) {
     if (i > 0) out[at++] = 0x2c // ,
-    const piece = pieces[i] as Buffer
-    for (let from = 0; from < piece.length; from += STEP_BYTES) {
-      at += piece.copy(out, at, from, Math.min(piece.length, from + STEP_BYTES))
-      if (piece.length - from > STEP_BYTES) yield
+    const piece = pieces[i] as Piece
+    if (Buffer.isBuffer(piece)) {
+      offsets[2 * rec] = at
+      at += piece.copy(out, at)
+      offsets[2 * rec + 1] = at
+      rec++
+      continue
+    }
+    const start = old[2 * piece.from] as number
+    const shift = at - start
+    for (let r = piece.from; r < piece.to; r++) {
+      offsets[2 * rec] = (old[2 * r] as number) + shift
+      offsets[2 * rec + 1] = (old[2 * r + 1] as number) + shift
+      rec++
+    }
+    const end = old[2 * (piece.to - 1) + 1] as number
+    for (let from = start; from < end; from += STEP_BYTES) {
+      at += raw.copy(out, at, from, Math.min(end, from + STEP_BYTES))
+      if (end - from > STEP_BYTES) yield
     }
   }
   out[at] = 0x5d // ]
+  const hash = createHash('sha256')
+  for (let from = 0; from < length; from += STEP_BYTES) {
+    hash.update(out.subarray(from, Math.min(length, from + STEP_BYTES)))
+    if (length - from > STEP_BYTES) yield
+  }
+  return { raw: out, offsets, etag: strongEtagOf(hash) }
+}
+
+/** A copy of `bytes` in an ArrayBuffer of its own (to move to a worker), a slice per step. */
+export function* copyInSteps(bytes: Buffer): Steps<Buffer> {
+  const out = Buffer.allocUnsafeSlow(bytes.length)
+  for (let from = 0; from < bytes.length; from += STEP_BYTES) {
+    bytes.copy(out, from, from, Math.min(bytes.length, from + STEP_BYTES))
+    if (bytes.length - from > STEP_BYTES) yield
+  }
   return out
 }

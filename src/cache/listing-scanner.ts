@@ -11,7 +11,7 @@ import type { ResourceName } from '../resources.js'
 import { strongEtag } from './etag.js'
 import type { IndexParts } from './listing-index.js'
 import { scanListing } from './listing-scan.js'
-import type { ScanResult } from './listing-worker.js'
+import type { IndexResult, ScanResult } from './listing-worker.js'
 
 /** Below this, the scan runs inline: about 2 ms of work, less than a worker round trip with its transfers. */
 export const INLINE_SCAN_BYTES = 1024 * 1024
@@ -42,6 +42,11 @@ export interface ListingScanner {
    * back when large; `raw` must not be used afterwards). Rejects with the scan's message.
    */
   scan(raw: Buffer, resource: ResourceName): Promise<ScannedListing>
+  /**
+   * The index of bytes already checked (a patched listing, SPEC 19), built off the event loop; `bytes`
+   * must own its ArrayBuffer, which is moved (pass a copy). Null: build it on first use.
+   */
+  index?(bytes: Buffer, offsets: Uint32Array, resource: ResourceName): Promise<IndexParts> | null
   close(): Promise<void>
 }
 
@@ -58,6 +63,19 @@ export function listingScannerPool(): ListingScanner {
   const here = import.meta.url
   const filename = new URL(`./listing-worker${here.endsWith('.ts') ? '.ts' : '.js'}`, here).href
   let pool: Piscina | null = null
+  const open = () =>
+    (pool ??= new Piscina({
+      filename,
+      minThreads: 0,
+      maxThreads: Math.max(1, Math.min(2, availableParallelism() - 1)),
+      idleTimeout: 30_000,
+      // A worker goes on indexing after it has answered the scan: its event loop must keep running
+      // between tasks (piscina's default 'sync' atomics pause an idle worker outright).
+      atomics: 'disabled',
+      // Below the event loop and zlib's threads: the scan, digest and index are the work that can wait
+      // (see LISTING_WORKER_NICE).
+      niceIncrement: LISTING_WORKER_NICE,
+    }))
   return {
     async scan(raw, resource) {
       if (raw.length < INLINE_SCAN_BYTES) return INLINE_SCANNER.scan(raw, resource)
@@ -66,22 +84,23 @@ export function listingScannerPool(): ListingScanner {
         raw.byteOffset === 0 && raw.byteLength === raw.buffer.byteLength && raw.buffer instanceof ArrayBuffer
           ? raw.buffer
           : Uint8Array.prototype.slice.call(raw).buffer
-      pool ??= new Piscina({
-        filename,
-        minThreads: 0,
-        maxThreads: Math.max(1, Math.min(2, availableParallelism() - 1)),
-        idleTimeout: 30_000,
-        // A worker goes on indexing after it has answered the scan: its event loop must keep running
-        // between tasks (piscina's default 'sync' atomics pause an idle worker outright).
-        atomics: 'disabled',
-        // Below the event loop and zlib's threads: the scan, digest and index are the work that can wait
-        // (see LISTING_WORKER_NICE).
-        niceIncrement: LISTING_WORKER_NICE,
-      })
-      const result = (await pool.run({ bytes: owned, resource }, { transferList: [owned] })) as ScanResult
+      const result = (await open().run({ bytes: owned, resource }, { transferList: [owned] })) as ScanResult
       const back = Buffer.from(result.bytes)
       if (!result.ok) throw new ScanFailure(result.message, back)
       return { raw: back, offsets: result.offsets, etag: result.etag, index: indexFrom(result.port) }
+    },
+    index(bytes, offsets, resource) {
+      const owned = bytes.buffer
+      if (bytes.length < INLINE_SCAN_BYTES || bytes.byteOffset !== 0 || !(owned instanceof ArrayBuffer))
+        return null
+      const task = { bytes: owned, offsets, resource }
+      const run = open().run(task, { name: 'index', transferList: [owned] }) as Promise<IndexResult>
+      const parts = run.then((r) => {
+        if ('error' in r) throw new Error(r.error)
+        return r.index
+      })
+      parts.catch(() => {})
+      return parts
     },
     async close() {
       await pool?.destroy()

@@ -9,7 +9,7 @@ import { MessageChannel, type MessagePort } from 'node:worker_threads'
 import { Piscina } from 'piscina'
 import { RESOURCE_BY_NAME, type ResourceName } from '../resources.js'
 import { strongEtag } from './etag.js'
-import { buildIndexParts, indexTransferList } from './listing-index.js'
+import { buildIndexParts, type IndexParts, indexTransferList } from './listing-index.js'
 import { ListingScanError, scanListing } from './listing-scan.js'
 
 export interface ScanTask {
@@ -27,6 +27,15 @@ export type ScanResult =
       readonly port: MessagePort
     }
   | { readonly ok: false; readonly bytes: ArrayBuffer; readonly message: string }
+
+export interface IndexTask {
+  /** A copy of a patched listing's bytes (moved here). */
+  readonly bytes: ArrayBuffer
+  readonly offsets: Uint32Array
+  readonly resource: ResourceName
+}
+
+export type IndexResult = { readonly index: IndexParts } | { readonly error: string }
 
 /** The reply with its buffers in the transfer list (piscina's Transferable protocol). */
 function moved(value: ScanResult): ScanResult {
@@ -61,5 +70,22 @@ export default function scan(task: ScanTask): ScanResult {
   } catch (err) {
     const message = err instanceof ListingScanError ? err.message : 'the listing could not be indexed'
     return moved({ ok: false, bytes: task.bytes, message })
+  }
+}
+
+/**
+ * The index of a patched listing (SPEC 19), whose bytes were checked as they were made, from a copy
+ * of them; sent back as transferred buffers.
+ */
+export function index(task: IndexTask): IndexResult {
+  try {
+    const parts = buildIndexParts(new Uint8Array(task.bytes), task.offsets, RESOURCE_BY_NAME[task.resource])
+    const reply = {
+      [Piscina.transferableSymbol]: indexTransferList(parts),
+      [Piscina.valueSymbol]: { index: parts },
+    }
+    return Piscina.move(reply as unknown as ArrayBuffer) as unknown as IndexResult
+  } catch (err) {
+    return { error: err instanceof Error ? err.message : 'indexing failed' }
   }
 }

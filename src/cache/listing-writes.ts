@@ -2,15 +2,16 @@
  * Writes that keep the cache warm (SPEC 19): what the coherence protocol does to this instance's
  * cache for a write — the change applied to every listing of the context, or the context dropped
  * when there is no change to apply (the write's outcome unknown, an answer the gateway cannot read,
- * writes that may have crossed, `cache.applyWrites: false`). The patched entry is built as a fill
- * builds one (`buildListingEntryOffLoop`: a worker scans, digests and indexes a large one), so the
- * ETag, the index and the paging follow from the bytes, as they would from a refetch.
+ * writes that may have crossed, `cache.applyWrites: false`). The patched entry has the bytes, offsets
+ * and ETag a fill of the same bytes would have, and its index is built as a fill's is (by the listing
+ * worker for a large one, on first use for a small one), so filters, single reads, paging and the
+ * IP-at-time lookup follow from the bytes, as they would after a refetch.
  */
 import type { LocalInvalidation } from '../store/coherence.js'
 import type { ListingCache } from './listing-cache.js'
-import { buildListingEntryOffLoop, type ListingEntry } from './listing-entry.js'
-import { patchListing, rememberIds } from './listing-patch.js'
-import type { ListingScanner } from './listing-scanner.js'
+import { type ListingEntry, patchedListingEntry } from './listing-entry.js'
+import { copyInSteps, patchListing, rememberIds } from './listing-patch.js'
+import { INLINE_SCAN_BYTES, type ListingScanner } from './listing-scanner.js'
 import { runStepsYielding } from './steps.js'
 import { decodeChange, type WriteChange } from './write-change.js'
 
@@ -67,7 +68,12 @@ export async function patchEntry(
   const patched = await runStepsYielding(patchListing(entry, change))
   if (patched === null) throw new ChangeNotApplicable()
   if (patched === 'unchanged') return entry
-  const made = await buildListingEntryOffLoop(scanner, patched.raw, entry.facts)
+  // A large listing's index is built by the worker, from a copy (the bytes are served meanwhile).
+  const index =
+    scanner.index !== undefined && patched.raw.length >= INLINE_SCAN_BYTES
+      ? scanner.index(await runStepsYielding(copyInSteps(patched.raw)), patched.offsets, entry.resource)
+      : null
+  const made = patchedListingEntry(patched.raw, entry.facts, patched.offsets, patched.etag, index)
   rememberIds(made, patched.ids)
   return made
 }

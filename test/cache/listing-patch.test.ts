@@ -5,8 +5,12 @@
  */
 import fc from 'fast-check'
 import t from 'tap'
+import { strongEtag } from '../../src/cache/etag.js'
 import { buildListingEntry } from '../../src/cache/listing-entry.js'
 import { listingIds, patchListing } from '../../src/cache/listing-patch.js'
+import { scanListing } from '../../src/cache/listing-scan.js'
+import { listingScannerPool } from '../../src/cache/listing-scanner.js'
+import { patchEntry } from '../../src/cache/listing-writes.js'
 import { runSteps } from '../../src/cache/steps.js'
 import type { WriteChange } from '../../src/cache/write-change.js'
 import { RESOURCE_BY_NAME } from '../../src/resources.js'
@@ -55,7 +59,10 @@ t.test('any upsert or remove on ascending ids gives the bytes of the listing mad
           if (out === null || out === 'unchanged') return false
           return (
             out.raw.toString() === JSON.stringify(after) &&
-            [...out.ids].join() === after.map((r) => r.id).join()
+            [...out.ids].join() === after.map((r) => r.id).join() &&
+            // What a scan and a digest of the same bytes give: nothing is scanned again.
+            [...out.offsets].join() === [...scanListing(out.raw)].join() &&
+            out.etag === strongEtag(out.raw)
           )
         },
       ),
@@ -135,3 +142,28 @@ t.test('mappings: a record gets its customer UserID; a customer delete removes i
   t.equal((deleted as { raw: Buffer }).raw.toString(), JSON.stringify([m(2, 2)]))
   t.same([...(deleted as { ids: Float64Array }).ids], [2])
 })
+
+t.test(
+  'a large patched listing is indexed by the worker, and Fastify can send its bytes as they are',
+  async (t) => {
+    const scanner = listingScannerPool()
+    t.teardown(() => scanner.close())
+    const ids = Array.from({ length: 12_000 }, (_, i) => 2 * i + 1)
+    const entry = entryOf(customers(ids))
+    t.ok(entry.raw.length > 1024 * 1024)
+    const made = await patchEntry(entry, upsert({ ...customers([8])[0]!, Name: 'inserted' }), scanner)
+    // Fastify sends bytes as they are only from an ArrayBuffer (a SharedArrayBuffer's went out as JSON).
+    t.ok(made.raw.buffer instanceof ArrayBuffer)
+    t.ok(made.indexPending, 'the index comes from the worker')
+    await made.whenIndexed()
+    t.same(made.record(made.lookup('U8')[0]!).Name, 'inserted')
+    t.equal(made.lookup('U9').length, 1)
+    t.equal(made.etag, strongEtag(Buffer.from(made.raw)))
+    const again = await patchEntry(
+      made,
+      { resource: 'customers', op: 'remove', id: 8, record: null, userId: null },
+      scanner,
+    )
+    t.equal(again.raw.toString(), entry.raw.toString(), 'patched twice')
+  },
+)

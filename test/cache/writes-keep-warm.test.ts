@@ -374,3 +374,41 @@ t.test('two instances: writes of one customer that crossed are dropped on both',
     'refetched (once for both)',
   )
 })
+
+t.test(
+  'a large listing (past the inline scan): the read after a write waits for the patch, sent as bytes',
+  async (t) => {
+    const emu = await startEmulator({
+      db: ':memory:',
+      dialect: 'v2',
+      users: [{ name: 'alice', token: 'tokA', contexts: null }],
+      seed: 6000,
+      port: 0,
+      host: '127.0.0.1',
+      logger: false,
+    })
+    t.teardown(() => emu.close())
+    const policy = await makePolicy(t, { gateway: { cache: { ttlSeconds: 300 }, ...LIMITS } })
+    const gw = await startGateway(t, { policy, upstreamUrl: emu.url })
+    const reference = await startGateway(t, {
+      policy: await makePolicy(t, { gateway: { cache: { ttlSeconds: 0 }, ...LIMITS } }),
+      upstreamUrl: emu.url,
+    })
+    const before = await call(gw.url, 'GET', '/api/ipdrcustomers')
+    t.ok(before.text.length > 1024 * 1024, 'large enough for the listing worker')
+    const [first] = JSON.parse(before.text) as { UserID: string }[]
+    const written = await call(gw.url, 'PATCH', `/api/ipdrcustomers/${first!.UserID}`, undefined, {
+      Name: 'Large',
+    })
+    t.equal(written.status, 200)
+    const after = await call(gw.url, 'GET', '/api/ipdrcustomers')
+    t.equal(after.headers['x-cache'], 'HIT')
+    t.equal(
+      after.text,
+      (await call(reference.url, 'GET', '/api/ipdrcustomers')).text,
+      'the bytes of a fresh listing',
+    )
+    const one = await call(gw.url, 'GET', `/api/ipdrcustomers/${first!.UserID}`)
+    t.match(JSON.parse(one.text), { Name: 'Large' }, 'a single read, through the index the worker built')
+  },
+)
