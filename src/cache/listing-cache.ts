@@ -47,7 +47,8 @@ export interface ListingCacheOptions extends ListingCacheLimits {
   readonly onLookup?: (resource: ResourceName, result: LookupStatus) => void
   /**
    * Called for both resources on every `invalidateContext`, with how many entries were dropped
-   * (`dropped`, maybe 0); and per entry a write was applied to (`applied`), or could not be (`dropped`).
+   * (`dropped`, maybe 0); and as a write is applied to an entry (`applied`, per write), or cannot be
+   * and drops it (`dropped`).
    */
   readonly onInvalidate?: (resource: ResourceName, count: number, kind: InvalidationKind) => void
   /**
@@ -77,14 +78,15 @@ export interface ListingCacheOptions extends ListingCacheLimits {
   readonly onTooLarge?: (resource: ResourceName, bytes: number, maxBytes: number) => void
 }
 
-/** How an entry left the cache on a write (SPEC 19): patched with the write, or dropped. */
+/** How a write reached a cached entry (SPEC 19): applied to it, or the entry dropped. */
 export type InvalidationKind = 'applied' | 'dropped'
 
 /**
- * A write's change to one entry: the patched entry, or the entry itself when the change does not
- * touch it. Rejects when the change cannot be applied with certainty (the entry is then dropped).
+ * Writes' changes applied to an entry, all at once and in their order: the patched entry, or the
+ * entry itself when they do not touch it. Rejects when they cannot be applied with certainty (the
+ * entry is then dropped).
  */
-export type EntryPatch = (entry: ListingEntry) => Promise<ListingEntry>
+export type EntryPatch = (entry: ListingEntry, changes: readonly unknown[]) => Promise<ListingEntry>
 
 export interface ResourceCacheStats {
   entries: number
@@ -124,16 +126,32 @@ const COMPRESSED = ['gzip', 'br'] as const
 interface Slot {
   readonly key: ListingKey
   readonly entry: ListingEntry
-  /** Clock time the fill resolved. */
+  /** Clock time the fill resolved (a patched entry keeps its fill's). */
   readonly storedAt: number
   /** Bytes accounted in the LRU for this slot. */
   readonly size: number
+  /** Writes not yet applied to `entry`: it is served only once they are. */
+  readonly pending: Pending | null
+}
+
+/**
+ * The writes a slot's entry is waiting for (SPEC 19). They are applied when a read needs the entry,
+ * every change so far in one patch: a sync's thousands of writes cost one patch per read, not one
+ * per write.
+ */
+interface Pending {
+  readonly patch: EntryPatch
+  /** Every change since the slot's entry was fetched or last caught up, oldest first. */
+  readonly changes: unknown[]
+  /** How many of `changes` the slot's entry has. */
+  done: number
+  /** The newest patch being made: the slot's entry with `changes[0..upTo)`. */
+  making: { readonly upTo: number; readonly promise: Promise<ListingEntry> } | null
 }
 
 interface FillOutcome {
   readonly entry: ListingEntry
-  /** `hit`: a cached entry with a write applied (no upstream request). */
-  readonly status: 'miss' | 'stale' | 'hit'
+  readonly status: 'miss' | 'stale'
 }
 
 interface Flight {
@@ -144,8 +162,6 @@ interface Flight {
   /** Identifies this flight in `#inflight` (a newer flight may have replaced it). */
   readonly token: object
   readonly promise: Promise<FillOutcome>
-  /** A write applied to a cached entry (SPEC 19): the fill time of that entry, which the patched one keeps. */
-  readonly patchOf?: { readonly storedAt: number; readonly key: ListingKey }
   /**
    * The fetch that starts once this one ends, for the readers that came while this one ran and
    * could not join it (SPEC 8: no proof that no write was answered since it started).
@@ -204,7 +220,18 @@ export class ListingCache {
     const slot = this.#lru.get(k)
     if (slot !== undefined) {
       const age = this.#now() - slot.storedAt
-      if (this.#fresh(age) && this.#mayServe()) return this.#report(key.resource, slot.entry, 'hit')
+      if (this.#fresh(age) && this.#mayServe()) {
+        if (slot.pending === null) return this.#report(key.resource, slot.entry, 'hit')
+        let entry: ListingEntry
+        try {
+          entry = await this.#caughtUp(k, slot, slot.pending)
+        } catch (err) {
+          // The writes could not be applied: the entry is dropped, and this read fetches.
+          if (err instanceof PatchRefused) return this.get(key, fill)
+          throw err
+        }
+        return this.#report(key.resource, entry, 'hit')
+      }
       if (age >= this.#limits.ttlMs + this.#limits.staleIfErrorMs) this.#lru.delete(k)
     }
     const epoch = this.#epoch
@@ -230,19 +257,13 @@ export class ListingCache {
       try {
         outcome = await waited
       } catch (err) {
-        // A patch that could not be made dropped the entry: fetch it (one fetch for all who waited).
-        if (err instanceof PatchRefused) return this.get(key, fill)
         this.#count(key.resource, asCounted)
         throw err
       }
       return this.#report(
         key.resource,
         outcome.entry,
-        outcome.status === 'stale' || outcome.status === 'hit'
-          ? outcome.status
-          : own
-            ? outcome.status
-            : 'coalesced',
+        outcome.status === 'stale' ? 'stale' : own ? outcome.status : 'coalesced',
       )
     }
     let outcome: FillOutcome
@@ -256,12 +277,7 @@ export class ListingCache {
   }
 
   /** Starts a fill of `key` now, under the context's generation and the epoch as they are now. */
-  #startFlight(
-    k: string,
-    key: ListingKey,
-    fill: () => Promise<ListingEntry>,
-    patchOf?: Flight['patchOf'],
-  ): Flight {
+  #startFlight(k: string, key: ListingKey, fill: () => Promise<ListingEntry>): Flight {
     const generation = this.#generation(key.context)
     const epoch = this.#epoch
     const token = {}
@@ -269,12 +285,9 @@ export class ListingCache {
       generation,
       epoch,
       token,
-      promise: this.#fill(k, key, generation, epoch, token, fill, patchOf),
-      ...(patchOf === undefined ? {} : { patchOf }),
+      promise: this.#fill(k, key, generation, epoch, token, fill),
     }
     this.#inflight.set(k, flight)
-    // A patch nobody waits for may be refused: that is a drop, not an unhandled rejection.
-    if (patchOf !== undefined) flight.promise.catch(() => {})
     return flight
   }
 
@@ -285,7 +298,10 @@ export class ListingCache {
    */
   peekFresh(key: ListingKey): ListingEntry | undefined {
     const slot = this.#lru.get(listingCacheKey(key))
-    return slot !== undefined && this.#fresh(this.#now() - slot.storedAt) && this.#mayServe()
+    return slot !== undefined &&
+      slot.pending === null &&
+      this.#fresh(this.#now() - slot.storedAt) &&
+      this.#mayServe()
       ? slot.entry
       : undefined
   }
@@ -307,60 +323,78 @@ export class ListingCache {
   }
 
   /**
-   * A write's change, applied to every entry of `context` instead of dropping them (SPEC 19). Like
-   * `invalidateContext` it bumps the generation at once, so no entry or fill from before the write is
-   * served to a read that comes after it; each entry of the context (and each patch still being made)
-   * is replaced by a flight that makes the patched entry with `patch`, which reads join (counted
-   * `hit`: no upstream request) and which is stored with the fill time of the entry it came from, so
-   * the TTL still brings changes made in Trisul directly. A patch that rejects drops its entry: the
-   * reads waiting on it fetch the listing. Fills from the upstream in flight are dropped as by
-   * `invalidateContext`. Returns the number of entries being patched (each counted `applied` or
-   * `dropped` by `onInvalidate` once its patch is made or refused).
+   * A write's `change`, to be applied to every entry of `context` instead of dropping them (SPEC 19).
+   * Like `invalidateContext` it bumps the context's generation at once, so no fill from before the
+   * write is stored or joined; each fresh entry of the context keeps its place (and its fill time, so
+   * the TTL still brings changes made in Trisul directly) but is served only once `patch` has applied
+   * every change it waits for, which the next read that needs it makes (counted `hit`: no upstream
+   * request). An entry past its TTL is dropped. Returns how many entries wait for the change.
    */
-  patchContext(context: string, patch: EntryPatch): number {
-    const previous = this.#generation(context)
-    const epoch = this.#epoch
-    this.#generations.set(context, previous + 1)
-    const patching = new Set<string>()
-    // The codings clients asked the entry for are made again for the patched one, in the background.
-    const patchKeepingCodings = async (from: ListingEntry): Promise<ListingEntry> => {
-      const made = await patch(from)
-      if (made !== from) {
-        for (const encoding of COMPRESSED)
-          if (from.peekEncoded(encoding) !== undefined) made.encoded(encoding).catch(() => {})
-      }
-      return made
-    }
+  patchContext(context: string, change: unknown, patch: EntryPatch): number {
+    this.#generations.set(context, this.#generation(context) + 1)
+    let waiting = 0
     const dropped: Record<ResourceName, number> = { customers: 0, mappings: 0 }
     for (const [k, slot] of [...this.#lru.entries()]) {
       if (slot.key.context !== context) continue
-      this.#lru.delete(k)
-      // Past its TTL (kept for stale-if-error only): the next read refetches anyway.
       if (!this.#fresh(this.#now() - slot.storedAt)) {
+        // Kept for stale-if-error only, which must not serve what a write has changed.
+        this.#lru.delete(k)
         dropped[slot.key.resource]++
         continue
       }
-      patching.add(k)
-      const entry = slot.entry
-      this.#startFlight(k, slot.key, () => patchKeepingCodings(entry), {
-        storedAt: slot.storedAt,
-        key: slot.key,
-      })
-    }
-    for (const [k, flight] of [...this.#inflight]) {
-      const of = flight.patchOf
-      if (of === undefined || patching.has(k) || of.key.context !== context) continue
-      if (flight.generation !== previous || flight.epoch !== epoch) continue
-      // A patch still being made: this change goes on top of it, in the order the writes came.
-      patching.add(k)
-      const made = flight.promise
-      this.#startFlight(k, of.key, async () => patchKeepingCodings((await made).entry), of)
+      waiting++
+      if (slot.pending !== null) slot.pending.changes.push(change)
+      else this.#lru.set(k, { ...slot, pending: { patch, changes: [change], done: 0, making: null } })
     }
     for (const resource of RESOURCES) {
       this.#counters[resource].invalidations += dropped[resource]
       if (dropped[resource] > 0) safely(() => this.#onInvalidate?.(resource, dropped[resource], 'dropped'))
     }
-    return patching.size
+    return waiting
+  }
+
+  /**
+   * The slot's entry with every change it waits for: one patch of those not yet in it, on top of the
+   * patch being made if there is one; stored in the slot when it is still there. Rejects with
+   * `PatchRefused` (and drops the slot) when they cannot be applied.
+   */
+  #caughtUp(k: string, slot: Slot, p: Pending): Promise<ListingEntry> {
+    const upTo = p.changes.length
+    if (p.making !== null && p.making.upTo === upTo) return p.making.promise
+    const from = p.making?.promise ?? Promise.resolve(slot.entry)
+    const batch = p.changes.slice(p.making?.upTo ?? p.done, upTo)
+    const resource = slot.key.resource
+    const promise = (async () => {
+      let made: ListingEntry
+      try {
+        made = await p.patch(await from, batch)
+      } catch (err) {
+        if (this.#lru.peek(k)?.pending === p) {
+          this.#lru.delete(k)
+          this.#counters[resource].invalidations++
+          safely(() => this.#onInvalidate?.(resource, 1, 'dropped'))
+        }
+        throw err instanceof PatchRefused ? err : new PatchRefused(err)
+      }
+      const current = this.#lru.peek(k)
+      if (current?.pending === p && p.done < upTo) {
+        p.done = upTo
+        this.#store(
+          k,
+          current.key,
+          made,
+          current.storedAt,
+          current.entry,
+          p.done < p.changes.length ? p : null,
+        )
+        safely(() => this.#onInvalidate?.(resource, batch.length, 'applied'))
+      }
+      return made
+    })()
+    // A read waits on it; a failure is that read's to see (and nobody's once the slot is gone).
+    promise.catch(() => {})
+    p.making = { upTo, promise }
+    return promise
   }
 
   /**
@@ -445,21 +479,17 @@ export class ListingCache {
     epoch: number,
     token: object,
     fill: () => Promise<ListingEntry>,
-    patchOf?: Flight['patchOf'],
   ): Promise<FillOutcome> {
     try {
       let entry: ListingEntry
       try {
         entry = await fill()
       } catch (err) {
-        if (patchOf !== undefined) {
-          this.#counters[key.resource].invalidations++
-          safely(() => this.#onInvalidate?.(key.resource, 1, 'dropped'))
-          throw new PatchRefused(err)
-        }
         const slot = this.#lru.get(k)
         if (
           slot !== undefined &&
+          // An entry that waits for writes is not what the listing was: never stale-served.
+          slot.pending === null &&
           this.#staleOn(err) &&
           this.#now() - slot.storedAt < this.#limits.ttlMs + this.#limits.staleIfErrorMs
         ) {
@@ -467,11 +497,8 @@ export class ListingCache {
         }
         throw err
       }
-      if (this.#generation(key.context) === generation && this.#epoch === epoch) {
-        this.#store(k, key, entry, patchOf?.storedAt)
-      }
-      if (patchOf !== undefined) safely(() => this.#onInvalidate?.(key.resource, 1, 'applied'))
-      return { entry, status: patchOf === undefined ? 'miss' : 'hit' }
+      if (this.#generation(key.context) === generation && this.#epoch === epoch) this.#store(k, key, entry)
+      return { entry, status: 'miss' }
     } finally {
       // Runs before any waiter resumes: from here on, new callers see the stored entry. It also runs
       // after `get` has registered the flight, since `await fill()` always yields at least once.
@@ -479,7 +506,14 @@ export class ListingCache {
     }
   }
 
-  #store(k: string, key: ListingKey, entry: ListingEntry, storedAt = this.#now()): void {
+  #store(
+    k: string,
+    key: ListingKey,
+    entry: ListingEntry,
+    storedAt = this.#now(),
+    previous: ListingEntry | undefined = this.#lru.peek(k)?.entry,
+    pending: Pending | null = null,
+  ): void {
     const size = sizeOf(entry)
     if (size > this.#limits.maxBytes) {
       // Served to this fill's callers, not kept; nor is the older entry it replaces.
@@ -487,13 +521,12 @@ export class ListingCache {
       this.#onTooLarge?.(key.resource, size, this.#limits.maxBytes)
       return
     }
-    const previous = this.#lru.peek(k)
     entry.onSizeChange(() => this.#resize(k, entry))
-    this.#lru.set(k, { key, entry, storedAt, size })
+    this.#lru.set(k, { key, entry, storedAt, size, pending })
     // Clients that asked the previous entry for a coding will ask this one too: compress it now, in
-    // the background, rather than make the first of them wait after every refill.
+    // the background, rather than make the first of them wait after every refill or write.
     for (const encoding of COMPRESSED) {
-      if (previous?.entry.peekEncoded(encoding) !== undefined) {
+      if (entry !== previous && previous?.peekEncoded(encoding) !== undefined) {
         // A failure here is not memoized; the next request that asks retries and sees it.
         entry.encoded(encoding).catch(() => {})
       }
@@ -540,10 +573,10 @@ export class ListingCache {
   }
 }
 
-/** A write could not be applied to an entry (the reads that waited for it fetch the listing). */
+/** Writes could not be applied to an entry (it is dropped; the read that needed it fetches). */
 class PatchRefused extends Error {
   constructor(cause: unknown) {
-    super('the write could not be applied to the cached listing', { cause })
+    super('the writes could not be applied to the cached listing', { cause })
     this.name = 'PatchRefused'
   }
 }

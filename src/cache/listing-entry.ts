@@ -37,6 +37,8 @@ export class ListingEntry implements ListingRepresentation {
   #index: ListingIndex | null
   /** The index a worker is building for this entry, until it arrives. */
   #pendingIndex: Promise<void> | null = null
+  /** Where the index comes from when first awaited (a patched listing's: a worker, on demand). */
+  #indexSource: (() => Promise<IndexParts>) | null = null
   readonly #body: ListingBody
   /** `[start, end)` byte offsets of each record in `raw`. */
   readonly #offsets: Uint32Array
@@ -88,12 +90,22 @@ export class ListingEntry implements ListingRepresentation {
    * the synchronous build.
    */
   whenIndexed(): Promise<void> {
+    const source = this.#indexSource
+    if (source !== null && this.#index === null && this.#pendingIndex === null) {
+      this.#indexSource = null
+      this.adoptIndex(source())
+    }
     return this.#pendingIndex ?? Promise.resolve()
   }
 
-  /** True while a worker is still building the index: `lookup` would then build it here, on the event loop. */
+  /** True while a worker is still building (or has yet to build) the index: `lookup` would then build it here, on the event loop. */
   get indexPending(): boolean {
-    return this.#pendingIndex !== null
+    return this.#pendingIndex !== null || (this.#index === null && this.#indexSource !== null)
+  }
+
+  /** Builds the index with `source` when `whenIndexed` is first called (a patched listing's, `patchedListingEntry`). */
+  indexOnDemand(source: () => Promise<IndexParts>): void {
+    if (this.#index === null && this.#pendingIndex === null) this.#indexSource = source
   }
 
   /** Takes the index a worker is building (`buildListingEntryOffLoop`). */
@@ -308,18 +320,19 @@ export async function buildListingEntryOffLoop(
 
 /**
  * The entry of a patched listing (SPEC 19, src/cache/listing-patch.ts): bytes made from a checked
- * entry and a record, with their offsets and ETag, so nothing is scanned again. `index`: the worker's,
- * for a large one; else it is built on first use.
+ * entry and records, with their offsets and ETag, so nothing is scanned again. `indexSource`: how a
+ * large one's index is built once a read awaits it (a sync's many patched entries are never indexed
+ * unless read by a filter or a single read); null: built on first use.
  */
 export function patchedListingEntry(
   raw: Buffer,
   facts: ResourceFacts,
   offsets: Uint32Array,
   etag: string,
-  index: Promise<IndexParts> | null,
+  indexSource: (() => Promise<IndexParts>) | null,
 ): ListingEntry {
   const entry = new ListingEntry(raw, facts, null, offsets, etag)
-  if (index) entry.adoptIndex(index)
+  if (indexSource !== null) entry.indexOnDemand(indexSource)
   return entry
 }
 

@@ -18,6 +18,7 @@
 import { createHash } from 'node:crypto'
 import { strongEtagOf } from './etag.js'
 import type { ListingEntry } from './listing-entry.js'
+import { canonicalInteger } from './listing-index.js'
 import { MemberPicker } from './listing-scan.js'
 import { MAPPING_NAME_FIELD } from './mapping-names.js'
 import type { Steps } from './steps.js'
@@ -87,11 +88,12 @@ function lowerBound(ids: Float64Array, id: number): number {
   return lo
 }
 
-/** One edit: the record at `pos` replaced or removed, or a record inserted before `pos`. */
+/** One edit: the record at `pos` replaced or removed, or the record `id` inserted before `pos`. */
 interface Edit {
   readonly pos: number
   readonly kind: 'replace' | 'remove' | 'insert'
   readonly bytes?: Buffer
+  readonly id: number
 }
 
 export interface PatchedListing {
@@ -104,105 +106,91 @@ export interface PatchedListing {
   readonly ids: Float64Array
 }
 
+/** A record as the listing will hold it (parsed), or null for one removed. */
+type Overlay = Map<number, Record<string, unknown> | null>
+
 /**
- * `entry` with `change` applied: its new bytes and ids; `'unchanged'` when the change does not touch it
- * (a mapping change and the customers listing; a rename that leaves every name as it was; a delete of
- * what is not there); null when it cannot be applied with certainty. Mapping entries must be indexed
- * (`whenIndexed`) before a customer change: their records are found by customer.
+ * `entry` with `changes` applied in their order, in one pass: its new bytes, offsets, ETag and ids;
+ * `'unchanged'` when they do not touch it (mapping changes and the customers listing; a customer
+ * write that leaves every mapping's name as it was; a delete of what is not there); null when they
+ * cannot be applied with certainty. A mapping entry must be indexed (`whenIndexed`) before a customer
+ * change: its records are found by customer.
  */
 export function* patchListing(
   entry: ListingEntry,
-  change: WriteChange,
+  changes: readonly WriteChange[],
 ): Steps<PatchedListing | 'unchanged' | null> {
   const ids = yield* listingIds(entry)
   if (ids === null) return null
-  let edits: Edit[]
-  if (entry.resource === change.resource) {
-    const edit = ownEdit(entry, ids, change)
-    if (edit === null) return null
-    if (edit === 'unchanged') return 'unchanged'
-    edits = [edit]
-  } else if (entry.resource === 'mappings') {
-    edits = customerEdits(entry, change)
-  } else {
-    return 'unchanged'
+  const members = entry.count === 0 ? null : Object.keys(entry.record(0))
+  // Each touched record's final state, by id: later changes overwrite earlier ones.
+  const overlay: Overlay = new Map()
+  for (const change of changes) {
+    if (entry.resource === change.resource) {
+      if (change.op === 'remove') overlay.set(change.id, null)
+      else {
+        const record = listingRecord(entry, change, members)
+        if (record === null) return null
+        overlay.set(change.id, record)
+      }
+    } else if (entry.resource === 'mappings') {
+      customerChange(entry, ids, overlay, change)
+    }
+  }
+  const edits: Edit[] = []
+  for (const [id, record] of overlay) {
+    const pos = lowerBound(ids, id)
+    const found = pos < ids.length && ids[pos] === id
+    if (record === null) {
+      if (found) edits.push({ pos, kind: 'remove', id })
+      continue
+    }
+    const bytes = Buffer.from(JSON.stringify(record))
+    if (!found) edits.push({ pos, kind: 'insert', bytes, id })
+    else if (!bytes.equals(entry.recordRaw(pos))) edits.push({ pos, kind: 'replace', bytes, id })
   }
   if (edits.length === 0) return 'unchanged'
-  const made = yield* splice(entry, edits)
-  return { ...made, ids: editedIds(ids, edits, change.id) }
-}
-
-/** The edit of a change to a listing of its own resource. */
-function ownEdit(entry: ListingEntry, ids: Float64Array, change: WriteChange): Edit | 'unchanged' | null {
-  const pos = lowerBound(ids, change.id)
-  const found = pos < ids.length && ids[pos] === change.id
-  if (change.op === 'remove') return found ? { pos, kind: 'remove' } : 'unchanged'
-  if (change.record === null) return null
-  const neighbour = entry.count === 0 ? null : entry.record(found || pos < entry.count ? pos : pos - 1)
-  const bytes = recordBytes(entry, change, neighbour)
-  if (bytes === null) return null
-  if (found && bytes.equals(entry.recordRaw(pos))) return 'unchanged'
-  return { pos, kind: found ? 'replace' : 'insert', bytes }
+  return yield* splice(entry, ids, edits)
 }
 
 /**
  * The answer as a listing record: with its customer's UserID on a mapping (as the cached mapping
- * listing has it), members in the order of a record of the listing. Null when its members are not
- * that record's: the answer is not in the listing's form.
+ * listing has it), members in the order of the listing's records. Null when its members are not
+ * theirs: the answer is not in the listing's form.
  */
-function recordBytes(
+function listingRecord(
   entry: ListingEntry,
   change: WriteChange,
-  neighbour: Record<string, unknown> | null,
-): Buffer | null {
-  const answer = change.record as Readonly<Record<string, unknown>>
-  const record: Record<string, unknown> = { ...answer }
+  members: readonly string[] | null,
+): Record<string, unknown> | null {
+  if (change.record === null) return null
+  const record: Record<string, unknown> = { ...change.record }
   if (entry.resource === 'mappings' && !Object.hasOwn(record, MAPPING_NAME_FIELD)) {
     record[MAPPING_NAME_FIELD] = change.userId
   }
-  if (neighbour === null) return Buffer.from(JSON.stringify(record))
-  const names = Object.keys(neighbour)
-  if (names.length !== Object.keys(record).length || !names.every((n) => Object.hasOwn(record, n)))
+  if (members === null) return record
+  if (members.length !== Object.keys(record).length || !members.every((n) => Object.hasOwn(record, n))) {
     return null
+  }
   const ordered: Record<string, unknown> = {}
-  for (const n of names) ordered[n] = record[n]
-  return Buffer.from(JSON.stringify(ordered))
+  for (const n of members) ordered[n] = record[n]
+  return ordered
 }
 
 /**
  * A customer change to the mapping listing: Trisul deletes a customer's mappings with it, and the
- * records of a customer renamed carry its new UserID.
+ * records of a customer carry its UserID.
  */
-function customerEdits(entry: ListingEntry, change: WriteChange): Edit[] {
-  const edits: Edit[] = []
+function customerChange(entry: ListingEntry, ids: Float64Array, overlay: Overlay, change: WriteChange): void {
   for (const pos of entry.lookup(change.id)) {
-    if (change.op === 'remove') {
-      edits.push({ pos, kind: 'remove' })
-      continue
-    }
-    const record = entry.record(pos)
-    if (record[MAPPING_NAME_FIELD] === change.userId) continue
-    record[MAPPING_NAME_FIELD] = change.userId
-    edits.push({ pos, kind: 'replace', bytes: Buffer.from(JSON.stringify(record)) })
+    const id = ids[pos] as number
+    if (!overlay.has(id)) overlay.set(id, entry.record(pos))
   }
-  return edits
-}
-
-function editedIds(ids: Float64Array, edits: readonly Edit[], id: number): Float64Array {
-  const first = edits[0] as Edit
-  if (first.kind === 'insert') {
-    const out = new Float64Array(ids.length + 1)
-    out.set(ids.subarray(0, first.pos))
-    out[first.pos] = id
-    out.set(ids.subarray(first.pos), first.pos + 1)
-    return out
+  for (const [id, record] of overlay) {
+    if (record === null || canonicalInteger(record.ipdr_customer_id) !== String(change.id)) continue
+    if (change.op === 'remove') overlay.set(id, null)
+    else record[MAPPING_NAME_FIELD] = change.userId
   }
-  const removed = new Set(edits.filter((e) => e.kind === 'remove').map((e) => e.pos))
-  if (removed.size === 0) return ids
-  const out = new Float64Array(ids.length - removed.size)
-  let at = 0
-  for (let pos = 0; pos < ids.length; pos++) if (!removed.has(pos)) out[at++] = ids[pos] as number
-  return out
 }
 
 type Piece = { readonly from: number; readonly to: number } | Buffer
@@ -212,12 +200,15 @@ type Piece = { readonly from: number; readonly to: number } | Buffer
  * they are (with the separators between them), their offsets shifted, the bytes digested, a slice
  * per step.
  */
-function* splice(entry: ListingEntry, edits: readonly Edit[]): Steps<Omit<PatchedListing, 'ids'>> {
+function* splice(entry: ListingEntry, ids: Float64Array, edits: readonly Edit[]): Steps<PatchedListing> {
   const raw = entry.raw
   const old = entry.offsets
-  const sorted = [...edits].sort((a, b) => a.pos - b.pos || (a.kind === 'insert' ? -1 : 1))
+  // By position; inserts before the record at their position, in id order.
+  const rank = (e: Edit) => (e.kind === 'insert' ? 0 : 1)
+  const sorted = [...edits].sort((a, b) => a.pos - b.pos || rank(a) - rank(b) || a.id - b.id)
   // Pieces of the result between the brackets: a run of records [from, to), or a record's bytes.
   const pieces: Piece[] = []
+  const pieceIds: number[] = []
   let next = 0
   const run = (to: number) => {
     if (to > next) pieces.push({ from: next, to })
@@ -227,9 +218,13 @@ function* splice(entry: ListingEntry, edits: readonly Edit[]): Steps<Omit<Patche
     if (edit.kind === 'insert') {
       next = Math.max(next, edit.pos)
       pieces.push(edit.bytes as Buffer)
+      pieceIds.push(edit.id)
       continue
     }
-    if (edit.kind === 'replace') pieces.push(edit.bytes as Buffer)
+    if (edit.kind === 'replace') {
+      pieces.push(edit.bytes as Buffer)
+      pieceIds.push(edit.id)
+    }
     next = edit.pos + 1
   }
   run(entry.count)
@@ -246,8 +241,10 @@ function* splice(entry: ListingEntry, edits: readonly Edit[]): Steps<Omit<Patche
   }
   const out = Buffer.allocUnsafeSlow(length)
   const offsets = new Uint32Array(2 * records)
+  const newIds = new Float64Array(records)
   let at = 0
   let rec = 0
+  let made = 0
   out[at++] = 0x5b // [
   for (let i = 0; i < pieces.length; i++) {
     if (i > 0) out[at++] = 0x2c // ,
@@ -256,11 +253,13 @@ function* splice(entry: ListingEntry, edits: readonly Edit[]): Steps<Omit<Patche
       offsets[2 * rec] = at
       at += piece.copy(out, at)
       offsets[2 * rec + 1] = at
+      newIds[rec] = pieceIds[made++] as number
       rec++
       continue
     }
     const start = old[2 * piece.from] as number
     const shift = at - start
+    newIds.set(ids.subarray(piece.from, piece.to), rec)
     for (let r = piece.from; r < piece.to; r++) {
       offsets[2 * rec] = (old[2 * r] as number) + shift
       offsets[2 * rec + 1] = (old[2 * r + 1] as number) + shift
@@ -278,7 +277,7 @@ function* splice(entry: ListingEntry, edits: readonly Edit[]): Steps<Omit<Patche
     hash.update(out.subarray(from, Math.min(length, from + STEP_BYTES)))
     if (length - from > STEP_BYTES) yield
   }
-  return { raw: out, offsets, etag: strongEtagOf(hash) }
+  return { raw: out, offsets, etag: strongEtagOf(hash), ids: newIds }
 }
 
 /** A copy of `bytes` in an ArrayBuffer of its own (to move to a worker), a slice per step. */

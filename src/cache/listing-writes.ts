@@ -34,6 +34,8 @@ export class ListingWrites implements LocalInvalidation {
   readonly #cache: ListingCache
   readonly #scanner: ListingScanner
   readonly #enabled: () => boolean
+  readonly #patch = (entry: ListingEntry, changes: readonly unknown[]) =>
+    patchEntry(entry, changes as readonly WriteChange[], this.#scanner)
 
   constructor(opts: ListingWritesOptions) {
     this.#cache = opts.cache
@@ -53,27 +55,38 @@ export class ListingWrites implements LocalInvalidation {
   applyChange(context: string, encoded: string): void {
     const change = this.#enabled() ? decodeChange(encoded) : null
     if (change === null) this.#cache.invalidateContext(context)
-    else this.#cache.patchContext(context, (entry) => patchEntry(entry, change, this.#scanner))
+    else this.#cache.patchContext(context, change, this.#patch)
   }
 }
 
-/** `entry` with `change` applied: a new entry, or `entry` itself when the change does not touch it. */
+/** `entry` with `changes` applied in order: a new entry, or `entry` itself when they do not touch it. */
 export async function patchEntry(
   entry: ListingEntry,
-  change: WriteChange,
+  changes: readonly WriteChange[],
   scanner: ListingScanner,
 ): Promise<ListingEntry> {
   // A customer's mappings are found through the index (a large listing's comes from the worker).
-  if (entry.resource === 'mappings' && change.resource === 'customers') await entry.whenIndexed()
-  const patched = await runStepsYielding(patchListing(entry, change))
+  if (entry.resource === 'mappings' && changes.some((c) => c.resource === 'customers'))
+    await entry.whenIndexed()
+  const patched = await runStepsYielding(patchListing(entry, changes))
   if (patched === null) throw new ChangeNotApplicable()
   if (patched === 'unchanged') return entry
-  // A large listing's index is built by the worker, from a copy (the bytes are served meanwhile).
-  const index =
-    scanner.index !== undefined && patched.raw.length >= INLINE_SCAN_BYTES
-      ? scanner.index(await runStepsYielding(copyInSteps(patched.raw)), patched.offsets, entry.resource)
+  // A large listing's index is built by the worker when a read first needs it, from a copy (the
+  // bytes are served meanwhile).
+  const index = scanner.index
+  const indexSource =
+    index !== undefined && patched.raw.length >= INLINE_SCAN_BYTES
+      ? async () => {
+          const built = index(
+            await runStepsYielding(copyInSteps(patched.raw)),
+            patched.offsets,
+            entry.resource,
+          )
+          if (built === null) throw new Error('no listing worker')
+          return built
+        }
       : null
-  const made = patchedListingEntry(patched.raw, entry.facts, patched.offsets, patched.etag, index)
+  const made = patchedListingEntry(patched.raw, entry.facts, patched.offsets, patched.etag, indexSource)
   rememberIds(made, patched.ids)
   return made
 }

@@ -534,7 +534,7 @@ t.test('a refill pre-compresses the codings the previous entry was asked for', a
 })
 
 t.test(
-  'patchContext: a write applied is a hit, keeps the fill time, and goes on top of a patch in progress',
+  'patchContext: writes wait in the entry and are applied all at once by the read that needs them',
   async (t) => {
     const kinds: string[] = []
     const { cache, clock, lookups } = setup({
@@ -547,30 +547,42 @@ t.test(
     await cache.get(k, fill)
     await cache.get(other, async () => taggedEntry(other, 'o'))
     clock.advance(TTL / 2)
+    const batches: unknown[][] = []
     const gate = deferred<void>()
-    const retag = (tag: string) => async (entry: ListingEntry) => {
+    const retag = async (entry: ListingEntry, changes: readonly unknown[]) => {
+      batches.push([...changes])
       await gate.promise
-      return taggedEntry(k, `${tagOf(entry).tag}+${tag}`)
+      return taggedEntry(k, `${tagOf(entry).tag}+${changes.join('+')}`)
     }
-    t.equal(cache.patchContext('default', retag('w1')), 1)
+    t.equal(cache.patchContext('default', 'w1', retag), 1)
     t.equal(cache.peekFresh(k), undefined, 'the entry from before the write is served to nobody')
-    t.equal(cache.patchContext('default', retag('w2')), 1, 'the second write goes on top of the first')
-    const reading = cache.get(k, fill)
+    t.equal(cache.patchContext('default', 'w2', retag), 1)
+    t.same(batches, [], 'nothing is patched until a read needs it')
+    const first = cache.get(k, fill)
+    const joined = cache.get(k, fill)
+    cache.patchContext('default', 'w3', retag)
+    const later = cache.get(k, fill)
     gate.resolve()
-    const read = await reading
-    t.equal(read.status, 'hit')
-    t.equal(tagOf(read.entry).tag, '1+w1+w2')
+    t.equal(tagOf((await first).entry).tag, '1+w1+w2')
+    t.equal(tagOf((await joined).entry).tag, '1+w1+w2', 'a read meanwhile joins the patch being made')
+    t.equal(tagOf((await later).entry).tag, '1+w1+w2+w3', 'a read after another write waits for it too')
+    t.same(batches, [['w1', 'w2'], ['w3']], 'one patch per read that needed one, each with what came since')
+    t.equal((await cache.get(k, fill)).status, 'hit')
+    t.ok(cache.peekFresh(k) !== undefined, 'caught up: the fast paths serve it again')
     t.equal(fills, 1, 'no refetch')
     t.equal(tagOf((await cache.get(other, fill)).entry).tag, 'o', 'another context is untouched')
+    t.same(kinds, ['customers applied 2', 'customers applied 1'])
     clock.advance(TTL / 2)
-    t.equal((await cache.get(k, fill)).status, 'miss', 'the TTL of the entry it was made from still runs')
-    t.same(kinds, ['customers applied 1', 'customers applied 1'])
-    t.same(lookups.at(-1), ['customers', 'miss'])
+    t.equal((await cache.get(k, fill)).status, 'miss', 'the TTL of the fill it came from still runs')
+    t.same(lookups.slice(-2), [
+      ['customers', 'hit'],
+      ['customers', 'miss'],
+    ])
   },
 )
 
 t.test(
-  'patchContext: a refused patch drops the entry and its readers fetch; an invalidation wins',
+  'patchContext: a refused patch drops the entry and the read fetches; a drop wins over a patch',
   async (t) => {
     const kinds: string[] = []
     const { cache } = setup({ onInvalidate: (r, n, kind) => n > 0 && kinds.push(`${r} ${kind} ${n}`) })
@@ -578,7 +590,7 @@ t.test(
     let fills = 0
     const fill = async () => taggedEntry(k, ++fills)
     await cache.get(k, fill)
-    cache.patchContext('default', async () => {
+    cache.patchContext('default', 'w', async () => {
       throw new Error('cannot')
     })
     const read = await cache.get(k, fill)
@@ -586,28 +598,42 @@ t.test(
     t.equal(tagOf(read.entry).tag, 2)
     t.same(kinds, ['customers dropped 1'])
     const gate = deferred<void>()
-    cache.patchContext('default', async (entry) => {
+    cache.patchContext('default', 'late', async (entry) => {
       await gate.promise
       return taggedEntry(k, `${tagOf(entry).tag}+late`)
     })
+    const reading = cache.get(k, fill)
     cache.invalidateContext('default')
     gate.resolve()
-    await turn()
+    t.equal(tagOf((await reading).entry).tag, '2+late', 'the read that asked before the drop gets its patch')
     const after = await cache.get(k, fill)
-    t.equal(after.status, 'miss', 'a patch made before a drop is not stored')
+    t.equal(after.status, 'miss', 'but it is not stored: the drop came after')
     t.equal(tagOf(after.entry).tag, 3)
   },
 )
 
-t.test('patchContext: an entry past its TTL is dropped, not patched', async (t) => {
-  const { cache, clock } = setup()
-  const k = key()
-  let fills = 0
-  await cache.get(k, async () => taggedEntry(k, ++fills))
-  clock.advance(TTL)
-  t.equal(
-    cache.patchContext('default', async (e) => e),
-    0,
-  )
-  t.equal((await cache.get(k, async () => taggedEntry(k, ++fills))).status, 'miss')
-})
+t.test(
+  'patchContext: an entry past its TTL is dropped, and one waiting for writes is never stale-served',
+  async (t) => {
+    const { cache, clock } = setup()
+    const k = key()
+    let fills = 0
+    await cache.get(k, async () => taggedEntry(k, ++fills))
+    clock.advance(TTL)
+    t.equal(
+      cache.patchContext('default', 'w', async (e) => e),
+      0,
+    )
+    t.equal((await cache.get(k, async () => taggedEntry(k, ++fills))).status, 'miss')
+    clock.advance(TTL / 2)
+    cache.patchContext('default', 'w', async (e) => e)
+    clock.advance(TTL / 2)
+    await t.rejects(
+      cache.get(k, async () => {
+        throw new Error('upstream down')
+      }),
+      /upstream down/,
+      'the upstream fails: the entry waiting for a write is not served as STALE',
+    )
+  },
+)
