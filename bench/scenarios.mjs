@@ -1657,7 +1657,12 @@ async function warmWrites(ctx) {
   const emu = await ctx.start('servers/emulator.mjs', { seed: 100_000 }, LOAD_CPU)
   const rounds = ctx.cfg.quick ? 5 : 15
   for (const applyWrites of [true, false]) {
-    const opts = { upstreamUrl: emu.info.url, redisUrl: redis.info.url, applyWrites, keyPrefix: `b19${applyWrites}:` }
+    const opts = {
+      upstreamUrl: emu.info.url,
+      redisUrl: redis.info.url,
+      applyWrites,
+      keyPrefix: `b19${applyWrites}:`,
+    }
     const a = await ctx.start('servers/gateway.mjs', opts, SERVER_CPU)
     const b = await ctx.start('servers/gateway.mjs', opts, SERVER_CPU)
     for (const g of [a, b]) await untilHit(g.info.url + LIST, headers, 'row 19')
@@ -1688,7 +1693,11 @@ async function warmWrites(ctx) {
   // second, against the same apply with no reads.
   const writes = ctx.cfg.quick ? 400 : 2000
   const records = json(
-    Array.from({ length: writes }, (_, i) => ({ UserID: `WARM${i}`, Name: `Warm ${i}`, Email: `w${i}@example.in` })),
+    Array.from({ length: writes }, (_, i) => ({
+      UserID: `WARM${i}`,
+      Name: `Warm ${i}`,
+      Email: `w${i}@example.in`,
+    })),
   )
   const applied = {}
   for (const [name, withReads, applyWrites] of [
@@ -1742,7 +1751,13 @@ async function warmWrites(ctx) {
     ratioText: '',
     target: '≥ 95 %',
     pass: hitRatio >= 0.95,
-    measured: { writes, reads: w.reads, hits: w.hits, readP50Ms: median(w.readMs), readP99Ms: percentile(w.readMs, 99) },
+    measured: {
+      writes,
+      reads: w.reads,
+      hits: w.hits,
+      readP50Ms: median(w.readMs),
+      readP99Ms: percentile(w.readMs, 99),
+    },
   })
   out.push({
     row: '19',
