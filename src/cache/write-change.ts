@@ -42,10 +42,17 @@ function recordId(value: unknown): number | null {
   return typeof value === 'number' && Number.isSafeInteger(value) && value >= 0 ? value : null
 }
 
+/**
+ * Members no record of either listing has, which a Trisul that echoed its request would add: such an
+ * answer is not a record, and must not travel to other instances (or Redis) with credentials in it.
+ */
+const CREDENTIAL_FIELDS = ['api_token', 'username', 'contextname', 'context', 'token', 'password']
+
 /** The change of an answered write, or null when the answer cannot be applied with certainty. */
 export function changeOfWrite(w: AnsweredWrite): WriteChange | null {
   const id = recordId(w.answer.id)
   if (id === null) return null
+  if (CREDENTIAL_FIELDS.some((f) => Object.hasOwn(w.answer, f))) return null
   const remove = w.operation === 'delete'
   if (w.resource === 'customers') {
     if (remove) return { resource: 'customers', op: 'remove', id, record: null, userId: null }
