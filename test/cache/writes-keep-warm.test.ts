@@ -128,7 +128,13 @@ function requestOf(
 
 /** The reads compared after each write. */
 function readsOf(now: Listed): string[] {
-  const reads = ['/api/ipdrcustomers', '/api/ipdrcustomers_mapping', '/api/ipdrcustomers?q=isp.example']
+  const reads = [
+    '/api/ipdrcustomers',
+    '/api/ipdrcustomers_mapping',
+    '/api/ipdrcustomers?q=isp.example',
+    '/api/ipdrcustomers?limit=3&offset=2',
+    '/api/ipdrcustomers_mapping?limit=2&offset=1',
+  ]
   const customer = now.customers[0]
   if (customer)
     reads.push(`/api/ipdrcustomers/${customer.UserID}`, `/api/ipdrcustomers_mapping/${customer.UserID}`)
