@@ -51,11 +51,18 @@ export class ListingWrites implements LocalInvalidation {
     return this.#cache.invalidateAll()
   }
 
-  /** Applies `encoded` (an `encodeChange` text) to the context's listings; drops them when it cannot. */
-  applyChange(context: string, encoded: string): void {
-    const change = this.#enabled() ? decodeChange(encoded) : null
-    if (change === null) this.#cache.invalidateContext(context)
-    else this.#cache.patchContext(context, change, this.#patch)
+  /**
+   * Applies `change` (a `WriteChange` from this instance, or an `encodeChange` text from another) to
+   * the context's listings; drops them when it cannot.
+   */
+  applyChange(context: string, change: unknown): void {
+    const decoded = !this.#enabled()
+      ? null
+      : typeof change === 'string'
+        ? decodeChange(change)
+        : (change as WriteChange)
+    if (decoded === null) this.#cache.invalidateContext(context)
+    else this.#cache.patchContext(context, decoded, this.#patch)
   }
 }
 

@@ -86,7 +86,10 @@ export class ChangeOrder {
   record(seq: number, context: string, keys: readonly string[] | null): void {
     this.#known.set(seq, { context, keys })
     if (seq > this.#highest) this.#highest = seq
-    if (this.#known.size > REMEMBERED_WRITES) {
+    // Sequences come almost in order: forget the one that just left the window, and sweep only when
+    // stragglers have piled up (a write costs O(1) here).
+    this.#known.delete(this.#highest - REMEMBERED_WRITES)
+    if (this.#known.size > 2 * REMEMBERED_WRITES) {
       for (const s of this.#known.keys()) if (s <= this.#highest - REMEMBERED_WRITES) this.#known.delete(s)
     }
   }

@@ -36,14 +36,14 @@ export interface LocalInvalidation {
    * Applies a write's change (opaque here: src/cache/write-change.ts) to the context's listings
    * instead of dropping them (SPEC 19). Absent: the context is dropped.
    */
-  applyChange?(context: string, change: string): void
+  applyChange?(context: string, change: unknown): void
 }
 
 /** A write answered by the upstream, as its invalidation takes it. */
 export interface SettledWrite {
   readonly ticket: WriteTicket
-  /** Its change to apply (an `encodeChange` text); null: drop the context. */
-  readonly change: string | null
+  /** Its change to apply; null: drop the context. */
+  readonly change: CarriedChange | null
 }
 
 export type { WriteTicket }
@@ -66,8 +66,18 @@ export interface Coherence {
 }
 
 /** Applies `change` where the cache can take it, else drops the context. */
-function applyOrDrop(cache: LocalInvalidation, context: string, change: string | null): void {
-  if (change !== null && cache.applyChange !== undefined) cache.applyChange(context, change)
+/**
+ * A write's change as the store carries it: applied here as it is (`value`), announced to the other
+ * instances as `text()` (null: too large to carry, and they drop). Opaque to this floor.
+ */
+export interface CarriedChange {
+  readonly value: unknown
+  text(): string | null
+}
+
+function applyOrDrop(cache: LocalInvalidation, context: string, change: unknown): void {
+  if (change !== null && change !== undefined && cache.applyChange !== undefined)
+    cache.applyChange(context, change)
   else cache.invalidateContext(context)
 }
 
@@ -99,7 +109,7 @@ export class LocalCoherence implements Coherence {
     }
     const alone = this.#order.settle(write.ticket)
     this.#order.recordLocal(context, write.ticket.keys)
-    applyOrDrop(this.#cache, context, alone ? write.change : null)
+    applyOrDrop(this.#cache, context, alone ? (write.change?.value ?? null) : null)
     return Promise.resolve()
   }
 
@@ -478,9 +488,10 @@ export class RedisCoherence implements Coherence {
     else {
       // Applied here only with the store answering: the announcement's order then confirms it.
       const alone = this.#order.settle(write.ticket) && this.#health.up && !this.#closed
-      const change = alone ? write.change : null
-      applyOrDrop(this.#cache, context, change)
-      announced = { after: write.ticket.after, keys: write.ticket.keys, change }
+      // A change too large to carry is dropped here as well as on the others.
+      const text = alone ? (write.change?.text() ?? null) : null
+      applyOrDrop(this.#cache, context, text !== null ? write.change?.value : null)
+      announced = { after: write.ticket.after, keys: write.ticket.keys, change: text }
     }
     if (this.#closed) return
     if (this.#health.up && (await this.#announce(context, announced))) return

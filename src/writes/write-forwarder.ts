@@ -116,7 +116,10 @@ export async function forwardWrite(deps: WriteForwarderDeps, w: ForwardedWrite):
             answer: meaning.value,
           })
         : null
-    const write = { ticket, change: change === null ? null : encodeChange(change) }
+    const write = {
+      ticket,
+      change: change === null ? null : { value: change, text: () => encodeChange(change) },
+    }
     return inSpan(trace, 'coherence wait', () => deps.listings.invalidate(auth.context, write))
   }
   try {
