@@ -46,6 +46,7 @@ export const ROW_IDS = [
   '17',
   '18',
   '19',
+  '20',
 ]
 
 const LIST = '/api/ipdrcustomers'
@@ -1607,7 +1608,91 @@ export const GROUPS = [
   { rows: ['17'], run: (ctx) => jwtConsumers(ctx) },
   { rows: ['18'], run: (ctx) => tracingCost(ctx) },
   { rows: ['19'], run: (ctx) => warmWrites(ctx) },
+  { rows: ['20'], run: (ctx) => writeSpeed(ctx) },
 ]
+
+/** The build issue 35 (writes at the platform's speed) started from: the hit paths are held to it. */
+const BEFORE_ISSUE_35 = 'be044d6'
+
+/**
+ * Row 20, issue 35: writes at the platform's speed. (a) A POST through the gateway against the bare
+ * Fastify + undici pass-through (`servers/bare-proxy.mjs`: Bearer and username into the body, the
+ * answer relayed), same upstream, same run, CPU per request beside; (b) the same POST with the audit
+ * trail on (fsync off) against off; (c) cached listings at N = 10 and 1,000, every feature at its
+ * default, against the build the issue started from.
+ */
+async function writeSpeed(ctx) {
+  const out = []
+  const headers = gatewayHeaders()
+  const post = (server, h = headers) => ({
+    url: server.info.url + LIST,
+    method: 'POST',
+    headers: h,
+    body: json(CREATE_FIELDS),
+    connections: ctx.cfg.connections,
+  })
+  const up = await ctx.start('servers/upstream.mjs', { n: 10 }, LOAD_CPU)
+  const gw = await ctx.start('servers/gateway.mjs', { upstreamUrl: up.info.url }, SERVER_CPU)
+  const bare = await ctx.start('servers/bare-proxy.mjs', { upstreamUrl: up.info.url }, SERVER_CPU)
+  expectJson(await probe(gw.info.url + LIST, post(gw)), 'object', 'gateway POST')
+  expectJson(await probe(bare.info.url + LIST, post(bare, {})), 'object', 'bare pass-through POST')
+  const a = await comparePair(ctx.cfg, {
+    label: 'row 20 POST gateway vs bare',
+    a: post(gw),
+    b: post(bare, {}),
+    servers: { a: gw, b: bare },
+  })
+  out.push(
+    throughputRow(
+      '20',
+      'POST through the gateway vs a bare Fastify + undici pass-through',
+      a,
+      '≥ 0.80',
+      a.ratio >= 0.8,
+    ),
+  )
+  await bare.stop()
+  const dir = mkdtempSync(join(tmpdir(), 'ipdr-gw-bench-row20-'))
+  try {
+    const audited = await ctx.start(
+      'servers/gateway.mjs',
+      { upstreamUrl: up.info.url, audit: { file: join(dir, 'audit.jsonl'), fsync: false } },
+      SERVER_CPU,
+    )
+    const b = await comparePair(ctx.cfg, {
+      label: 'row 20 POST audit on vs off',
+      a: post(audited),
+      b: post(gw),
+      servers: { a: audited, b: gw },
+    })
+    out.push(
+      throughputRow('20', 'POST with the audit trail on (fsync off) vs off', b, '≥ 0.90', b.ratio >= 0.9),
+    )
+    await audited.stop()
+  } finally {
+    rmSync(dir, { recursive: true, force: true })
+  }
+  await Promise.all([gw.stop(), up.stop()])
+  const { baseGatewayScript } = await import('./lib/base-build.mjs')
+  const baseScript = baseGatewayScript(BEFORE_ISSUE_35)
+  for (const n of [10, 1000]) {
+    const lup = await ctx.start('servers/upstream.mjs', { n }, LOAD_CPU)
+    const now = await ctx.start('servers/gateway.mjs', { upstreamUrl: lup.info.url }, SERVER_CPU)
+    const before = await ctx.start(baseScript, { upstreamUrl: lup.info.url }, SERVER_CPU)
+    const c = await compareCachedHits(ctx, `row 20 hits N=${n} now vs before`, now, before, headers)
+    out.push(
+      throughputRow(
+        '20',
+        `cached listing N = ${fmt.int(n)}, every feature at its default: now vs the build issue 35 started from (${BEFORE_ISSUE_35})`,
+        c,
+        '≥ 0.95',
+        c.ratio >= 0.95,
+      ),
+    )
+    await Promise.all([now.stop(), before.stop(), lup.stop()])
+  }
+  return out
+}
 
 /**
  * Row 19, SPEC 19 (issue 38): writes keep the cache warm. (a) At N = 100,000 over the emulator, two
