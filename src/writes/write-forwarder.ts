@@ -101,6 +101,8 @@ export async function forwardWrite(deps: WriteForwarderDeps, w: ForwardedWrite):
         })
   let res: UpstreamResponse | null = null
   let meaning: ReturnType<typeof interpretResponse> | null = null
+  const body = upstreamBody(facts, w.policy.gateway.upstream.dialect, auth, fields)
+  // From here the write is in flight for the order of changes: `send` settles or abandons it.
   const ticket = deps.listings.beginWrite(auth.context, writeKeys(w.pathUserId, fields))
   // SPEC 19: the answer's record applied to the cached listings, or the context dropped when the
   // answer is not a record the gateway can read (or the write's outcome is unknown).
@@ -123,15 +125,8 @@ export async function forwardWrite(deps: WriteForwarderDeps, w: ForwardedWrite):
     return inSpan(trace, 'coherence wait', () => deps.listings.invalidate(auth.context, write))
   }
   try {
-    res = await send(
-      deps,
-      facts,
-      method,
-      path,
-      upstreamBody(facts, w.policy.gateway.upstream.dialect, auth, fields),
-      w.requestId,
-      settle,
-      () => deps.listings.abandonWrite(ticket),
+    res = await send(deps, facts, method, path, body, w.requestId, settle, () =>
+      deps.listings.abandonWrite(ticket),
     )
     meaning ??= interpretResponse(res, 'object')
     deps.upstream.report(method, facts.name, outcomeOf(meaning), res.seconds)
