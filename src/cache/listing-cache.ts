@@ -121,6 +121,9 @@ function keyPart(part: string): string {
 }
 
 const RESOURCES: readonly ResourceName[] = ['customers', 'mappings']
+
+/** Changes an entry may wait for (its memory is bounded by them); past it the entry is dropped. */
+export const MAX_PENDING_CHANGES = 10_000
 const COMPRESSED = ['gzip', 'br'] as const
 
 interface Slot {
@@ -338,6 +341,12 @@ export class ListingCache {
       if (slot.key.context !== context) continue
       if (!this.#fresh(this.#now() - slot.storedAt)) {
         // Kept for stale-if-error only, which must not serve what a write has changed.
+        this.#lru.delete(k)
+        dropped[slot.key.resource]++
+        continue
+      }
+      if (slot.pending !== null && slot.pending.changes.length - slot.pending.done >= MAX_PENDING_CHANGES) {
+        // Writes with no read between them (a long sync nobody reads meanwhile): one refetch is cheaper.
         this.#lru.delete(k)
         dropped[slot.key.resource]++
         continue

@@ -4,6 +4,7 @@ import {
   ListingCache,
   type ListingCacheOptions,
   type LookupStatus,
+  MAX_PENDING_CHANGES,
 } from '../../src/cache/listing-cache.js'
 import type { ListingEntry } from '../../src/cache/listing-entry.js'
 import type { ResourceName } from '../../src/resources.js'
@@ -637,3 +638,17 @@ t.test(
     )
   },
 )
+
+t.test('patchContext: an entry waits for at most MAX_PENDING_CHANGES writes, then is dropped', async (t) => {
+  const { cache } = setup()
+  const k = key()
+  let fills = 0
+  const fill = async () => taggedEntry(k, ++fills)
+  await cache.get(k, fill)
+  const patch = async (e: ListingEntry) => e
+  let waited = 0
+  for (let i = 0; i < MAX_PENDING_CHANGES; i++) waited += cache.patchContext('default', i, patch)
+  t.equal(waited, MAX_PENDING_CHANGES, 'each write waited in the entry')
+  t.equal(cache.patchContext('default', 'one too many', patch), 0, 'dropped: nothing waits any more')
+  t.equal((await cache.get(k, fill)).status, 'miss')
+})
