@@ -144,11 +144,14 @@ interface Slot {
  */
 interface Pending {
   readonly patch: EntryPatch
-  /** Every change since the slot's entry was fetched or last caught up, oldest first. */
+  /**
+   * The changes the slot's entry does not have yet, oldest first. Changes are numbered from the
+   * first one queued: these are numbers `done` to `done + changes.length - 1`.
+   */
   readonly changes: unknown[]
-  /** How many of `changes` the slot's entry has. */
+  /** How many changes (by number) the slot's entry has. */
   done: number
-  /** The newest patch being made: the slot's entry with `changes[0..upTo)`. */
+  /** The newest patch being made: the slot's entry with the changes numbered below `upTo`. */
   making: { readonly upTo: number; readonly promise: Promise<ListingEntry> } | null
 }
 
@@ -345,7 +348,7 @@ export class ListingCache {
         dropped[slot.key.resource]++
         continue
       }
-      if (slot.pending !== null && slot.pending.changes.length - slot.pending.done >= MAX_PENDING_CHANGES) {
+      if (slot.pending !== null && slot.pending.changes.length >= MAX_PENDING_CHANGES) {
         // Writes with no read between them (a long sync nobody reads meanwhile): one refetch is cheaper.
         this.#lru.delete(k)
         dropped[slot.key.resource]++
@@ -368,10 +371,10 @@ export class ListingCache {
    * `PatchRefused` (and drops the slot) when they cannot be applied.
    */
   #caughtUp(k: string, slot: Slot, p: Pending): Promise<ListingEntry> {
-    const upTo = p.changes.length
+    const upTo = p.done + p.changes.length
     if (p.making !== null && p.making.upTo === upTo) return p.making.promise
     const from = p.making?.promise ?? Promise.resolve(slot.entry)
-    const batch = p.changes.slice(p.making?.upTo ?? p.done, upTo)
+    const batch = p.changes.slice((p.making?.upTo ?? p.done) - p.done)
     const resource = slot.key.resource
     const promise = (async () => {
       let made: ListingEntry
@@ -387,15 +390,10 @@ export class ListingCache {
       }
       const current = this.#lru.peek(k)
       if (current?.pending === p && p.done < upTo) {
+        // The entry now has these: they are no longer kept.
+        p.changes.splice(0, upTo - p.done)
         p.done = upTo
-        this.#store(
-          k,
-          current.key,
-          made,
-          current.storedAt,
-          current.entry,
-          p.done < p.changes.length ? p : null,
-        )
+        this.#store(k, current.key, made, current.storedAt, current.entry, p.changes.length > 0 ? p : null)
         safely(() => this.#onInvalidate?.(resource, batch.length, 'applied'))
       }
       return made

@@ -23,7 +23,7 @@ export interface ListingWritesOptions {
 }
 
 /** A change that does not apply to an entry with certainty: the entry is dropped. */
-export class ChangeNotApplicable extends Error {
+class ChangeNotApplicable extends Error {
   constructor() {
     super('the write cannot be applied to this listing with certainty')
     this.name = 'ChangeNotApplicable'

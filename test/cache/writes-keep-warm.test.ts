@@ -259,6 +259,26 @@ const TWO = [
   { id: 2, Name: 'B', Address: '', Email: '', PhoneNumber: '', AltPhoneNumber: '', UserID: 'U2' },
 ]
 
+/**
+ * An upstream listing TWO whose write answers are U2 with the written Name; the write naming `held`
+ * is answered only once `release()` is called.
+ */
+async function holdingUpstream(t: Test, held: string) {
+  let release: () => void = () => {}
+  const gate = new Promise<void>((r) => {
+    release = r
+  })
+  const upstream = await startRecordingUpstream()
+  t.teardown(() => upstream.close())
+  upstream.respond((req) => {
+    if (req.method === 'GET') return { kind: 'json', body: TWO }
+    const name = (req.body as { Name?: string }).Name
+    const answer: Behaviour = { kind: 'json', body: { ...(TWO[1] as object), Name: name } }
+    return name === held ? { kind: 'when', ready: gate, next: answer } : answer
+  })
+  return { upstream, release }
+}
+
 t.test('what the gateway cannot be sure of is dropped, and the next read refetches', async (t) => {
   const upstream = await startRecordingUpstream()
   t.teardown(() => upstream.close())
@@ -303,19 +323,8 @@ t.test('what the gateway cannot be sure of is dropped, and the next read refetch
 t.test(
   'two writes of one customer in flight at once are dropped: their order at Trisul is unknown',
   async (t) => {
-    let release: () => void = () => {}
-    const gate = new Promise<void>((r) => {
-      release = r
-    })
-    const upstream = await startRecordingUpstream()
-    t.teardown(() => upstream.close())
-    upstream.respond((req) => {
-      if (req.method === 'GET') return { kind: 'json', body: TWO }
-      const name = (req.body as { Name?: string }).Name
-      // The first write is held until the second has been answered: Trisul took them in either order.
-      const answer: Behaviour = { kind: 'json', body: { ...(TWO[1] as object), Name: name } }
-      return name === 'first' ? { kind: 'when', ready: gate, next: answer } : answer
-    })
+    // The first write is held until the second has been answered: Trisul took them in either order.
+    const { upstream, release } = await holdingUpstream(t, 'first')
     const policy = await makePolicy(t, { gateway: { cache: { ttlSeconds: 300 }, ...LIMITS } })
     const gw = await startGateway(t, { policy, upstreamUrl: upstream.url })
     await call(gw.url, 'GET', '/api/ipdrcustomers')
@@ -344,18 +353,7 @@ t.test(
 t.test('two instances: writes of one customer that crossed are dropped on both', async (t) => {
   if (!findRedisServer()) return t.fail(REDIS_MISSING)
   const redis = await startRedis(t)
-  let release: () => void = () => {}
-  const gate = new Promise<void>((r) => {
-    release = r
-  })
-  const upstream = await startRecordingUpstream()
-  t.teardown(() => upstream.close())
-  upstream.respond((req) => {
-    if (req.method === 'GET') return { kind: 'json', body: TWO }
-    const name = (req.body as { Name?: string }).Name
-    const answer: Behaviour = { kind: 'json', body: { ...(TWO[1] as object), Name: name } }
-    return name === 'through A' ? { kind: 'when', ready: gate, next: answer } : answer
-  })
+  const { upstream, release } = await holdingUpstream(t, 'through A')
   const [a, b] = (await startInstances(t, {
     n: 2,
     redis,
