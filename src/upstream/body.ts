@@ -20,7 +20,20 @@ export function upstreamBody(
   auth: BodyCredentials,
   fields: Readonly<Record<string, unknown>> = {},
 ): Record<string, unknown> {
-  const body: Record<string, unknown> = { ...fields }
+  // Copied key by key rather than spread: adding the credentials to a spread copy made V8 build a new
+  // hidden class per request, 1.7 µs of every write (issue 35), five times the copy itself.
+  const body: Record<string, unknown> = {}
+  for (const key of Object.keys(fields)) {
+    // `__proto__` stays data, never the prototype (the parser refuses it; this does not rely on that).
+    if (key === '__proto__') {
+      Object.defineProperty(body, key, {
+        value: fields[key],
+        enumerable: true,
+        writable: true,
+        configurable: true,
+      })
+    } else body[key] = fields[key]
+  }
   body.api_token = auth.token
   body.username = auth.username
   if (dialect === 'v2') body[facts.contextField] = auth.context
