@@ -31,9 +31,10 @@ import { registerHealthRoutes } from './http/routes/health.js'
 import { registerMetricsRoute } from './http/routes/metrics.js'
 import { registerQueryRoutes } from './http/routes/queries.js'
 import { registerSyncRoutes, SYNC_PATH } from './http/routes/sync.js'
-import { gatewayServer } from './http/server/server-factory.js'
+import { chainLowerHandlers, gatewayServer, type LowerHandler } from './http/server/server-factory.js'
 import type { TlsMaterial } from './http/server/tls.js'
-import { createMetrics, type GatewayMetrics } from './metrics.js'
+import { makeWriteHandler } from './http/writes/write-handler.js'
+import { createMetrics, type GatewayMetrics, recordUpstream } from './metrics.js'
 import type { Policy } from './policy/types.js'
 import { QueryResultCache } from './queries/query-result.js'
 import { type Coherence, LocalCoherence } from './store/coherence.js'
@@ -77,6 +78,11 @@ export interface AppOptions {
    * compare with what the route answers.
    */
   readonly listingFastPath?: boolean
+  /**
+   * Answer plain writes below Fastify (src/http/writes/write-handler.ts). Default true; tests turn it
+   * off to compare with what the route answers.
+   */
+  readonly writeFastPath?: boolean
   /**
    * Overrides `store.redis.url` of the policy (`--redis` / `REDIS_URL`); with no
    * `store.redis` in the policy, turns the shared store on with its defaults.
@@ -189,20 +195,23 @@ export async function buildApp(options: AppOptions): Promise<FastifyInstance> {
     ...(shared ? { counterStore: shared.authFailureCounters } : {}),
   })
   const isKnownGood = authFailures.isKnownGood
-  registerBodiesInFlight(app, new BodiesInFlight())
+  const bodies = new BodiesInFlight()
+  registerBodiesInFlight(app, bodies)
   const rateLimiter = await registerRateLimits(app, {
     store: source,
     ...(shared ? { counterStore: shared.rateCounters } : {}),
     onLimited: (consumer) => metrics.rateLimited.inc({ consumer }),
   })
+  let closing = false
+  app.addHook('preClose', async () => {
+    closing = true
+  })
+  // Handlers below Fastify, each passing what it does not answer to the next, the last to Fastify.
+  const lower: LowerHandler[] = []
   if (options.listingFastPath !== false) {
     // After the CORS and failed-authentication hooks, which apply to it as to every request.
     app.addHook('onRequest', makeListingFastPath({ cache, rateLimiter, isKnownGood, audit }))
-    let closing = false
-    app.addHook('preClose', async () => {
-      closing = true
-    })
-    server.setLowerHandler(
+    lower.push(
       makeListingHitHandler({
         policy: () => source.current,
         policyApplied: (policy) => policy === limitsOf,
@@ -219,6 +228,30 @@ export async function buildApp(options: AppOptions): Promise<FastifyInstance> {
       }),
     )
   }
+  if (options.writeFastPath !== false) {
+    lower.push(
+      makeWriteHandler({
+        policy: () => source.current,
+        policyApplied: (policy) => policy === limitsOf,
+        rateLimiter,
+        isKnownGood,
+        authFailures,
+        jwt: jwt.lookup,
+        tracing,
+        bodies,
+        parseJson,
+        upstream,
+        listings,
+        audit,
+        metrics,
+        log: app.log,
+        requestId: requestIdOf,
+        closing: () => closing,
+      }),
+    )
+  }
+  const chained = chainLowerHandlers(lower)
+  if (chained !== null) server.setLowerHandler(chained)
 
   // Before any route it documents: @fastify/swagger collects routes as they are added.
   await registerOpenApi(app, { store: source, swaggerUi: options.swaggerUi === true })
@@ -309,8 +342,7 @@ function upstreamOf(policy: Policy, options: AppOptions, metrics: GatewayMetrics
     onResponse: () => readiness.markResponse(),
     tracing,
     onAttempt: ({ method, resource, outcome, seconds }) => {
-      metrics.upstreamRequests.inc({ method, resource, outcome })
-      metrics.upstreamDuration.observe({ method, resource }, seconds)
+      recordUpstream(metrics, { method, resource, outcome, seconds })
     },
   })
   return { readiness, upstream }
@@ -364,7 +396,10 @@ function listingsOf(
     staleIfErrorMs: limits.staleIfErrorSeconds * 1000,
     ...(options.now ? { now: options.now } : {}),
     onLookup: (resource, result) => metrics.countLookup(resource, result),
-    onInvalidate: (resource, count, kind) => metrics.cacheInvalidations.inc({ resource, kind }, count),
+    // Every series starts at zero (createMetrics): adding nothing to one is no work worth doing per write.
+    onInvalidate: (resource, count, kind) => {
+      if (count > 0) metrics.cacheInvalidations.inc({ resource, kind }, count)
+    },
     staleOn: staleMayCover,
     mayServe: () => coherence === null || coherence.mayServeCached(),
     adopted: wasAdopted,

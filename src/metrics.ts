@@ -252,7 +252,9 @@ export interface GatewayMetrics {
   /** `ipdr_gateway_upstream_requests_total` */
   readonly upstreamRequests: Counter<'method' | 'resource' | 'outcome'>
   /** `ipdr_gateway_upstream_request_duration_seconds` */
-  readonly upstreamDuration: Histogram<'method' | 'resource'>
+  readonly upstreamDuration: ScrapeTimeHistogram<'method' | 'resource'>
+  /** The pending counts of `upstreamRequests` (`recordUpstream`). */
+  readonly pendingUpstream: PendingCounts<'method' | 'resource' | 'outcome'>
   /** `ipdr_gateway_cache_lookups_total` (read it with `get()`, which hands it the pending counts) */
   readonly cacheLookups: Counter<'resource' | 'result'>
   /** Counts one cache lookup into `cacheLookups`, at scrape time. */
@@ -368,13 +370,18 @@ export function createMetrics(options: CreateMetricsOptions = {}): GatewayMetric
     buckets: [...DURATION_BUCKETS],
     registers,
   })
+  const pendingUpstream = new PendingCounts<'method' | 'resource' | 'outcome'>()
   const upstreamRequests = new Counter({
     name: 'ipdr_gateway_upstream_requests_total',
     help: 'Requests sent to the Trisul upstream, by method, resource and outcome.',
     labelNames: ['method', 'resource', 'outcome'] as const,
     registers,
+    collect() {
+      pendingUpstream.flush()
+    },
   })
-  const upstreamDuration = new Histogram({
+  pendingUpstream.bind(upstreamRequests)
+  const upstreamDuration = new ScrapeTimeHistogram({
     name: 'ipdr_gateway_upstream_request_duration_seconds',
     help: 'Duration of requests to the Trisul upstream, in seconds.',
     labelNames: ['method', 'resource'] as const,
@@ -548,6 +555,7 @@ export function createMetrics(options: CreateMetricsOptions = {}): GatewayMetric
     httpDuration,
     upstreamRequests,
     upstreamDuration,
+    pendingUpstream,
     cacheLookups,
     countLookup: (resource, result) =>
       pendingLookups.add(`${resource} ${result}`, () => ({ resource, result })),
@@ -669,6 +677,19 @@ export interface HttpObservation {
  * number of series stays bounded. A non-finite or negative duration counts the
  * request but is not observed.
  */
+/** One finished upstream attempt: its count and duration, kept as plain numbers until the scrape (as `recordHttp`). */
+export function recordUpstream(
+  metrics: GatewayMetrics,
+  o: { method: string; resource: string; outcome: string; seconds: number },
+): void {
+  const key = seriesKey(o.method, o.resource)
+  const { method, resource, outcome } = o
+  metrics.pendingUpstream.add(`${key} ${outcome}`, () => ({ method, resource, outcome }))
+  if (Number.isFinite(o.seconds) && o.seconds >= 0) {
+    metrics.upstreamDuration.series(key, () => ({ method, resource })).observe(o.seconds)
+  }
+}
+
 export function recordHttp(metrics: GatewayMetrics, observation: HttpObservation): void {
   const method = methodLabel(observation.method)
   const route = routeLabel(observation.route)

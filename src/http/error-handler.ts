@@ -11,15 +11,25 @@
  * - A body left unread is not drained past a few KiB: the connection closes after the answer.
  * - 5xx details stay in the log.
  */
-import type { FastifyInstance, FastifyReply, FastifyRequest, FastifyServerOptions } from 'fastify'
+import type { IncomingMessage } from 'node:http'
+import type {
+  FastifyBaseLogger,
+  FastifyInstance,
+  FastifyReply,
+  FastifyRequest,
+  FastifyServerOptions,
+} from 'fastify'
+import type { UpstreamAuth } from '../credentials.js'
 import {
   ERRORS,
+  type ErrorBody,
   errorBody,
   GatewayError,
   toGatewayError,
   verdictOfError,
   WWW_AUTHENTICATE,
 } from '../errors.js'
+import type { Policy } from '../policy/types.js'
 import { capMessage, presentedSecrets, querySecrets, scrubSecrets } from '../secrets.js'
 import { drainable } from './admission/get-body.js'
 import './request-context.js'
@@ -46,33 +56,70 @@ export const frameworkErrors: NonNullable<FastifyServerOptions['frameworkErrors'
   reply.code(ge.statusCode).type('application/json; charset=utf-8').send(ge.toBody())
 }
 
-/** The root error handler. */
-export function replyWithError(err: unknown, request: FastifyRequest, reply: FastifyReply): void {
+/** What answers an error, for Fastify's reply (the root error handler) and for the write path below Fastify. */
+export interface ErrorAnswer {
+  readonly statusCode: number
+  /** Headers to add, in order, before the content type. */
+  readonly headers: ReadonlyArray<readonly [string, string]>
+  /** An upstream answer passed through as received, or the gateway's error body. */
+  readonly body: Buffer | string | ErrorBody
+  /** What the answer says of the credentials (SPEC 13's failed-authentication budget). */
+  readonly verdict: 'accepted' | 'refused' | null
+}
+
+/** The request an error answers, as far as its answer depends on it. */
+export interface ErroredRequest {
+  readonly raw: IncomingMessage
+  readonly url: string
+  readonly upstreamAuth: UpstreamAuth | null
+  /** The policy the request runs under; undefined before it had one (a framework error). */
+  readonly policy: Policy | undefined
+  readonly log: FastifyBaseLogger
+  /** Whether the answer has a `WWW-Authenticate` already. */
+  readonly hasChallenge: boolean
+}
+
+/** Turns anything thrown into the answer the client gets, and logs it (pure apart from the log line). */
+export function errorAnswer(err: unknown, request: ErroredRequest): ErrorAnswer {
   const ge = toGatewayError(err)
   const verdict = verdictOfError(ge)
-  if (verdict !== null && request.gw) request.gw.trisulVerdict = verdict
+  const headers: Array<readonly [string, string]> = []
   if (ge.statusCode === 408 || !(request.raw.complete || drainable(request.raw)))
-    reply.header('connection', 'close')
+    headers.push(['connection', 'close'])
   const secrets = [
     ...presentedSecrets(request.raw.rawHeaders),
     ...(request.upstreamAuth ? [request.upstreamAuth.token] : []),
     ...querySecrets(request.url),
   ]
-  if (ge.passthrough && request.gw?.policy.gateway.upstream.normalizeErrors === false) {
+  if (ge.passthrough && request.policy?.gateway.upstream.normalizeErrors === false) {
     const text = ge.passthrough.body.toString('utf8')
     const scrubbed = scrubSecrets(text, secrets)
     const body = scrubbed === text ? ge.passthrough.body : scrubbed
-    reply.code(ge.passthrough.statusCode).type('application/json; charset=utf-8').send(body)
-    return
+    return { statusCode: ge.passthrough.statusCode, headers, body, verdict }
   }
   const message = capMessage(scrubSecrets(ge.message, secrets))
   if (ge.statusCode >= 500) request.log.error({ err: ge.cause ?? ge, code: ge.code }, message)
   else request.log.info({ code: ge.code, statusCode: ge.statusCode }, message)
-  for (const [k, v] of Object.entries(ge.headers)) reply.header(k, v)
-  if (ge.statusCode === 401 && !reply.hasHeader('www-authenticate')) {
-    reply.header('www-authenticate', WWW_AUTHENTICATE)
+  for (const [k, v] of Object.entries(ge.headers)) headers.push([k, v])
+  if (ge.statusCode === 401 && !request.hasChallenge && ge.headers['www-authenticate'] === undefined) {
+    headers.push(['www-authenticate', WWW_AUTHENTICATE])
   }
-  reply.code(ge.statusCode).type('application/json; charset=utf-8').send(errorBody(ge.code, message))
+  return { statusCode: ge.statusCode, headers, body: errorBody(ge.code, message), verdict }
+}
+
+/** The root error handler. */
+export function replyWithError(err: unknown, request: FastifyRequest, reply: FastifyReply): void {
+  const answer = errorAnswer(err, {
+    raw: request.raw,
+    url: request.url,
+    upstreamAuth: request.upstreamAuth,
+    policy: request.gw?.policy,
+    log: request.log,
+    hasChallenge: reply.hasHeader('www-authenticate'),
+  })
+  if (answer.verdict !== null && request.gw) request.gw.trisulVerdict = answer.verdict
+  for (const [k, v] of answer.headers) reply.header(k, v)
+  reply.code(answer.statusCode).type('application/json; charset=utf-8').send(answer.body)
 }
 
 /** The root error handler and the 404 of routes that do not exist. */

@@ -12,7 +12,7 @@ import { Pool, errors as undiciErrors } from 'undici'
 import { GatewayError } from '../errors.js'
 import type { ApiResourceName } from '../resources.js'
 import { formatTraceparent } from '../telemetry/trace-context.js'
-import { SpanKind, type Tracing } from '../telemetry/tracing.js'
+import { type RequestTrace, SpanKind, type Tracing } from '../telemetry/tracing.js'
 import { BodyBuffer } from './body-buffer.js'
 import { CircuitBreaker } from './circuit-breaker.js'
 
@@ -70,6 +70,8 @@ export interface UpstreamCall {
   /** Serialized with JSON.stringify, never concatenated. */
   readonly body: Record<string, unknown>
   readonly requestId?: string
+  /** The caller's trace, when it has it at hand; else the one bound to `requestId` (`Tracing.bind`). */
+  readonly trace?: RequestTrace | null
   /** Listing GETs only: retry once on a connect error. Writes are never retried. */
   readonly retryOnConnectError?: boolean
   readonly signal?: AbortSignal
@@ -189,7 +191,7 @@ export class UpstreamClient {
     if (!this.#breaker.tryAcquire()) return { ok: false, failure: { kind: 'circuit_open' } }
     const started = performance.now()
     // Every upstream request carries the caller's trace (SPEC 18); a sampled one gets its client span.
-    const caller = this.#opts.tracing?.of(call.requestId)
+    const caller = call.trace ?? this.#opts.tracing?.of(call.requestId)
     const urlPath = caller?.span == null ? '' : (call.path.split('?')[0] as string)
     const span =
       caller?.span == null
@@ -228,7 +230,9 @@ export class UpstreamClient {
     }
     if (received.ok) {
       this.#breaker.onSuccess()
-      return { ok: true, response: { ...received.response, seconds: (performance.now() - started) / 1000 } }
+      const { statusCode, contentType, body } = received.response
+      const seconds = (performance.now() - started) / 1000
+      return { ok: true, response: { statusCode, contentType, body, seconds } }
     }
     const { failure } = received
     // A response that arrived but broke is still proof the upstream is up.

@@ -125,7 +125,7 @@ export async function forwardWrite(deps: WriteForwarderDeps, w: ForwardedWrite):
     return inSpan(trace, 'coherence wait', () => deps.listings.invalidate(auth.context, write))
   }
   try {
-    res = await send(deps, facts, method, path, body, w.requestId, settle, () =>
+    res = await send(deps, facts, method, path, body, w.requestId, trace, settle, () =>
       deps.listings.abandonWrite(ticket),
     )
     meaning ??= interpretResponse(res, 'object')
@@ -158,6 +158,7 @@ async function send(
   path: string,
   body: ReturnType<typeof upstreamBody>,
   requestId: string,
+  trace: RequestTrace | null | undefined,
   /**
    * The context's listings patched or dropped (here and, with a shared store, acknowledged by every
    * instance), with the answer when there is one.
@@ -169,7 +170,7 @@ async function send(
   let res: UpstreamResponse | null = null
   let mayHaveLanded = true
   try {
-    res = await deps.upstream.request({ method, path, resource: facts.name, body, requestId })
+    res = await deps.upstream.request({ method, path, resource: facts.name, body, requestId, trace })
     return res
   } catch (err) {
     // An open circuit sent nothing: keep the cache, the outage's only source of listings.

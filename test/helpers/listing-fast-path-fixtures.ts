@@ -108,6 +108,7 @@ export async function gatewayPair(
     listen: false,
     ...options,
     listingFastPath: false,
+    writeFastPath: false,
   })
   return { upstream, fast: fast.app, route: route.app, fastUrl: fast.url, routeUrl: route.url, clock }
 }

@@ -30,6 +30,7 @@ import { GatewayError } from '../../errors.js'
 import { type ApiResourceName, CREDENTIAL_FIELDS, type PolicyOperation } from '../../resources.js'
 import { inSpan } from '../../telemetry/tracing.js'
 import { applyAuthorization, authorize, resolveRequestCredentials } from './authenticate.js'
+import { takeCarriedCharge } from './carried.js'
 import { hasBody, readRawBody } from './get-body.js'
 import type { RateLimiter } from './rate-limit.js'
 import { credentialsKey } from './rate-limit.js'
@@ -140,7 +141,10 @@ export function makeAdmission(
       checks.body?.(request)
       // The budget's counter: a store round trip with a shared store (SPEC 18).
       const limiter = deps.rateLimiter
-      if (limiter) await inSpan(gw.trace, 'rate limit', () => limiter.charge(request, reply))
+      // Charged already by the write path below Fastify, which passed the request on after all.
+      const carried = takeCarriedCharge(request.raw)
+      if (limiter && carried !== undefined) limiter.apply(request, reply, carried)
+      else if (limiter) await inSpan(gw.trace, 'rate limit', () => limiter.charge(request, reply))
     },
   }
 }

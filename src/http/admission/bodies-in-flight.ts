@@ -7,8 +7,10 @@
  * the answer is done. Registered as a `preParsing` hook, which Fastify runs
  * after `onRequest` (so only admitted requests reserve) and before any body is read.
  */
+import { Readable } from 'node:stream'
 import type { FastifyInstance, FastifyRequest } from 'fastify'
 import { GatewayError } from '../../errors.js'
+import { takeCarriedBody } from './carried.js'
 import { hasBody } from './get-body.js'
 import '../request-context.js'
 
@@ -49,6 +51,8 @@ export function registerBodiesInFlight(app: FastifyInstance, bodies: BodiesInFli
       })
     }
     reply.raw.once('close', () => bodies.release(bytes))
-    return payload
+    // A body the write path below Fastify read already, before it passed the request on: replayed.
+    const carried = takeCarriedBody(request.raw)
+    return carried === undefined ? payload : Readable.from([carried], { objectMode: false })
   })
 }

@@ -273,6 +273,17 @@ export interface AuthFailureGate {
    * its answer): `refused` keeps it, anything else takes it back; `accepted` also proves the credentials.
    */
   settle(address: string, auth: UpstreamAuth, verdict: 'accepted' | 'refused' | null): Promise<void>
+  /**
+   * Settles a request answered below Fastify with proven credentials, charged nothing (the write
+   * path, src/http/writes/write-handler.ts), as the `onResponse` hook settles any other: what
+   * Trisul said proves or disproves them, and a failure is counted against the address.
+   */
+  answered(
+    address: string,
+    auth: UpstreamAuth,
+    statusCode: number,
+    verdict: 'accepted' | 'refused' | null,
+  ): Promise<void>
 }
 
 /**
@@ -376,7 +387,35 @@ export function registerAuthFailureLimiter(
       // A refund lost to a failing store leaves the address charged for one window: the safe side.
     }
   }
+  /** What an answer settles of the budget: the verdict proves or disproves the credentials, the charge stays or goes. */
+  const judge = async (
+    address: string,
+    auth: UpstreamAuth | null,
+    statusCode: number,
+    verdict: 'accepted' | 'refused' | null,
+    charge: { authCharged: boolean; chargeHeld: boolean; credentialsKey: string | null; exempt: boolean },
+  ) => {
+    if (auth && verdict === 'accepted') knownGood.accepted(auth.username, auth.tokenHash)
+    if (auth && verdict === 'refused') knownGood.refused(auth.username, auth.tokenHash)
+    const failed = statusCode === 401 || verdict === 'refused'
+    if (charge.authCharged && !failed && !charge.chargeHeld) await refund(address)
+    // A failure nothing charged for (a body without credentials, a route without an admission): counted now.
+    if (failed && !charge.authCharged && charge.credentialsKey === null && !charge.exempt) {
+      try {
+        await limiter.recordFailure(address)
+      } catch {
+        // Counted locally or not at all while the store fails; the request is answered either way.
+      }
+    }
+  }
   const gate: AuthFailureGate = {
+    answered: (address, auth, statusCode, verdict) =>
+      judge(address, auth, statusCode, verdict, {
+        authCharged: false,
+        chargeHeld: false,
+        credentialsKey: null,
+        exempt: false,
+      }),
     isKnownGood,
     chargeUnproven,
     async settle(address, auth, verdict) {
@@ -410,21 +449,18 @@ export function registerAuthFailureLimiter(
   app.addHook('onResponse', async (request, reply) => {
     const gw = request.gw as FastifyRequest['gw'] | undefined
     if (!gw) return
-    const verdict = trisulVerdict(request, reply.statusCode)
-    const auth = request.upstreamAuth
-    if (auth && verdict === 'accepted') knownGood.accepted(auth.username, auth.tokenHash)
-    if (auth && verdict === 'refused') knownGood.refused(auth.username, auth.tokenHash)
-    const key = gw.credentialsKey
-    const failed = reply.statusCode === 401 || verdict === 'refused'
-    if (gw.authCharged && !failed && !gw.chargeHeld) await refund(request.ip)
-    // A failure nothing charged for (a body without credentials, a route without an admission): counted now.
-    if (failed && !gw.authCharged && key === null && !exempt.has(request.routeOptions.url ?? '')) {
-      try {
-        await limiter.recordFailure(request.ip)
-      } catch {
-        // Counted locally or not at all while the store fails; the request is answered either way.
-      }
-    }
+    await judge(
+      request.ip,
+      request.upstreamAuth,
+      reply.statusCode,
+      trisulVerdict(request, reply.statusCode),
+      {
+        authCharged: gw.authCharged,
+        chargeHeld: gw.chargeHeld,
+        credentialsKey: gw.credentialsKey,
+        exempt: exempt.has(request.routeOptions.url ?? ''),
+      },
+    )
   })
   return gate
 }

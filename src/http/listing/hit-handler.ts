@@ -17,7 +17,7 @@
  * socket's), the variant the client accepts already made. Everything else goes to Fastify
  * untouched; a request it has charged and then cannot answer (the entry was
  * invalidated meanwhile, the budget is spent, the store failed) goes to Fastify
- * with the charge (`CARRIED_CHARGE`), so it is counted once. The property test
+ * with the charge (src/http/admission/carried.ts), so it is counted once. The property test
  * (test/http/listing/hit-handler.test.ts) holds the bytes on the wire to the
  * route's.
  */
@@ -33,22 +33,10 @@ import { RESOURCE_BY_NAME, type ResourceFacts } from '../../resources.js'
 import { NO_TRACING, type Tracing } from '../../telemetry/tracing.js'
 import { recordAnswer } from '../access-log.js'
 import { authorize } from '../admission/authenticate.js'
+import { carryCharge } from '../admission/carried.js'
 import { hasBody } from '../admission/get-body.js'
 import type { Charged, RateLimiter } from '../admission/rate-limit.js'
 import { HIT_VARY, hitHeaderBlock, type ReadyHit, readyHit, recordListingAccess } from './replies.js'
-
-/** A charge made here for a request that went on to Fastify; the `onRequest` fast path applies it. */
-export const CARRIED_CHARGE = Symbol('ipdr-gateway.carriedCharge')
-
-type CarryingRequest = IncomingMessage & { [CARRIED_CHARGE]?: Charged }
-
-/** The charge this handler made for `req`, once (then forgotten). */
-export function takeCarriedCharge(req: IncomingMessage): Charged | undefined {
-  const carrying = req as CarryingRequest
-  const charged = carrying[CARRIED_CHARGE]
-  if (charged !== undefined) carrying[CARRIED_CHARGE] = undefined
-  return charged
-}
 
 const LISTING_PATHS: ReadonlyMap<string, ResourceFacts> = new Map(
   Object.values(RESOURCE_BY_NAME).map((facts) => [facts.path, facts]),
@@ -200,7 +188,7 @@ export function makeListingHitHandler(deps: ListingHitHandlerDeps) {
             send(req, res, started, d.facts, d.decided, charged, hit)
             return
           }
-          ;(req as CarryingRequest)[CARRIED_CHARGE] = charged
+          carryCharge(req, charged)
           toFastify()
         },
         // A store that throws (not merely fails) is the route's to report.

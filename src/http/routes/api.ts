@@ -7,22 +7,20 @@
 import type { FastifyInstance, FastifyReply, FastifyRequest, RouteOptions } from 'fastify'
 import { NO_AUDIT, type WriteAudit } from '../../audit/write-audit.js'
 import type { ListingSource } from '../../cache/listing-source.js'
-import { redactRecord } from '../../cache/redaction.js'
 import { GatewayError } from '../../errors.js'
 import { type Operation, RESOURCES, type ResourceFacts } from '../../resources.js'
 import type { UpstreamClient } from '../../upstream/client.js'
-import {
-  bodySchema,
-  bodyValidators,
-  DEFAULT_VALIDATION,
-  describeSchemaError,
-  timeOrderProblem,
-  userIdProblem,
-  type WriteOperation,
-} from '../../validation/request-schema.js'
-import { forwardWrite } from '../../writes/write-forwarder.js'
+import { bodySchema, DEFAULT_VALIDATION, type WriteOperation } from '../../validation/request-schema.js'
 import { type AdmissionDeps, makeAdmission } from '../admission/admission.js'
 import { sendListing, sendRead } from '../listing/replies.js'
+import {
+  answerWrite,
+  pathUserIdRefusal,
+  WRITE_CACHE_CONTROL,
+  WRITE_CONTENT_TYPE,
+  writeBodyRefusal,
+  writeRefusal,
+} from '../writes/write-answer.js'
 
 /** The admission's dependencies (parseJson, rateLimiter, onDenied, isKnownGood, chargeUnproven) and the routes' own. */
 export interface ApiRouteDeps extends AdmissionDeps {
@@ -34,18 +32,7 @@ export interface ApiRouteDeps extends AdmissionDeps {
   readonly rateLimitConfig?: () => object
 }
 
-const patternCache = new Map<string, RegExp>()
-function compiled(pattern: string): RegExp {
-  let re = patternCache.get(pattern)
-  if (!re) {
-    re = new RegExp(pattern, 'u')
-    if (patternCache.size > 64) patternCache.clear()
-    patternCache.set(pattern, re)
-  }
-  return re
-}
-
-function pathUserId(request: FastifyRequest): string | null {
+function pathUserIdOf(request: FastifyRequest): string | null {
   const params = request.params as { UserID?: string } | undefined
   return params?.UserID ?? null
 }
@@ -92,17 +79,17 @@ export function registerApiRoutes(app: FastifyInstance, deps: ApiRouteDeps): voi
 }
 
 function checkPathUserId(request: FastifyRequest): void {
-  const id = pathUserId(request)
+  const id = pathUserIdOf(request)
   if (id === null) return
-  const problem = userIdProblem(id, request.url, compiled(request.gw.policy.gateway.validation.userIdPattern))
-  if (problem) throw new GatewayError('IPDR_GW_INVALID_USER_ID', problem)
+  const refusal = pathUserIdRefusal(id, request.url, request.gw.policy)
+  if (refusal) throw refusal
 }
 
 /** SPEC 3.5 under the rules of the request's policy (a reload may change them); the body checked is the one forwarded. */
 function checkBody(request: FastifyRequest, facts: ResourceFacts, op: WriteOperation): void {
-  const validate = bodyValidators(request.gw.policy.gateway.validation).get(`${facts.name}:${op}`)
   const value = request.body ?? {}
-  if (!validate?.(value)) throw new GatewayError('IPDR_GW_VALIDATION', describeSchemaError(validate?.errors))
+  const refusal = writeBodyRefusal(request.gw.policy, facts, op, value)
+  if (refusal) throw refusal
   request.body = value
 }
 
@@ -110,49 +97,28 @@ async function handleWrite(
   request: FastifyRequest,
   reply: FastifyReply,
   facts: ResourceFacts,
-  op: WriteOperation,
+  operation: WriteOperation,
   deps: ApiRouteDeps,
 ): Promise<void> {
   const auth = request.upstreamAuth
   if (!auth) throw new GatewayError('IPDR_GW_MISSING_CREDENTIALS')
-  const policy = request.gw.policy
   const fields = (request.body ?? {}) as Record<string, unknown>
-  const userId = pathUserId(request)
-  if (userId !== null && fields.UserID !== undefined && fields.UserID !== userId) {
-    throw new GatewayError('IPDR_GW_USER_ID_MISMATCH')
-  }
-  const order = timeOrderProblem(fields)
-  if (order) throw new GatewayError('IPDR_GW_VALIDATION', order)
-
-  // `mappings.delete: expire` (SPEC 17): the mapping is ended now rather than deleted, so who had the
-  // address in the past stays answerable. Sent, audited and answered as the update it is.
-  const expire = facts.name === 'mappings' && op === 'delete' && policy.gateway.mappings.delete === 'expire'
-  // Throws 503 before anything is sent when the intent cannot be recorded and the audit is required.
-  const result = await forwardWrite(
-    {
-      upstream: deps.upstream,
-      listings: deps.listings,
-      audit: deps.audit ?? NO_AUDIT,
-    },
-    {
-      facts,
-      operation: expire ? 'update' : op,
-      pathUserId: userId,
-      fields: expire ? { ...fields, endtime: String(Math.floor(Date.now() / 1000)) } : fields,
-      auth,
-      policy,
-      requestId: String(request.id),
-      consumer: request.gw.consumerName,
-      client: request.ip,
-      trace: request.gw.trace,
-    },
-  )
-  const redact = request.gw.consumer?.redact ?? []
-  reply.header('cache-control', 'no-store')
-  if (redact.length > 0) {
-    reply.send(redactRecord(result.value, redact))
-    return
-  }
-  // The upstream's own bytes (already checked to be a JSON object): nothing re-serialized.
-  reply.type('application/json; charset=utf-8').send(result.body)
+  const pathUserId = pathUserIdOf(request)
+  const refusal = writeRefusal(pathUserId, fields)
+  if (refusal) throw refusal
+  const gw = request.gw
+  const body = await answerWrite(deps, {
+    facts,
+    operation,
+    pathUserId,
+    fields,
+    auth,
+    policy: gw.policy,
+    requestId: String(request.id),
+    consumer: gw.consumer,
+    consumerName: gw.consumerName,
+    client: request.ip,
+    trace: gw.trace,
+  })
+  reply.header('cache-control', WRITE_CACHE_CONTROL).type(WRITE_CONTENT_TYPE).send(body)
 }

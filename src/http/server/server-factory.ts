@@ -26,6 +26,15 @@ type Listener = (req: IncomingMessage, res: ServerResponse) => void
 /** A handler that answers a request itself or passes it on to `next` (Fastify's). */
 export type LowerHandler = (req: IncomingMessage, res: ServerResponse, next: Listener) => void
 
+/** One handler of `handlers` after the other, the last passing on to Fastify; null for none. */
+export function chainLowerHandlers(handlers: readonly LowerHandler[]): LowerHandler | null {
+  return handlers.reduceRight<LowerHandler | null>(
+    (rest, handler) =>
+      rest === null ? handler : (req, res, next) => handler(req, res, (r, s) => rest(r, s, next)),
+    null,
+  )
+}
+
 export interface GatewayServer {
   /** Fastify's options: the server factory, logging, request ids, limits and error replies. */
   readonly options: FastifyServerOptions

@@ -4,7 +4,7 @@
  * request sequences against a gateway with it and one without any fast path
  * give the same status, the same headers in the same order and the same bytes.
  */
-import { Agent, type IncomingMessage, request } from 'node:http'
+import { Agent } from 'node:http'
 import { Writable } from 'node:stream'
 import fc from 'fast-check'
 import type { FastifyInstance } from 'fastify'
@@ -21,6 +21,7 @@ import {
   VOLATILE,
 } from '../../helpers/listing-fast-path-fixtures.js'
 import { startRecordingUpstream } from '../../helpers/recording-upstream.js'
+import { fastifyRequests, send, type Wire } from '../../helpers/wire.js'
 
 /** A CRM polling the plain listing with good credentials: what the handler is for. */
 const plainPoll: fc.Arbitrary<Action> = fc.record({
@@ -33,58 +34,6 @@ const plainPoll: fc.Arbitrary<Action> = fc.record({
   repeat: fc.integer({ min: 1, max: 3 }),
 })
 const actions = fc.array(fc.oneof(action, plainPoll), { minLength: 1, maxLength: 24 })
-
-interface Wire {
-  status: number
-  /** Names lower-cased, in the order sent, volatile ones left out. */
-  headers: string[]
-  body: string
-}
-
-function send(
-  agent: Agent,
-  base: string,
-  method: string,
-  path: string,
-  headers: Record<string, string>,
-  payload?: string,
-): Promise<Wire & { raw: IncomingMessage }> {
-  const url = new URL(path, base)
-  return new Promise((resolve, reject) => {
-    const req = request({ agent, host: url.hostname, port: url.port, method, path, headers }, (res) => {
-      const chunks: Buffer[] = []
-      res.on('data', (c: Buffer) => chunks.push(c))
-      res.on('end', () => {
-        const headers: string[] = []
-        for (let i = 0; i + 1 < res.rawHeaders.length; i += 2) {
-          const name = (res.rawHeaders[i] as string).toLowerCase()
-          if (!VOLATILE.has(name)) headers.push(`${name}: ${res.rawHeaders[i + 1]}`)
-        }
-        resolve({
-          status: res.statusCode ?? 0,
-          headers,
-          body: Buffer.concat(chunks).toString('base64'),
-          raw: res,
-        })
-      })
-      res.on('error', reject)
-    })
-    req.on('error', reject)
-    req.end(payload)
-  })
-}
-
-/** Counts the requests Fastify answered, per app (an `onRequest` hook may answer before later ones run). */
-function fastifyRequests() {
-  const seen = new Map<FastifyInstance, number>()
-  return {
-    prepare: (app: FastifyInstance) =>
-      app.addHook('onResponse', async () => {
-        seen.set(app, (seen.get(app) ?? 0) + 1)
-      }),
-    of: (app: FastifyInstance) => seen.get(app) ?? 0,
-  }
-}
 
 for (const corsOrigins of [['https://crm.example'], []]) {
   t.test(
