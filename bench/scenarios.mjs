@@ -1617,7 +1617,8 @@ const BEFORE_ISSUE_35 = 'be044d6'
 /**
  * Row 20, issue 35: writes at the platform's speed. (a) A POST through the gateway against the bare
  * Fastify + undici pass-through (`servers/bare-proxy.mjs`: Bearer and username into the body, the
- * answer relayed), same upstream, same run, CPU per request beside; (b) cached listings at N = 10 and
+ * answer relayed), same upstream, same run, CPU per request beside, and against nginx passing it
+ * through (reported); (b) cached listings at N = 10 and
  * 1,000, every feature at its default, against the build the issue started from. The issue's write
  * with the audit trail on against off is row 11's (a PATCH, the same goal).
  */
@@ -1651,7 +1652,28 @@ async function writeSpeed(ctx) {
       a.ratio >= 0.8,
     ),
   )
-  await Promise.all([bare.stop(), gw.stop(), up.stop()])
+  await bare.stop()
+  // nginx passing the write through (servers/nginx.mjs: its client sends Trisul's own body, credentials
+  // inside, since nginx cannot merge them into JSON without a scripting module): reported.
+  const ngx = await ctx.start('servers/nginx.mjs', { upstreamUrl: up.info.url }, SERVER_CPU)
+  const viaNginx = {
+    url: ngx.info.url + LIST,
+    method: 'POST',
+    body: json(withBodyCredentials(CREATE_FIELDS)),
+    connections: ctx.cfg.connections,
+  }
+  expectJson(await probe(viaNginx.url, viaNginx), 'object', 'nginx POST')
+  const n = await comparePair(ctx.cfg, {
+    label: 'row 20 POST gateway vs nginx',
+    a: post(gw),
+    b: viaNginx,
+    servers: { a: gw, b: ngx },
+  })
+  out.push({
+    ...throughputRow('20', 'POST through the gateway vs nginx passing it through', n, 'reported', true),
+    pass: null,
+  })
+  await Promise.all([ngx.stop(), gw.stop(), up.stop()])
   const { baseGatewayScript } = await import('./lib/base-build.mjs')
   const baseScript = baseGatewayScript(BEFORE_ISSUE_35)
   for (const n of [10, 1000]) {
