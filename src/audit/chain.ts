@@ -10,7 +10,7 @@
  * with a `repair` line whose `prev` is the fragment's hash, so the chain never
  * needs history rewritten (src/audit/writer.ts).
  */
-import { createHash, type KeyObject, verify as verifySignature } from 'node:crypto'
+import { hash, type KeyObject, verify as verifySignature } from 'node:crypto'
 import { basename } from 'node:path'
 
 /** `prev` of the first line of a trail. */
@@ -18,7 +18,8 @@ export const GENESIS = '0'.repeat(64)
 
 /** SHA-256 hex of a line's bytes, without its newline. */
 export function lineHash(bytes: Uint8Array | string): string {
-  return createHash('sha256').update(bytes).digest('hex')
+  // One-shot (Node 20.12+): no Hash object per line, a third of the cost of one.
+  return hash('sha256', bytes, 'hex')
 }
 
 /** Everything a line carries but its place in the chain. */
@@ -26,9 +27,40 @@ export type AuditFields = Readonly<Record<string, unknown>>
 
 /** The bytes of line `seq` after the line whose hash is `prev`, without the newline. */
 export function formatLine(seq: number, prev: string, fields: AuditFields): string {
+  if (!('seq' in fields) && !('prev' in fields)) return joinLine(seq, prev, '', JSON.stringify(fields))
   const { seq: _s, prev: _p, ...rest } = fields
-  const body = JSON.stringify(rest)
-  return `{"seq":${seq},"prev":"${prev}"${body.length > 2 ? `,${body.slice(1)}` : '}'}`
+  return joinLine(seq, prev, '', JSON.stringify(rest))
+}
+
+/**
+ * Line `seq` of a record written at `time` by `instance`: what
+ * `formatLine(seq, prev, { time, instance, ...fields })` makes, without copying the fields twice
+ * per line (issue 35). Integer-like keys come first in any object's order, so first in its JSON:
+ * with one, or with a key the line sets itself, the fields are merged as an object merges them.
+ */
+export function formatRecord(
+  seq: number,
+  prev: string,
+  time: string,
+  instance: string,
+  fields: AuditFields,
+): string {
+  const body = JSON.stringify(fields)
+  if (
+    'seq' in fields ||
+    'prev' in fields ||
+    'time' in fields ||
+    'instance' in fields ||
+    /^\{"\d/.test(body)
+  ) {
+    return formatLine(seq, prev, { time, instance, ...fields })
+  }
+  return joinLine(seq, prev, `,"time":${JSON.stringify(time)},"instance":${JSON.stringify(instance)}`, body)
+}
+
+/** `{"seq":…,"prev":"…"` then `head` (members, each after a comma) and the members of the JSON object `body`. */
+function joinLine(seq: number, prev: string, head: string, body: string): string {
+  return `{"seq":${seq},"prev":"${prev}"${head}${body.length > 2 ? `,${body.slice(1)}` : '}'}`
 }
 
 /** What a torn fragment must begin with (or be a beginning of) to have been line `seq` after `prev`. */

@@ -100,15 +100,35 @@ const CREDENTIALS: ReadonlySet<string> = new Set(CREDENTIAL_FIELDS)
 /** The fields of a write body without any credential field. */
 export function auditedFields(fields: Readonly<Record<string, unknown>>): Record<string, unknown> {
   const out: Record<string, unknown> = {}
-  for (const [k, v] of Object.entries(fields)) if (!CREDENTIALS.has(k)) out[k] = v
+  for (const k of Object.keys(fields)) {
+    // `__proto__` stays data, as the fields were sent (src/upstream/body.ts).
+    if (k === '__proto__')
+      Object.defineProperty(out, k, {
+        value: fields[k],
+        enumerable: true,
+        writable: true,
+        configurable: true,
+      })
+    else if (!CREDENTIALS.has(k)) out[k] = fields[k]
+  }
   return out
 }
 
-/** What both lines of a write say about it (SPEC 11 lists the same fields for each). */
-function describe(write: WriteIntent): Record<string, unknown> {
+/**
+ * A write's line: what both lines say about it (SPEC 11 lists the same fields for each), `phase`
+ * first, then the outcome's own fields. One literal whose absent values are `undefined`, which JSON
+ * leaves out, rather than conditional parts spread together: each spread copy cost a write a new
+ * hidden class (issue 35).
+ */
+function writeLine(
+  phase: 'intent' | 'outcome',
+  write: WriteIntent,
+  done?: { readonly mark: IntentMark; readonly outcome: WriteOutcome },
+) {
   return {
+    phase,
     requestId: write.requestId,
-    ...(write.traceId === undefined ? {} : { traceId: write.traceId }),
+    traceId: write.traceId,
     consumer: write.consumer,
     client: write.client,
     trisulUser: write.trisulUser,
@@ -118,11 +138,14 @@ function describe(write: WriteIntent): Record<string, unknown> {
     UserID: write.userId,
     fields: auditedFields(write.fields),
     before: write.before ?? null,
+    intent: done?.mark.seq,
+    status: done?.outcome.status,
+    upstreamStatus: done?.outcome.upstreamStatus,
+    code: done?.outcome.code,
+    query: done?.outcome.query,
+    ms: done === undefined ? undefined : Math.round((performance.now() - done.mark.started) * 1000) / 1000,
+    syncJob: write.syncJob,
   }
-}
-
-function syncJobOf(write: WriteIntent): { syncJob?: string } {
-  return write.syncJob === undefined ? {} : { syncJob: write.syncJob }
 }
 
 export class WriteAudit {
@@ -160,7 +183,7 @@ export class WriteAudit {
     if (!trail) return null
     const started = performance.now()
     try {
-      const seq = await trail.append({ phase: 'intent', ...describe(write), ...syncJobOf(write) })
+      const seq = await trail.append(writeLine('intent', write))
       this.#onRecord?.('ok', 'intent')
       return { seq, write, started }
     } catch (err) {
@@ -211,17 +234,7 @@ export class WriteAudit {
     if (!trail || !mark) return
     const { write } = mark
     try {
-      await trail.append({
-        phase: 'outcome',
-        ...describe(write),
-        intent: mark.seq,
-        status: outcome.status,
-        upstreamStatus: outcome.upstreamStatus,
-        ...(outcome.code === undefined ? {} : { code: outcome.code }),
-        ...(outcome.query === undefined ? {} : { query: outcome.query }),
-        ms: Math.round((performance.now() - mark.started) * 1000) / 1000,
-        ...syncJobOf(write),
-      })
+      await trail.append(writeLine('outcome', write, { mark, outcome }))
       this.#onRecord?.('ok', 'outcome')
     } catch (err) {
       this.#onRecord?.('failed', 'outcome')

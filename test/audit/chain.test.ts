@@ -4,8 +4,16 @@
  * a torn last line is reported as such, and a torn line closed by its repair
  * line passes.
  */
+import fc from 'fast-check'
 import t from 'tap'
-import { ChainVerifier, formatLine, GENESIS, lineHash, parseLine } from '../../src/audit/chain.js'
+import {
+  ChainVerifier,
+  formatLine,
+  formatRecord,
+  GENESIS,
+  lineHash,
+  parseLine,
+} from '../../src/audit/chain.js'
 
 function chain(n: number): string[] {
   const lines: string[] = []
@@ -96,4 +104,21 @@ t.test('a torn line closed by a repair line passes; one without it, or a foreign
   const foreign = 'garbage that was never a line'
   const repairForeign = formatLine(5, lineHash(foreign), { phase: 'repair' })
   t.match(check([...lines, foreign, repairForeign]).problem, { line: 5, message: /not an audit record/ })
+})
+
+t.test('formatRecord makes the bytes formatLine makes of the merged record, whatever the keys', async (t) => {
+  const key = fc.oneof(
+    fc.constantFrom('seq', 'prev', 'time', 'instance', 'phase', '0', '17', '__proto__', 'UserID'),
+    fc.string({ maxLength: 6 }),
+  )
+  const fields = fc.dictionary(key, fc.jsonValue({ maxDepth: 2 }), { maxKeys: 8 })
+  fc.assert(
+    fc.property(fc.nat(), fields, fc.string(), (seq, f, instance) => {
+      const time = '2026-12-05T06:00:00.000Z'
+      const merged = formatLine(seq + 1, GENESIS, { time, instance, ...f })
+      return formatRecord(seq + 1, GENESIS, time, instance, f) === merged
+    }),
+    { numRuns: 2000 },
+  )
+  t.pass('2000 records')
 })
