@@ -86,11 +86,11 @@ function parseOptions(argv) {
     fail('--tool must be wrk or autocannon')
   }
   // What the rows need from the machine, installed when missing (as root, with apt-get), as
-  // `npm test` does for the tests: wrk (else autocannon), nginx for row 13.
+  // `npm test` does for the tests: wrk (else autocannon), nginx for rows 13 and 20.
   const commands = []
   if (values.tool !== 'autocannon') commands.push({ command: 'wrk', pkg: 'wrk', for: 'the load generator' })
-  if (only === null || only.includes('13')) {
-    commands.push({ command: 'nginx', pkg: 'nginx-light', for: 'row 13 (the nginx peer)' })
+  if (only === null || only.includes('13') || only.includes('20')) {
+    commands.push({ command: 'nginx', pkg: 'nginx-light', for: 'rows 13 and 20 (the nginx peer)' })
   }
   if (commands.length > 0) ensureCommands(commands, 'the benchmarks')
   if (values.tool === 'wrk' && !hasWrk()) fail('--tool wrk: wrk is not installed (apt-get install wrk)')

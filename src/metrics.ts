@@ -275,6 +275,8 @@ export interface GatewayMetrics {
   readonly syncWrites: Counter<'resource' | 'operation' | 'outcome'>
   /** `ipdr_gateway_audit_records_total`: audit lines written (`ok`) or not (`failed`). */
   readonly auditRecords: Counter<'result' | 'phase'>
+  /** The pending counts of `auditRecords` (`recordAuditLine`). */
+  readonly pendingAudit: PendingCounts<'result' | 'phase'>
   /** `ipdr_gateway_audit_shipped_total{result}`: lines taken by the syslog receiver (`ok`) or dropped from a full queue. */
   readonly auditShipped: Counter<'result'>
   /** Where `ipdr_gateway_audit_ship_queue_bytes` is read at scrape time (the shipper's queue). */
@@ -458,12 +460,17 @@ export function createMetrics(options: CreateMetricsOptions = {}): GatewayMetric
       this.set(value)
     },
   })
+  const pendingAudit = new PendingCounts<'result' | 'phase'>()
   const auditRecords = new Counter({
     name: 'ipdr_gateway_audit_records_total',
     help: 'Audit trail lines by result (ok written, failed not) and phase (intent and outcome of each forwarded write, access of each answer that disclosed records).',
     labelNames: ['result', 'phase'] as const,
     registers,
+    collect() {
+      pendingAudit.flush()
+    },
   })
+  pendingAudit.bind(auditRecords)
 
   new Gauge({
     name: 'ipdr_gateway_cache_entries',
@@ -567,6 +574,7 @@ export function createMetrics(options: CreateMetricsOptions = {}): GatewayMetric
     cacheFillDuration,
     syncWrites,
     auditRecords,
+    pendingAudit,
     auditShipped,
     setAuditShipQueue(read) {
       auditShipQueue = read
@@ -677,6 +685,11 @@ export interface HttpObservation {
  * number of series stays bounded. A non-finite or negative duration counts the
  * request but is not observed.
  */
+/** One audit line written or not, counted at scrape time (as `recordHttp`). */
+export function recordAuditLine(metrics: GatewayMetrics, result: string, phase: string): void {
+  metrics.pendingAudit.add(seriesKey(result, phase), () => ({ result, phase }))
+}
+
 /** One finished upstream attempt: its count and duration, kept as plain numbers until the scrape (as `recordHttp`). */
 export function recordUpstream(
   metrics: GatewayMetrics,

@@ -25,6 +25,15 @@ export function lineHash(bytes: Uint8Array | string): string {
 /** Everything a line carries but its place in the chain. */
 export type AuditFields = Readonly<Record<string, unknown>>
 
+/**
+ * A line's fields already in JSON: the members of an object without its braces (`"a":1,"b":2`),
+ * for lines that share most of their text (a write's intent and outcome, formatted once). Its
+ * maker guarantees plain keys only: none of `seq`, `prev`, `time`, `instance`, none integer-like.
+ */
+export class JsonMembers {
+  constructor(readonly text: string) {}
+}
+
 /** The bytes of line `seq` after the line whose hash is `prev`, without the newline. */
 export function formatLine(seq: number, prev: string, fields: AuditFields): string {
   if (!('seq' in fields) && !('prev' in fields)) return joinLine(seq, prev, '', JSON.stringify(fields))
@@ -43,8 +52,16 @@ export function formatRecord(
   prev: string,
   time: string,
   instance: string,
-  fields: AuditFields,
+  fields: AuditFields | JsonMembers,
 ): string {
+  if (fields instanceof JsonMembers) {
+    return joinLine(
+      seq,
+      prev,
+      `,"time":${JSON.stringify(time)},"instance":${JSON.stringify(instance)}`,
+      `{${fields.text}}`,
+    )
+  }
   const body = JSON.stringify(fields)
   if (
     'seq' in fields ||

@@ -5,7 +5,7 @@
 import { createPrivateKey, type KeyObject } from 'node:crypto'
 import { readFile } from 'node:fs/promises'
 import type { FastifyBaseLogger } from 'fastify'
-import type { GatewayMetrics } from '../metrics.js'
+import { type GatewayMetrics, recordAuditLine } from '../metrics.js'
 import type { AuditPolicy } from '../policy/types.js'
 import type { AuditHeadStore } from '../store/audit-heads.js'
 import { SyslogShipper } from './syslog-shipper.js'
@@ -71,7 +71,7 @@ export async function openWriteAudit(
     reads: policy.reads,
     readUserIds: policy.readUserIds,
     ...(shipper ? { shipper } : {}),
-    onRecord: (result, phase) => metrics.auditRecords.inc({ result, phase }),
+    onRecord: (result, phase) => recordAuditLine(metrics, result, phase),
     onError: (phase, err) =>
       log.error(
         { phase, file: trail.file, error: (err as Error)?.message },

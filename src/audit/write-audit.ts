@@ -11,6 +11,7 @@
  */
 import { GatewayError } from '../errors.js'
 import { CREDENTIAL_FIELDS } from '../resources.js'
+import { JsonMembers } from './chain.js'
 import { DEFAULT_READ_USER_IDS, type Disclosed } from './disclosure.js'
 import type { AuditTrail } from './writer.js'
 
@@ -76,6 +77,8 @@ export interface IntentMark {
   readonly seq: number
   readonly write: WriteIntent
   readonly started: number
+  /** The members both lines share, formatted at the intent. */
+  readonly described: string
 }
 
 export type AuditResult = 'ok' | 'failed'
@@ -115,18 +118,12 @@ export function auditedFields(fields: Readonly<Record<string, unknown>>): Record
 }
 
 /**
- * A write's line: what both lines say about it (SPEC 11 lists the same fields for each), `phase`
- * first, then the outcome's own fields. One literal whose absent values are `undefined`, which JSON
- * leaves out, rather than conditional parts spread together: each spread copy cost a write a new
- * hidden class (issue 35).
+ * What both lines of a write say about it (SPEC 11 lists the same fields for each), as JSON members:
+ * formatted once, at the intent, and reused by the outcome (issue 35). One literal whose absent
+ * values are `undefined`, which JSON leaves out.
  */
-function writeLine(
-  phase: 'intent' | 'outcome',
-  write: WriteIntent,
-  done?: { readonly mark: IntentMark; readonly outcome: WriteOutcome },
-) {
-  return {
-    phase,
+function describedMembers(write: WriteIntent): string {
+  const text = JSON.stringify({
     requestId: write.requestId,
     traceId: write.traceId,
     consumer: write.consumer,
@@ -138,14 +135,14 @@ function writeLine(
     UserID: write.userId,
     fields: auditedFields(write.fields),
     before: write.before ?? null,
-    intent: done?.mark.seq,
-    status: done?.outcome.status,
-    upstreamStatus: done?.outcome.upstreamStatus,
-    code: done?.outcome.code,
-    query: done?.outcome.query,
-    ms: done === undefined ? undefined : Math.round((performance.now() - done.mark.started) * 1000) / 1000,
-    syncJob: write.syncJob,
-  }
+  })
+  return text.slice(1, -1)
+}
+
+/** `,` and the members of `extra`'s JSON, or nothing when it has none. */
+function moreMembers(extra: Readonly<Record<string, unknown>>): string {
+  const text = JSON.stringify(extra)
+  return text.length > 2 ? `,${text.slice(1, -1)}` : ''
 }
 
 export class WriteAudit {
@@ -183,9 +180,11 @@ export class WriteAudit {
     if (!trail) return null
     const started = performance.now()
     try {
-      const seq = await trail.append(writeLine('intent', write))
+      const described = describedMembers(write)
+      const line = `"phase":"intent",${described}${moreMembers({ syncJob: write.syncJob })}`
+      const seq = await trail.append(new JsonMembers(line))
       this.#onRecord?.('ok', 'intent')
-      return { seq, write, started }
+      return { seq, write, started, described }
     } catch (err) {
       this.#onRecord?.('failed', 'intent')
       this.#onError?.('intent', err)
@@ -234,7 +233,16 @@ export class WriteAudit {
     if (!trail || !mark) return
     const { write } = mark
     try {
-      await trail.append(writeLine('outcome', write, { mark, outcome }))
+      const own = moreMembers({
+        intent: mark.seq,
+        status: outcome.status,
+        upstreamStatus: outcome.upstreamStatus,
+        code: outcome.code,
+        query: outcome.query,
+        ms: Math.round((performance.now() - mark.started) * 1000) / 1000,
+        syncJob: write.syncJob,
+      })
+      await trail.append(new JsonMembers(`"phase":"outcome",${mark.described}${own}`))
       this.#onRecord?.('ok', 'outcome')
     } catch (err) {
       this.#onRecord?.('failed', 'outcome')
