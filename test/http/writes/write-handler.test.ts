@@ -317,3 +317,45 @@ t.test(
     }
   },
 )
+
+t.test('a proven token Trisul stops accepting: refused below Fastify, then unproven again', async (t) => {
+  let revoked = false
+  const upstream = await startRecordingUpstream((req) =>
+    revoked ? { kind: 'json', body: { status: 'ERROR', message: 'Invalid API token' } } : trisul(req),
+  )
+  t.teardown(() => upstream.close())
+  const counted = fastifyRequests()
+  const policy = await makePolicy(t)
+  const gw = await startGateway(t, { policy, upstreamUrl: upstream.url, prepare: counted.prepare })
+  const agent = new Agent({ keepAlive: true })
+  t.teardown(() => agent.destroy())
+  const patch = () => {
+    const body = JSON.stringify({ Name: 'Renamed' })
+    return send(
+      agent,
+      gw.url,
+      'PATCH',
+      '/api/ipdrcustomers/U1',
+      {
+        ...(CREDENTIALS.alice as Record<string, string>),
+        'content-type': 'application/json',
+        'content-length': String(body.length),
+      },
+      body,
+    )
+  }
+  t.equal((await patch()).status, 200)
+  t.equal((await patch()).status, 200)
+  t.equal(counted.of(gw.app), 1, 'proven after the first: the second answered below Fastify')
+  revoked = true
+  const refused = await patch()
+  t.equal(refused.status, 401)
+  t.match(json(refused), { code: 'IPDR_GW_UPSTREAM_INVALID_TOKEN' })
+  t.equal(counted.of(gw.app), 1, 'the refusal was answered below Fastify, as the route answers it')
+  await patch()
+  t.equal(
+    counted.of(gw.app),
+    2,
+    'no longer proven: the next write is the route’s, charged to the address first',
+  )
+})
