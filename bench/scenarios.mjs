@@ -1618,9 +1618,8 @@ const BEFORE_ISSUE_35 = 'be044d6'
  * Row 20, issue 35: writes at the platform's speed. (a) A POST through the gateway against the bare
  * Fastify + undici pass-through (`servers/bare-proxy.mjs`: Bearer and username into the body, the
  * answer relayed), same upstream, same run, CPU per request beside, and against nginx passing it
- * through (reported); (b) cached listings at N = 10 and
- * 1,000, every feature at its default, against the build the issue started from. The issue's write
- * with the audit trail on against off is row 11's (a PATCH, the same goal).
+ * through (reported), and with the audit trail on against off; (b) cached listings at N = 10 and
+ * 1,000, every feature at its default, against the build the issue started from.
  */
 async function writeSpeed(ctx) {
   const out = []
@@ -1653,6 +1652,35 @@ async function writeSpeed(ctx) {
     ),
   )
   await bare.stop()
+  // The same POST with the audit trail on (fsync off) against off, side by side in this run (row 11
+  // measures the goal with a PATCH too).
+  const auditDir = mkdtempSync(join(tmpdir(), 'ipdr-gw-bench-audit20-'))
+  try {
+    const audited = await ctx.start(
+      'servers/gateway.mjs',
+      { upstreamUrl: up.info.url, audit: { file: join(auditDir, 'audit.jsonl'), fsync: false } },
+      SERVER_CPU,
+    )
+    expectJson(await probe(audited.info.url + LIST, post(audited)), 'object', 'audited gateway POST')
+    const au = await comparePair(ctx.cfg, {
+      label: 'row 20 POST audit on vs off',
+      a: post(audited),
+      b: post(gw),
+      servers: { a: audited, b: gw },
+    })
+    out.push(
+      throughputRow(
+        '20',
+        'POST with the audit trail on (fsync: false) vs audit off',
+        au,
+        '≥ 0.90',
+        au.ratio >= 0.9,
+      ),
+    )
+    await audited.stop()
+  } finally {
+    rmSync(auditDir, { recursive: true, force: true })
+  }
   // nginx passing the write through (servers/nginx.mjs: its client sends Trisul's own body, credentials
   // inside, since nginx cannot merge them into JSON without a scripting module): reported.
   const ngx = await ctx.start('servers/nginx.mjs', { upstreamUrl: up.info.url }, SERVER_CPU)
