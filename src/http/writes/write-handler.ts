@@ -140,8 +140,8 @@ export function makeWriteHandler(deps: WriteHandlerDeps) {
     return { facts, operation, route, pathUserId, length }
   }
 
-  return function handle(req: IncomingMessage, res: ServerResponse, next: Next): void {
-    const started = performance.now()
+  /** What a plain write needs decided before its body is read; undefined: Fastify's. */
+  const decide = (req: IncomingMessage) => {
     const c = deps.tracing.enabled ? undefined : candidate(req)
     const policy = deps.policy()
     const address = req.socket.remoteAddress
@@ -154,8 +154,7 @@ export function makeWriteHandler(deps: WriteHandlerDeps) {
       c.length > policy.gateway.limits.bodyBytes ||
       (c.pathUserId !== null && pathUserIdRefusal(c.pathUserId, req.url ?? '', policy) !== null)
     ) {
-      next(req, res)
-      return
+      return undefined
     }
     const decided = authorize(policy, c.facts, c.operation, {
       rawHeaders: req.rawHeaders,
@@ -165,10 +164,24 @@ export function makeWriteHandler(deps: WriteHandlerDeps) {
       ...(deps.jwt ? { jwt: deps.jwt } : {}),
     })
     // Refusals are the route's to answer and count; unproven credentials the route's to charge first (SPEC 13).
-    if (!decided.ok || !decided.proven) {
+    if (!decided.ok || !decided.proven) return undefined
+    return { c, policy, address, decided }
+  }
+
+  return function handle(req: IncomingMessage, res: ServerResponse, next: Next): void {
+    const started = performance.now()
+    let d: ReturnType<typeof decide>
+    try {
+      d = decide(req)
+    } catch {
+      // Whatever went wrong deciding, the route decides it again and answers.
+      d = undefined
+    }
+    if (d === undefined) {
       next(req, res)
       return
     }
+    const { c, policy, address, decided } = d
     const max = policy.gateway.limits.inFlightBodyBytes
     if (c.length > 0 && !deps.bodies.reserve(c.length, max)) {
       next(req, res)
