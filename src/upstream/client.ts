@@ -1,5 +1,5 @@
 /**
- * The one way the gateway talks to Trisul: undici's `Pool.request`, which sends a
+ * The one way the gateway talks to Trisul: undici's `Pool.dispatch`, which sends a
  * JSON body on GET and DELETE (fetch and @fastify/reply-from refuse to; see
  * docs/decisions.md). The client owns timeouts, the circuit breaker and the
  * single retry of listing GETs on a connect error. It never forwards a client
