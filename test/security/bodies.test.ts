@@ -202,3 +202,27 @@ t.test('slow clients: a body at one byte a time gets 408 and the connection clos
   t.ok(headersClosed, 'slow headers: closed')
   t.match(headersAnswer, /^HTTP\/1\.1 408/, 'with a 408')
 })
+
+t.test(
+  'slow clients: a GET whose legacy body credentials never arrive gets 408, as a write does',
+  async (t) => {
+    const { port, upstream } = await gateway(t, { server: { requestTimeoutMs: 500 } })
+    const socket = connect(port, '127.0.0.1')
+    let answer = ''
+    let closed = false
+    socket.on('data', (d) => {
+      answer += d.toString()
+    })
+    socket.on('close', () => {
+      closed = true
+    })
+    socket.on('error', () => undefined)
+    socket.write(
+      'GET /api/ipdrcustomers HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\nContent-Length: 100\r\n\r\n{"api_token":',
+    )
+    await until(() => closed, 5000)
+    t.match(answer, /^HTTP\/1\.1 408/, 'the listener’s 408, not a 400 for an unreadable body')
+    t.match(answer, /IPDR_GW_REQUEST_TIMEOUT/)
+    t.equal(upstream.requests.length, 0)
+  },
+)

@@ -24,7 +24,7 @@ export function drainable(raw: IncomingMessage): boolean {
   )
 }
 
-/** Reads the whole body; 413 past `limit` bytes. */
+/** Reads the whole body; 413 past `limit` bytes, 408 when it does not arrive in time (src/http/server/listener-guards.ts). */
 export function readRawBody(raw: IncomingMessage, limit: number): Promise<Buffer> {
   const declared = Number(raw.headers['content-length'])
   if (Number.isFinite(declared) && declared > limit) {
@@ -50,7 +50,12 @@ export function readRawBody(raw: IncomingMessage, limit: number): Promise<Buffer
     }
     const onError = (err: Error) => {
       cleanup()
-      reject(new GatewayError('IPDR_GW_INVALID_JSON', 'The request body could not be read', { cause: err }))
+      // The listener's own refusal (a body not whole within its timeout: 408, SPEC 13) as it is.
+      reject(
+        err instanceof GatewayError
+          ? err
+          : new GatewayError('IPDR_GW_INVALID_JSON', 'The request body could not be read', { cause: err }),
+      )
     }
     const cleanup = () => {
       raw.off('data', onData)

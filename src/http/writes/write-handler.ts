@@ -41,6 +41,7 @@ import { recordAnswer } from '../access-log.js'
 import { authorize } from '../admission/authenticate.js'
 import type { BodiesInFlight } from '../admission/bodies-in-flight.js'
 import { carryBody, carryCharge } from '../admission/carried.js'
+import { readRawBody } from '../admission/get-body.js'
 import type { AuthFailureGate, Charged, RateLimiter } from '../admission/rate-limit.js'
 import { CORS_VARY } from '../cors.js'
 import { errorAnswer } from '../error-handler.js'
@@ -322,33 +323,19 @@ export function makeWriteHandler(deps: WriteHandlerDeps) {
       write(null).catch(failed)
       return
     }
-    const chunks: Buffer[] = []
-    let size = 0
-    const onData = (chunk: Buffer) => {
-      chunks.push(chunk)
-      size += chunk.length
-    }
-    const onEnd = () => {
-      req.off('data', onData)
-      req.off('error', onError)
-      write(chunks.length === 1 ? (chunks[0] as Buffer) : Buffer.concat(chunks, size)).catch(failed)
-    }
-    const onError = (err: unknown) => {
-      req.off('data', onData)
-      req.off('end', onEnd)
-      // The body did not arrive (the listener's timeout, a broken connection): answered as the route would.
-      const e = errorAnswer(err, {
-        raw: req,
-        url: req.url ?? c.route,
-        upstreamAuth: null,
-        policy,
-        log: deps.log.child({ reqId: id }),
-        hasChallenge: false,
+    readRawBody(req, policy.gateway.limits.bodyBytes)
+      .then(write, (err: unknown) => {
+        // The body did not arrive (the listener's timeout, a broken connection): answered as the route would.
+        const e = errorAnswer(err, {
+          raw: req,
+          url: req.url ?? c.route,
+          upstreamAuth: null,
+          policy,
+          log: deps.log.child({ reqId: id }),
+          hasChallenge: false,
+        })
+        answer(e.statusCode, e.headers.flat(), serialized(e.body), null)
       })
-      answer(e.statusCode, e.headers.flat(), serialized(e.body), null)
-    }
-    req.on('data', onData)
-    req.once('end', onEnd)
-    req.once('error', onError)
+      .catch(failed)
   }
 }
