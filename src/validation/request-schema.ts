@@ -5,6 +5,7 @@
  * routes run, so a reload that changes a pattern takes effect on new requests.
  */
 import { Ajv, type ErrorObject, type ValidateFunction } from 'ajv'
+import { GatewayError } from '../errors.js'
 import type { ValidationPolicy } from '../policy/types.js'
 import type { FieldFact, Operation, ResourceFacts } from '../resources.js'
 import { RESOURCES } from '../resources.js'
@@ -180,4 +181,21 @@ export function userIdProblem(decoded: string, rawUrl: string, pattern: RegExp):
   if (/%2f|%5c|%00/i.test(path)) return 'UserID may not contain encoded slashes'
   if (!pattern.test(decoded)) return 'UserID does not match the allowed pattern'
   return null
+}
+
+const patternCache = new Map<string, RegExp>()
+function userIdPatternOf(pattern: string): RegExp {
+  let re = patternCache.get(pattern)
+  if (!re) {
+    re = new RegExp(pattern, 'u')
+    if (patternCache.size > 64) patternCache.clear()
+    patternCache.set(pattern, re)
+  }
+  return re
+}
+
+/** What a path's `{UserID}` (decoded, with the raw URL it came in) earns under the rules: a 400, or null. */
+export function pathUserIdRefusal(id: string, rawUrl: string, rules: ValidationPolicy): GatewayError | null {
+  const problem = userIdProblem(id, rawUrl, userIdPatternOf(rules.userIdPattern))
+  return problem ? new GatewayError('IPDR_GW_INVALID_USER_ID', problem) : null
 }

@@ -52,6 +52,13 @@ export interface AdmissionDeps {
   ) => Promise<void>
 }
 
+/** Removes the credential fields from a parsed body (an object), so nothing later logs, checks or forwards them. */
+export function withoutCredentialFields(body: unknown): void {
+  if (typeof body === 'object' && body !== null && !Array.isArray(body)) {
+    for (const f of CREDENTIAL_FIELDS) delete (body as Record<string, unknown>)[f]
+  }
+}
+
 /** The route's own checks, run at their place in the admission. */
 export interface AdmissionChecks {
   /** Before anything else (the path's UserID): throws a `GatewayError`. */
@@ -123,21 +130,15 @@ export function makeAdmission(
 
       if (request.method === 'GET' && hasBody(request.raw)) {
         const raw = await readRawBody(request.raw, gw.policy.gateway.limits.bodyBytes)
-        const text = raw.toString('utf8').trim()
-        if (text.length > 0) {
-          try {
-            request.body = deps.parseJson(text)
-          } catch (err) {
-            throw new GatewayError('IPDR_GW_INVALID_JSON', undefined, { cause: err })
-          }
+        try {
+          request.body = deps.parseJson(raw.toString('utf8').trim())
+        } catch (err) {
+          throw new GatewayError('IPDR_GW_INVALID_JSON', undefined, { cause: err })
         }
       }
       if (!gw.authorized) await decide(request, reply, request.body)
 
-      const body = request.body
-      if (typeof body === 'object' && body !== null && !Array.isArray(body)) {
-        for (const f of CREDENTIAL_FIELDS) delete (body as Record<string, unknown>)[f]
-      }
+      withoutCredentialFields(request.body)
       checks.body?.(request)
       // The budget's counter: a store round trip with a shared store (SPEC 18).
       const limiter = deps.rateLimiter

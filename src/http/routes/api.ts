@@ -10,12 +10,16 @@ import type { ListingSource } from '../../cache/listing-source.js'
 import { GatewayError } from '../../errors.js'
 import { type Operation, RESOURCES, type ResourceFacts } from '../../resources.js'
 import type { UpstreamClient } from '../../upstream/client.js'
-import { bodySchema, DEFAULT_VALIDATION, type WriteOperation } from '../../validation/request-schema.js'
+import {
+  bodySchema,
+  DEFAULT_VALIDATION,
+  pathUserIdRefusal,
+  type WriteOperation,
+} from '../../validation/request-schema.js'
 import { type AdmissionDeps, makeAdmission } from '../admission/admission.js'
 import { sendListing, sendRead } from '../listing/replies.js'
 import {
   answerWrite,
-  pathUserIdRefusal,
   WRITE_CACHE_CONTROL,
   WRITE_CONTENT_TYPE,
   writeBodyRefusal,
@@ -81,7 +85,7 @@ export function registerApiRoutes(app: FastifyInstance, deps: ApiRouteDeps): voi
 function checkPathUserId(request: FastifyRequest): void {
   const id = pathUserIdOf(request)
   if (id === null) return
-  const refusal = pathUserIdRefusal(id, request.url, request.gw.policy)
+  const refusal = pathUserIdRefusal(id, request.url, request.gw.policy.gateway.validation)
   if (refusal) throw refusal
 }
 

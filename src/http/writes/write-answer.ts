@@ -8,7 +8,6 @@
 import { NO_AUDIT, type WriteAudit } from '../../audit/write-audit.js'
 import type { ListingSource } from '../../cache/listing-source.js'
 import { redactRecord } from '../../cache/redaction.js'
-import type { UpstreamAuth } from '../../credentials.js'
 import { GatewayError } from '../../errors.js'
 import type { ConsumerPolicy, Policy } from '../../policy/types.js'
 import type { ResourceFacts } from '../../resources.js'
@@ -18,10 +17,9 @@ import {
   bodyValidators,
   describeSchemaError,
   timeOrderProblem,
-  userIdProblem,
   type WriteOperation,
 } from '../../validation/request-schema.js'
-import { forwardWrite } from '../../writes/write-forwarder.js'
+import { type ForwardedWrite, forwardWrite } from '../../writes/write-forwarder.js'
 
 /** The content type of every write's answer. */
 export const WRITE_CONTENT_TYPE = 'application/json; charset=utf-8'
@@ -36,36 +34,15 @@ export interface WriteAnswerDeps {
 }
 
 /** An admitted write: its body checked against the policy's schema, credentials removed. */
-export interface AdmittedWrite {
-  readonly facts: ResourceFacts
-  readonly operation: WriteOperation
-  /** The path's `{UserID}`; null for a create. */
-  readonly pathUserId: string | null
-  readonly fields: Readonly<Record<string, unknown>>
-  readonly auth: UpstreamAuth
-  readonly policy: Policy
-  readonly requestId: string
+export interface AdmittedWrite
+  extends Pick<
+    ForwardedWrite,
+    'facts' | 'operation' | 'pathUserId' | 'fields' | 'auth' | 'policy' | 'requestId' | 'client'
+  > {
+  /** The consumer's policy (its `redact` masks the answer); null for none. */
   readonly consumer: ConsumerPolicy | null
   readonly consumerName: string
-  readonly client: string
   readonly trace: RequestTrace | null
-}
-
-const patternCache = new Map<string, RegExp>()
-function compiled(pattern: string): RegExp {
-  let re = patternCache.get(pattern)
-  if (!re) {
-    re = new RegExp(pattern, 'u')
-    if (patternCache.size > 64) patternCache.clear()
-    patternCache.set(pattern, re)
-  }
-  return re
-}
-
-/** What a path's `{UserID}` (decoded, with the raw URL it came in) earns under the policy: a 400, or null. */
-export function pathUserIdRefusal(id: string, rawUrl: string, policy: Policy): GatewayError | null {
-  const problem = userIdProblem(id, rawUrl, compiled(policy.gateway.validation.userIdPattern))
-  return problem ? new GatewayError('IPDR_GW_INVALID_USER_ID', problem) : null
 }
 
 /** What a write's body (credentials removed; `{}` for none) earns against the policy's schema (SPEC 3.5): a 400, or null. */

@@ -33,11 +33,12 @@ import type { JwtLookup } from '../../credentials.js'
 import type { ErrorBody } from '../../errors.js'
 import type { GatewayMetrics } from '../../metrics.js'
 import type { Policy } from '../../policy/types.js'
-import { CREDENTIAL_FIELDS, RESOURCES, type ResourceFacts } from '../../resources.js'
+import { RESOURCES, type ResourceFacts } from '../../resources.js'
 import type { RequestTrace, Tracing } from '../../telemetry/tracing.js'
 import type { UpstreamClient } from '../../upstream/client.js'
-import type { WriteOperation } from '../../validation/request-schema.js'
+import { pathUserIdRefusal, type WriteOperation } from '../../validation/request-schema.js'
 import { recordAnswer } from '../access-log.js'
+import { withoutCredentialFields } from '../admission/admission.js'
 import { authorize } from '../admission/authenticate.js'
 import type { BodiesInFlight } from '../admission/bodies-in-flight.js'
 import { carryBody, carryCharge } from '../admission/carried.js'
@@ -47,7 +48,6 @@ import { CORS_VARY } from '../cors.js'
 import { errorAnswer } from '../error-handler.js'
 import {
   answerWrite,
-  pathUserIdRefusal,
   WRITE_CACHE_CONTROL,
   WRITE_CONTENT_TYPE,
   writeBodyRefusal,
@@ -153,7 +153,8 @@ export function makeWriteHandler(deps: WriteHandlerDeps) {
       !deps.policyApplied(policy) ||
       policy.gateway.trustProxy.length > 0 ||
       c.length > policy.gateway.limits.bodyBytes ||
-      (c.pathUserId !== null && pathUserIdRefusal(c.pathUserId, req.url ?? '', policy) !== null)
+      (c.pathUserId !== null &&
+        pathUserIdRefusal(c.pathUserId, req.url ?? '', policy.gateway.validation) !== null)
     ) {
       return undefined
     }
@@ -228,18 +229,13 @@ export function makeWriteHandler(deps: WriteHandlerDeps) {
     }
 
     const write = async (raw: Buffer | null) => {
-      const text = raw === null ? '' : raw.toString('utf8')
       let body: unknown
-      if (text.trim().length > 0) {
-        try {
-          body = deps.parseJson(text)
-        } catch {
-          return pass(raw, null)
-        }
+      try {
+        body = raw === null ? undefined : deps.parseJson(raw.toString('utf8'))
+      } catch {
+        return pass(raw, null)
       }
-      if (typeof body === 'object' && body !== null && !Array.isArray(body)) {
-        for (const f of CREDENTIAL_FIELDS) delete (body as Record<string, unknown>)[f]
-      }
+      withoutCredentialFields(body)
       const value = body ?? {}
       const fields = value as Record<string, unknown>
       if (

@@ -18,6 +18,18 @@ import { fastifyRequests, send, type Wire } from '../../helpers/wire.js'
 const wire = (w: Wire) => ({ status: w.status, headers: w.headers, body: w.body })
 const json = (w: Wire) => JSON.parse(Buffer.from(w.body, 'base64').toString('utf8'))
 
+/** A PATCH of customer U1 as alice, its length declared (Node frames no body of its own here). */
+function patchU1(agent: Agent, base: string, fields: unknown, extra: Record<string, string> = {}) {
+  const body = JSON.stringify(fields)
+  const headers = {
+    ...(CREDENTIALS.alice as Record<string, string>),
+    'content-type': 'application/json',
+    'content-length': String(Buffer.byteLength(body)),
+    ...extra,
+  }
+  return send(agent, base, 'PATCH', '/api/ipdrcustomers/U1', headers, body)
+}
+
 /** Trisul's answers, from what the write asks: a record, an envelope, a 500, a refused token. */
 function trisul(req: RecordedRequest) {
   const body = (req.body ?? {}) as Record<string, unknown>
@@ -211,19 +223,7 @@ t.test(
     })
     const agent = new Agent({ keepAlive: true })
     t.teardown(() => agent.destroy())
-    const patch = (id: string, body: unknown) =>
-      send(
-        agent,
-        gw.url,
-        'PATCH',
-        '/api/ipdrcustomers/U1',
-        {
-          ...(CREDENTIALS.alice as Record<string, string>),
-          'content-type': 'application/json',
-          'x-request-id': id,
-        },
-        JSON.stringify(body),
-      )
+    const patch = (id: string, body: unknown) => patchU1(agent, gw.url, body, { 'x-request-id': id })
     const first = await patch('through-fastify', { Name: 'One' })
     t.equal(first.status, 200)
     t.equal(counted.of(gw.app), 1, 'unproven credentials: the route’s (it charges them first)')
@@ -329,21 +329,7 @@ t.test('a proven token Trisul stops accepting: refused below Fastify, then unpro
   const gw = await startGateway(t, { policy, upstreamUrl: upstream.url, prepare: counted.prepare })
   const agent = new Agent({ keepAlive: true })
   t.teardown(() => agent.destroy())
-  const patch = () => {
-    const body = JSON.stringify({ Name: 'Renamed' })
-    return send(
-      agent,
-      gw.url,
-      'PATCH',
-      '/api/ipdrcustomers/U1',
-      {
-        ...(CREDENTIALS.alice as Record<string, string>),
-        'content-type': 'application/json',
-        'content-length': String(body.length),
-      },
-      body,
-    )
-  }
+  const patch = () => patchU1(agent, gw.url, { Name: 'Renamed' })
   t.equal((await patch()).status, 200)
   t.equal((await patch()).status, 200)
   t.equal(counted.of(gw.app), 1, 'proven after the first: the second answered below Fastify')
